@@ -1,0 +1,3 @@
+from mrwbus.cli import main
+
+raise SystemExit(main())

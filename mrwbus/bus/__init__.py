@@ -1,0 +1,1 @@
+"""The transport: topology, confirmed publishing, consuming and dead-lettering on RabbitMQ."""

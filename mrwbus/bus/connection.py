@@ -1,0 +1,66 @@
+"""Connecting to RabbitMQ: retried with backoff, URLs logged without their passwords."""
+
+from __future__ import annotations
+
+import logging
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractConnection
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
+from yarl import URL
+
+from mrwbus.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    TimeoutError,
+)
+"""What counts as the broker being away; anything else is a bug and is not retried."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
+async def connect(
+    url: str, *, attempts: int | None = None, name: str = "mrwbus"
+) -> AbstractConnection:
+    """Connect, retrying with exponential backoff (forever unless `attempts` is given)."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("broker %s unreachable (%s); retrying", redact(url), error)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(CONNECTION_ERRORS),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_attempt(attempts) if attempts else stop_never,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await aio_pika.connect(
+                    url, client_properties={"connection_name": name}, timeout=10
+                )
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(
+            f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
+        ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,89 @@
+"""The one place that names and declares exchanges, queues and bindings.
+
+Input queues are quorum queues: replicated on a RabbitMQ cluster, with a delivery limit so a
+message that keeps failing is dead-lettered instead of looping forever. The faults queue takes
+a single active consumer, so several service replicas run as one active and the rest standby.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from pamqp.common import FieldTable
+
+FAULTS = "mrwbus.faults"
+COMMANDS = "mrwbus.commands"
+EVENTS = "mrwbus.events"
+RESULTS = "mrwbus.results"
+DEAD = "mrwbus.dead"
+CONTROL = "mrwbus.control"
+
+EXCHANGES = (FAULTS, COMMANDS, EVENTS, RESULTS, CONTROL)
+
+DELIVERY_LIMIT = 5
+"""Deliveries of one message before the broker dead-letters it (a poison message)."""
+
+ERROR_HEADER = "x-mrwbus-error"
+"""Why a message was dead-lettered, in one sentence."""
+
+
+def agent_queue(server: str) -> str:
+    """The durable queue that holds a server's commands while its agent is down."""
+    return f"mrwbus.agent.{server}"
+
+
+def _quorum(*, single_active_consumer: bool = False) -> FieldTable:
+    arguments: FieldTable = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": DEAD,
+    }
+    if single_active_consumer:
+        arguments["x-single-active-consumer"] = True
+    return arguments
+
+
+@dataclass
+class Topology:
+    exchanges: dict[str, AbstractExchange]
+    faults: AbstractQueue
+    control: AbstractQueue
+
+
+async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    exchanges = {}
+    for name in EXCHANGES:
+        exchanges[name] = await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
+    await channel.declare_queue(DEAD, durable=True, arguments={"x-queue-type": "quorum"})
+    return exchanges
+
+
+async def declare_agent_queue(
+    channel: AbstractChannel, exchanges: dict[str, AbstractExchange], server: str
+) -> AbstractQueue:
+    queue = await channel.declare_queue(agent_queue(server), durable=True, arguments=_quorum())
+    await queue.bind(exchanges[COMMANDS], routing_key=f"{server}.#")
+    return queue
+
+
+async def declare_service_topology(channel: AbstractChannel, servers: Iterable[str]) -> Topology:
+    """Everything the service uses. Agent queues are declared too, so no command is ever
+    unroutable: a server's commands wait in its queue until its agent comes."""
+    exchanges = await declare_exchanges(channel)
+    faults = await channel.declare_queue(
+        FAULTS, durable=True, arguments=_quorum(single_active_consumer=True)
+    )
+    await faults.bind(exchanges[FAULTS], routing_key="#")
+    control = await channel.declare_queue(
+        CONTROL,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
+    )
+    await control.bind(exchanges[CONTROL], routing_key="#")
+    for server in servers:
+        await declare_agent_queue(channel, exchanges, server)
+    return Topology(exchanges=exchanges, faults=faults, control=control)

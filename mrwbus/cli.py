@@ -1,0 +1,197 @@
+"""The `mrwbus` command: one function per verb; errors print as one sentence, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from mrwbus import __version__
+from mrwbus.config import load_config
+from mrwbus.errors import ConfigError, MrwbusError
+from mrwbus.messages import Category, ControlRequest, ControlVerb, new_id
+from mrwbus.settings import ServiceSettings, amqp_url
+
+Verb = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    verb: Verb = args.verb
+    try:
+        return verb(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except MrwbusError as exc:
+        print(f"mrwbus: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mrwbus", description="A fault-to-recovery bus on RabbitMQ."
+    )
+    parser.add_argument("--version", action="version", version=f"mrwbus {__version__}")
+    verbs = parser.add_subparsers(required=True, metavar="VERB")
+
+    def verb(name: str, function: Verb, help: str, broker: bool = True) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help, description=help)
+        sub.set_defaults(verb=function)
+        if broker:
+            sub.add_argument(
+                "--amqp-url", help="broker URL (default: $MRWBUS_AMQP_URL or the local broker)"
+            )
+        return sub
+
+    run = verb("run", run_service, "run the service")
+    run.add_argument("--config", required=True, help="the cluster configuration (YAML)")
+    run.add_argument("--log-level", default="INFO")
+
+    check = verb(
+        "check-config",
+        check_config,
+        "validate a configuration: prints OK or every error",
+        broker=False,
+    )
+    check.add_argument("path")
+
+    notify = verb("notify", notify_fault, "publish a fault exactly as a driver relay would")
+    notify.add_argument("--server", required=True)
+    notify.add_argument("--category", required=True, choices=[c.value for c in Category])
+    notify.add_argument("--device", required=True)
+    notify.add_argument("--message", default="")
+    notify.add_argument("--id", dest="fault_id", help="the notification id (default: a new UUID)")
+    notify.add_argument("--recovered", action="store_true", help="announce the device works again")
+
+    status = verb("status", show_status, "every monitor on every server, groups and servers")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    clear = verb("clear", clear_monitor, "return a monitor's status to Normal (counts kept)")
+    clear.add_argument("monitor")
+    clear.add_argument("--server", help="only on this server (default: every server)")
+    clear.add_argument(
+        "--reset-counts", action="store_true", help="also set restart/failover counts to zero"
+    )
+
+    for control, helptext in (
+        (ControlVerb.SUSPEND, "record faults but take no action until resumed"),
+        (ControlVerb.RESUME, "let a suspended monitor act again"),
+    ):
+        sub = verb(control.value, suspend_or_resume, helptext)
+        sub.set_defaults(control=control)
+        target = sub.add_mutually_exclusive_group(required=True)
+        target.add_argument("monitor", nargs="?")
+        target.add_argument("--all", action="store_true")
+    return parser
+
+
+# --- verbs ---------------------------------------------------------------------------------
+
+
+def run_service(args: argparse.Namespace) -> int:
+    from mrwbus.logs import configure_logging
+    from mrwbus.service import Service
+
+    config = load_config(args.config)
+    configure_logging(args.log_level)
+    service = Service(config, ServiceSettings(amqp_url=amqp_url(args.amqp_url)))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    load_config(args.path)
+    print("OK")
+    return 0
+
+
+def notify_fault(args: argparse.Namespace) -> int:
+    from mrwbus.relay import make_fault, publish_fault
+
+    fault = make_fault(
+        args.server,
+        args.category,
+        args.device,
+        args.message,
+        state="recovered" if args.recovered else "error",
+        fault_id=args.fault_id,
+    )
+    _run(publish_fault(amqp_url(args.amqp_url), fault))
+    print(f"published fault {fault.id} ({fault.routing_key})")
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from mrwbus.status_table import render_status
+
+    reply = _ask(args, ControlVerb.STATUS)
+    assert reply.status is not None
+    if args.json:
+        print(reply.status.model_dump_json(indent=2))
+    else:
+        print(render_status(reply.status, color=sys.stdout.isatty()))
+    return 0
+
+
+def clear_monitor(args: argparse.Namespace) -> int:
+    reply = _ask(
+        args,
+        ControlVerb.CLEAR,
+        monitor=args.monitor,
+        server=args.server,
+        reset_counts=args.reset_counts,
+    )
+    print(reply.text)
+    return 0
+
+
+def suspend_or_resume(args: argparse.Namespace) -> int:
+    reply = _ask(args, args.control, monitor=args.monitor, all=args.all)
+    print(reply.text)
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _ask(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
+    from mrwbus.bus.rpc import ask_service
+    from mrwbus.errors import ServiceError
+
+    request = ControlRequest(id=new_id(), verb=verb, by=_operator(), **fields)
+    reply = _run(ask_service(amqp_url(args.amqp_url), request))
+    if not reply.ok:
+        raise ServiceError(reply.error or "the service refused the request")
+    return reply
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"operator {getpass.getuser()}"
+    except Exception:
+        return "operator"
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coroutine)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The cluster configuration: YAML in, a validated `ClusterConfig` out.
+
+Validation runs in two passes: pydantic checks each value's shape, then `_check_references`
+checks that every name used is defined. Every problem is reported with its key path, e.g.
+`config/cluster.yaml: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
+
+ALL_GROUPS = "all_groups"
+"""The recovery target that means every group active on the server."""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90`, `90s`, `10m`, `2h` or `1d` -> a timedelta; bare numbers are seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 90, 90s, 10m or 2h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90, 90s, 10m or 2h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration such as 90, 90s, 10m or 2h")
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    server_group: Name | None = None
+
+
+class GroupConfig(Strict):
+    servers: list[Name] = Field(min_length=1, description="Failover priority, highest first.")
+    resources: list[Name] = Field(default_factory=list)
+
+
+class MonitorServerConfig(Strict):
+    """Per-server overrides of a monitor (the console's per-server tab)."""
+
+    keyword: Keyword | None = None
+
+
+class ActiveTiming(Strict):
+    active: Name
+
+
+class RecoveryConfig(Strict):
+    action: Action
+    target: Name
+    outside_server_group: bool = False
+    max_restarts: int = Field(default=1, ge=0, le=1000)
+    max_failovers: int = Field(default=1, ge=0, le=1000)
+    final_action: FinalAction = FinalAction.NONE
+    script: str | None = None
+    before_script: str | None = None
+    reset_counts_after: Duration | None = None
+    clear_on_recovery: bool = False
+
+
+class MonitorConfig(Strict):
+    category: Category
+    keyword: Keyword = ""
+    servers: dict[Name, MonitorServerConfig | None] | None = None
+    timing: Literal["always"] | ActiveTiming = "always"
+    recovery: RecoveryConfig
+
+
+class ClusterConfig(Strict):
+    servers: dict[Name, ServerConfig | None] = Field(min_length=1)
+    groups: dict[Name, GroupConfig] = Field(default_factory=dict)
+    monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
+
+    # --- derived lookups, used by the core ---------------------------------------------
+
+    def server_group(self, server: str) -> str | None:
+        config = self.servers.get(server)
+        return config.server_group if config else None
+
+    def group_of_resource(self, resource: str) -> str | None:
+        for name, group in self.groups.items():
+            if resource in group.resources:
+                return name
+        return None
+
+    def monitored_servers(self, monitor: str) -> list[str]:
+        """The servers a monitor watches: its `servers` list, or every server."""
+        config = self.monitors[monitor]
+        return list(config.servers) if config.servers is not None else list(self.servers)
+
+    def keyword_for(self, monitor: str, server: str) -> str:
+        """The device a monitor watches on a server: the override, else the common keyword."""
+        config = self.monitors[monitor]
+        override = (config.servers or {}).get(server)
+        if override is not None and override.keyword is not None:
+            return override.keyword
+        return config.keyword
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read and validate a configuration file; raise `ConfigError` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [ConfigIssue("", "is not valid UTF-8")]) from exc
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> ClusterConfig:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicates = list(_duplicate_keys(root)) if root is not None else []
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"is not valid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source,
+            [*duplicates, ConfigIssue("", "must be a mapping with servers, groups, monitors")],
+        )
+    try:
+        config = ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [*duplicates, *_issues_from(exc)]) from exc
+    issues = [*duplicates, *_check_references(config)]
+    if issues:
+        raise ConfigError(source, issues)
+    return config
+
+
+def _issues_from(error: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for detail in error.errors():
+        path = ".".join(str(part) for part in detail["loc"] if not _is_union_tag(part))
+        problem = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            problem = "is not a known key"
+        elif detail["type"] == "missing":
+            problem = "is required"
+        elif detail["type"] == "string_pattern_mismatch":
+            problem = f"{detail['input']!r} is not a valid name (letters, digits, _ and -)"
+        elif detail["type"] == "enum":
+            problem = f"{detail['input']!r} is not one of: {detail['ctx']['expected']}"
+        issues.append(ConfigIssue(path, problem))
+    return _dedupe(issues)
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic names the union member tried (e.g. `literal['always']`); it is not a key.
+    return isinstance(part, str) and (
+        "[" in part or part in {"ActiveTiming", "MonitorServerConfig"}
+    )
+
+
+def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    seen: dict[str, ConfigIssue] = {}
+    for issue in issues:
+        # A union reports one error per member; the first says enough for an operator.
+        seen.setdefault(issue.path, issue)
+    return list(seen.values())
+
+
+def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
+    servers = set(config.servers)
+    owners: dict[str, str] = {}
+    for group_name, group in config.groups.items():
+        if group_name == ALL_GROUPS:
+            yield ConfigIssue(f"groups.{group_name}", f"{ALL_GROUPS!r} is reserved for targets")
+        for index, server in enumerate(group.servers):
+            if server not in servers:
+                yield ConfigIssue(
+                    f"groups.{group_name}.servers.{index}", f"unknown server {server!r}"
+                )
+        if len(set(group.servers)) != len(group.servers):
+            yield ConfigIssue(f"groups.{group_name}.servers", "lists a server twice")
+        for index, resource in enumerate(group.resources):
+            where = f"groups.{group_name}.resources.{index}"
+            if resource in config.groups:
+                yield ConfigIssue(where, f"resource {resource!r} has the name of a group")
+            elif resource in owners:
+                yield ConfigIssue(
+                    where, f"resource {resource!r} is already in group {owners[resource]!r}"
+                )
+            else:
+                owners[resource] = group_name
+    for name, monitor in config.monitors.items():
+        where = f"monitors.{name}"
+        for server in monitor.servers or {}:
+            if server not in servers:
+                yield ConfigIssue(f"{where}.servers.{server}", f"unknown server {server!r}")
+        recovery = monitor.recovery
+        if (
+            recovery.target != ALL_GROUPS
+            and recovery.target not in config.groups
+            and recovery.target not in owners
+        ):
+            yield ConfigIssue(
+                f"{where}.recovery.target",
+                f"{recovery.target!r} is not a group, a group resource or {ALL_GROUPS}",
+            )
+        if isinstance(monitor.timing, ActiveTiming):
+            active = monitor.timing.active
+            if active not in config.groups and active not in owners:
+                yield ConfigIssue(
+                    f"{where}.timing.active", f"{active!r} is not a group or a group resource"
+                )
+        if recovery.action is Action.SCRIPT and not recovery.script:
+            yield ConfigIssue(f"{where}.recovery.script", "is required when action is script")
+        if recovery.action is not Action.SCRIPT and recovery.script:
+            yield ConfigIssue(f"{where}.recovery.script", "is only used when action is script")
+        if recovery.outside_server_group and recovery.action is not Action.FAILOVER:
+            yield ConfigIssue(
+                f"{where}.recovery.outside_server_group", "is only used when action is failover"
+            )
+
+
+def _duplicate_keys(node: yaml.Node, path: str = "") -> Iterator[ConfigIssue]:
+    """Keys given twice in one mapping, which plain YAML silently overwrites."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in seen:
+                yield ConfigIssue(
+                    child, f"is defined twice (again on line {key_node.start_mark.line + 1})"
+                )
+            seen.add(key)
+            yield from _duplicate_keys(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}.{index}" if path else str(index))

@@ -1,0 +1,66 @@
+"""Operators' requests to the service, answered from the cluster state: pure, no I/O.
+
+The status belongs to the service; `clear` is the one way an operator changes it, and every
+change is an event. The service publishes the events, then replies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mrwbus.core.cluster import ClusterState
+from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
+
+
+def handle_control(
+    cluster: ClusterState, request: ControlRequest, now: datetime
+) -> tuple[ControlReply, list[Event]]:
+    """The reply to one request and the events it caused."""
+
+    def refuse(error: str) -> tuple[ControlReply, list[Event]]:
+        return ControlReply(id=request.id, ok=False, error=error), []
+
+    if request.verb is ControlVerb.PING:
+        return ControlReply(id=request.id, ok=True, text="pong"), []
+    if request.verb is ControlVerb.STATUS:
+        return ControlReply(id=request.id, ok=True, status=cluster.snapshot()), []
+
+    if request.all:
+        monitors = list(cluster.config.monitors)
+    elif request.monitor is None:
+        return refuse("name a monitor, or use --all")
+    elif request.monitor not in cluster.config.monitors:
+        known = ", ".join(cluster.config.monitors) or "none"
+        return refuse(f"there is no monitor {request.monitor!r} (known: {known})")
+    else:
+        monitors = [request.monitor]
+
+    found: list[Event] = []
+    if request.verb is ControlVerb.CLEAR:
+        for monitor in monitors:
+            servers = cluster.servers_of(monitor)
+            if request.server is not None:
+                if request.server not in servers:
+                    return refuse(f"monitor {monitor} does not watch server {request.server!r}")
+                servers = [request.server]
+            for server in servers:
+                found += cluster.clear(
+                    monitor,
+                    server,
+                    reset_counts=request.reset_counts,
+                    by=request.by,
+                    now=now,
+                    cause=request.id,
+                )
+        what = "cleared, counts reset" if request.reset_counts else "cleared, counts kept"
+    elif request.verb is ControlVerb.SUSPEND:
+        for monitor in monitors:
+            found += cluster.suspend(monitor, by=request.by, now=now, cause=request.id)
+        what = "suspended"
+    else:
+        for monitor in monitors:
+            found += cluster.resume(monitor, by=request.by, now=now, cause=request.id)
+        what = "resumed"
+    where = f" on {request.server}" if request.server else ""
+    text = f"{', '.join(monitors)}{where}: {what}."
+    return ControlReply(id=request.id, ok=True, text=text), found

@@ -1,0 +1,116 @@
+"""The event catalogue: every event's stable message id, kind and sentence.
+
+In the spirit of a cluster's alert log: alerting rules key on `code`, people read `text`.
+Event ids derive from what caused them, so an event published twice (a redelivered fault)
+carries the same id both times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mrwbus.messages import NO_MONITOR, Event, EventKind, derived_id
+
+
+@dataclass(frozen=True)
+class EventType:
+    code: str
+    kind: EventKind
+    template: str
+
+    def make(
+        self,
+        *,
+        at: datetime,
+        cause: str,
+        monitor: str = NO_MONITOR,
+        server: str | None = None,
+        fault_id: str | None = None,
+        command_id: str | None = None,
+        group: str | None = None,
+        **detail: Any,
+    ) -> Event:
+        """An event of this type; `cause` (e.g. the fault id) makes its id deterministic."""
+        facts = {"monitor": monitor, "server": server, "group": group, **detail}
+        return Event(
+            id=derived_id("event", self.code, cause, monitor, server or "", group or ""),
+            kind=self.kind,
+            code=self.code,
+            text=self.template.format(**facts),
+            monitor=monitor,
+            server=server,
+            fault_id=fault_id,
+            command_id=command_id,
+            group=group,
+            detail=detail,
+            at=at,
+        )
+
+
+F, S, C, N = EventKind.FAULT, EventKind.STATUS, EventKind.COMMAND, EventKind.NOT_TAKEN
+
+ERROR_RECEIVED = EventType(
+    "MRW-101", F, "{monitor}: received a {category} error for device {device!r} on {server}."
+)
+ERROR_DETECTED = EventType(
+    "MRW-102", S, "{monitor}: error detected on {server}; status Normal -> Error."
+)
+FAULT_WHILE_ERROR = EventType(
+    "MRW-103",
+    F,
+    "{monitor}: another error on {server} while in Error (fault {faults}); no new recovery.",
+)
+FAULT_WHILE_SUSPENDED = EventType(
+    "MRW-104", F, "{monitor}: error on {server} recorded; the monitor is suspended."
+)
+FAULT_NOT_MONITORED = EventType(
+    "MRW-105",
+    F,
+    "{monitor}: error on {server} ignored; not monitored there while {active} is not active.",
+)
+FAULT_UNMATCHED = EventType(
+    "MRW-110",
+    EventKind.UNMATCHED,
+    "A {category} error for device {device!r} on {server} matched no monitor.",
+)
+COMMAND_ISSUED = EventType("MRW-201", C, "{monitor}: {description} issued to {target_server}.")
+TARGET_NOT_ACTIVE = EventType(
+    "MRW-301", N, "{monitor}: recovery not run on {server}; target {target} is not active there."
+)
+NO_DESTINATION = EventType(
+    "MRW-302", N, "{monitor}: no failover of {group} from {server}: {reason}."
+)
+LADDER_EXHAUSTED = EventType(
+    "MRW-303",
+    N,
+    "{monitor}: no recovery on {server}; the final action was already taken until counts are reset.",
+)
+FINAL_ACTION_NONE = EventType(
+    "MRW-304",
+    N,
+    "{monitor}: recovery exhausted on {server}; the final action is none, nothing done.",
+)
+FINAL_ACTION_SUPPRESSED = EventType(
+    "MRW-305", N, "{monitor}: final action {final_action} on {server} suppressed; {reason}."
+)
+STATUS_CLEARED = EventType(
+    "MRW-401", EventKind.CONTROL, "{monitor}: status on {server} cleared by {by}; Error -> Normal."
+)
+COUNTS_RESET = EventType(
+    "MRW-402", EventKind.COUNTS, "{monitor}: counts on {server} reset by {by}."
+)
+COUNTS_EXPIRED = EventType(
+    "MRW-403",
+    EventKind.COUNTS,
+    "{monitor}: counts on {server} reset; {reset_after} passed since the last error.",
+)
+MONITOR_SUSPENDED = EventType("MRW-404", EventKind.CONTROL, "{monitor}: suspended by {by}.")
+MONITOR_RESUMED = EventType("MRW-405", EventKind.CONTROL, "{monitor}: resumed by {by}.")
+RECOVERY_NOTICE = EventType(
+    "MRW-501", EventKind.RECOVERY, "{monitor}: device {device!r} on {server} reported recovered."
+)
+RECOVERED_TO_NORMAL = EventType(
+    "MRW-502", S, "{monitor}: status on {server} back to Normal on a recovery notice; counts kept."
+)

@@ -1,0 +1,102 @@
+"""One monitor's state on one server, and its recovery ladder.
+
+The ladder: a fault while Normal turns the status to Error and takes the next step: the
+configured action while its count is below its maximum (restart and failover are counted),
+then the final action, once. A fault while Error is counted and starts nothing. A clear keeps
+the counts (so flapping hardware still climbs the ladder); a reset, or `reset_counts_after`
+since the last fault on this monitor and server, sets them back to zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from mrwbus.config import RecoveryConfig
+from mrwbus.messages import Action
+
+
+class Status(StrEnum):
+    NORMAL = "Normal"
+    ERROR = "Error"
+
+
+class Step(StrEnum):
+    """What a fault while Normal does next on the ladder."""
+
+    ACTION = "action"  # the configured action, counted for restart and failover
+    FINAL = "final"  # the final action, taken once
+    EXHAUSTED = "exhausted"  # the final action was already taken: nothing until counts reset
+
+
+@dataclass(frozen=True)
+class MonitorServerState:
+    status: Status = Status.NORMAL
+    restarts: int = 0
+    failovers: int = 0
+    final_action_taken: bool = False
+    faults: int = 0
+    last_fault_at: datetime | None = None
+    last_fault_id: str | None = None
+    last_device: str | None = None
+    last_message: str | None = None
+
+    def record_fault(
+        self, fault_id: str, device: str, message: str, at: datetime
+    ) -> MonitorServerState:
+        return replace(
+            self,
+            faults=self.faults + 1,
+            last_fault_at=at,
+            last_fault_id=fault_id,
+            last_device=device,
+            last_message=message,
+        )
+
+    def to_error(self) -> MonitorServerState:
+        return replace(self, status=Status.ERROR)
+
+    def cleared(self, reset_counts: bool = False) -> MonitorServerState:
+        state = replace(self, status=Status.NORMAL)
+        return state.with_counts_reset() if reset_counts else state
+
+    def with_counts_reset(self) -> MonitorServerState:
+        return replace(self, restarts=0, failovers=0, final_action_taken=False)
+
+    @property
+    def has_counts(self) -> bool:
+        return bool(self.restarts or self.failovers or self.final_action_taken)
+
+    def counts_expired(self, reset_after: timedelta | None, now: datetime) -> bool:
+        """True when `reset_after` has passed since the last fault and there is something to reset."""
+        return (
+            reset_after is not None
+            and self.has_counts
+            and self.last_fault_at is not None
+            and now - self.last_fault_at >= reset_after
+        )
+
+
+def next_step(recovery: RecoveryConfig, state: MonitorServerState) -> Step:
+    """The ladder step a fault while Normal takes, given the counts so far."""
+    if recovery.action is Action.SCRIPT:
+        return Step.ACTION
+    if recovery.action is Action.RESTART and state.restarts < recovery.max_restarts:
+        return Step.ACTION
+    if recovery.action is Action.FAILOVER and state.failovers < recovery.max_failovers:
+        return Step.ACTION
+    return Step.EXHAUSTED if state.final_action_taken else Step.FINAL
+
+
+def count_step(
+    recovery: RecoveryConfig, state: MonitorServerState, step: Step
+) -> MonitorServerState:
+    """The state after `step` was taken."""
+    if step is Step.FINAL:
+        return replace(state, final_action_taken=True)
+    if step is Step.ACTION and recovery.action is Action.RESTART:
+        return replace(state, restarts=state.restarts + 1)
+    if step is Step.ACTION and recovery.action is Action.FAILOVER:
+        return replace(state, failovers=state.failovers + 1)
+    return state

@@ -1,0 +1,90 @@
+"""Where each group runs and which servers are alive, and the choice of a failover destination.
+
+The service starts with each group on the first server of its list and moves it as recovery
+commands are issued; node agents' reports correct the view when they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from mrwbus.config import ALL_GROUPS, ClusterConfig
+
+
+@dataclass
+class ClusterView:
+    """Where each group is active (None: nowhere) and which servers are alive."""
+
+    placement: dict[str, str | None]
+    alive: set[str]
+
+    @classmethod
+    def initial(cls, config: ClusterConfig) -> ClusterView:
+        return cls(
+            placement={name: group.servers[0] for name, group in config.groups.items()},
+            alive=set(config.servers),
+        )
+
+    def groups_on(self, server: str) -> list[str]:
+        return sorted(group for group, where in self.placement.items() if where == server)
+
+    def is_active(self, group: str, server: str) -> bool:
+        return self.placement.get(group) == server
+
+
+def target_groups(config: ClusterConfig, target: str) -> list[str]:
+    """The groups a recovery target stands for (before asking where they run)."""
+    if target == ALL_GROUPS:
+        return list(config.groups)
+    if target in config.groups:
+        return [target]
+    owner = config.group_of_resource(target)
+    return [owner] if owner else []
+
+
+@dataclass(frozen=True)
+class Destination:
+    """The outcome of a failover choice: a server, or why there is none."""
+
+    server: str | None
+    reason: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def choose_failover_destination(
+    config: ClusterConfig,
+    group: str,
+    leaving: str,
+    *,
+    servers_in_error: Collection[str],
+    alive: Collection[str],
+    outside_server_group: bool = False,
+    excluded: Iterable[str] = (),
+) -> Destination:
+    """The highest-priority server of the group, other than the one it leaves, that can take it.
+
+    A candidate must be alive and have no monitor in Error; with `outside_server_group`, it
+    must belong to a different server group than `leaving`. `excluded` lists servers already
+    tried (a start that failed there).
+    """
+    leaving_group = config.server_group(leaving)
+    skipped: dict[str, str] = {}
+    tried = set(excluded)
+    for candidate in config.groups[group].servers:
+        if candidate == leaving:
+            continue
+        if candidate in tried:
+            skipped[candidate] = "already tried"
+        elif candidate not in alive:
+            skipped[candidate] = "not alive"
+        elif candidate in servers_in_error:
+            skipped[candidate] = "a monitor is in Error there"
+        elif outside_server_group and config.server_group(candidate) == leaving_group:
+            skipped[candidate] = f"in the same server group ({leaving_group})"
+        else:
+            return Destination(candidate, skipped=skipped)
+    if not skipped:
+        return Destination(None, f"group {group} has no server other than {leaving}")
+    reasons = "; ".join(f"{server}: {why}" for server, why in skipped.items())
+    return Destination(None, f"no eligible server for group {group} ({reasons})", skipped)

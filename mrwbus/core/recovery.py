@@ -1,0 +1,270 @@
+"""The policy engine: a monitor's state, the cluster view and a fault in; a `Decision` out.
+
+Like Pacemaker's scheduler it only computes: the caller applies the new state, publishes the
+commands and events, and moves the groups. `mrwbus simulate` runs the very same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mrwbus.config import ActiveTiming, ClusterConfig, MonitorConfig
+from mrwbus.core import events
+from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
+from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
+from mrwbus.messages import (
+    Action,
+    CommandStep,
+    Event,
+    FaultNotification,
+    FinalAction,
+    RecoveryCommand,
+    derived_id,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one input does to one monitor on one server."""
+
+    state: MonitorServerState
+    commands: tuple[RecoveryCommand, ...] = ()
+    events: tuple[Event, ...] = ()
+    moves: dict[str, str | None] = field(default_factory=dict)
+    """Groups whose placement the commands change: group -> server it will run on."""
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the decision needs to know beyond the monitor itself."""
+
+    view: ClusterView
+    servers_in_error: Collection[str] = ()
+    suspended: bool = False
+    protect_last_healthy_server: bool = True
+
+
+def decide_fault(
+    config: ClusterConfig,
+    monitor: str,
+    fault: FaultNotification,
+    state: MonitorServerState,
+    situation: Situation,
+    now: datetime,
+) -> Decision:
+    """The decision for a fault (or a recovery notice) that matched `monitor` on `fault.server`."""
+    planner = _Planner(config, monitor, fault, situation, now)
+    return planner.decide(state)
+
+
+class _Planner:
+    """Builds one decision; holds the facts so the steps read as a straight line."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        monitor: str,
+        fault: FaultNotification,
+        situation: Situation,
+        now: datetime,
+    ) -> None:
+        self.config = config
+        self.monitor = monitor
+        self.settings: MonitorConfig = config.monitors[monitor]
+        self.recovery = self.settings.recovery
+        self.fault = fault
+        self.server = fault.server
+        self.situation = situation
+        self.now = now
+        self.events: list[Event] = []
+        self.commands: list[RecoveryCommand] = []
+        self.moves: dict[str, str | None] = {}
+
+    def emit(self, kind: events.EventType, **facts: object) -> None:
+        facts.setdefault("group", None)
+        self.events.append(
+            kind.make(
+                at=self.now,
+                cause=f"{self.fault.id}/{facts.get('group') or ''}/{facts.get('command_id') or ''}",
+                monitor=self.monitor,
+                server=self.server,
+                fault_id=self.fault.id,
+                **facts,  # type: ignore[arg-type]
+            )
+        )
+
+    def done(self, state: MonitorServerState) -> Decision:
+        return Decision(state, tuple(self.commands), tuple(self.events), self.moves)
+
+    def decide(self, state: MonitorServerState) -> Decision:
+        reset_after = self.recovery.reset_counts_after
+        if state.counts_expired(reset_after, self.now):
+            state = state.with_counts_reset()
+            self.emit(events.COUNTS_EXPIRED, reset_after=str(reset_after))
+        if self.fault.state == "recovered":
+            return self.on_recovery_notice(state)
+
+        fault = self.fault
+        self.emit(events.ERROR_RECEIVED, category=fault.category.value, device=fault.device)
+        if self.situation.suspended:
+            self.emit(events.FAULT_WHILE_SUSPENDED)
+            return self.done(state.record_fault(fault.id, fault.device, fault.message, self.now))
+        timing = self.settings.timing
+        if isinstance(timing, ActiveTiming) and not self.is_active_here(timing.active):
+            self.emit(events.FAULT_NOT_MONITORED, active=timing.active)
+            return self.done(state)
+        state = state.record_fault(fault.id, fault.device, fault.message, self.now)
+        if state.status is Status.ERROR:
+            self.emit(events.FAULT_WHILE_ERROR, faults=state.faults)
+            return self.done(state)
+        self.emit(events.ERROR_DETECTED)
+        return self.done(self.recover(state.to_error()))
+
+    def on_recovery_notice(self, state: MonitorServerState) -> Decision:
+        self.emit(events.RECOVERY_NOTICE, device=self.fault.device)
+        if self.recovery.clear_on_recovery and state.status is Status.ERROR:
+            self.emit(events.RECOVERED_TO_NORMAL)
+            return self.done(state.cleared())
+        return self.done(state)
+
+    def is_active_here(self, group_or_resource: str) -> bool:
+        return any(
+            self.situation.view.is_active(group, self.server)
+            for group in target_groups(self.config, group_or_resource)
+        )
+
+    # --- recovery ---------------------------------------------------------------------
+
+    def recover(self, state: MonitorServerState) -> MonitorServerState:
+        groups = [
+            group
+            for group in target_groups(self.config, self.recovery.target)
+            if self.situation.view.is_active(group, self.server)
+        ]
+        if not groups:
+            self.emit(events.TARGET_NOT_ACTIVE, target=self.recovery.target)
+            return state
+        step = next_step(self.recovery, state)
+        if step is Step.EXHAUSTED:
+            self.emit(events.LADDER_EXHAUSTED)
+            return state
+        if step is Step.FINAL:
+            self.final_action(groups)
+            return count_step(self.recovery, state, step)
+        action = self.recovery.action
+        if action is Action.FAILOVER:
+            moved = [group for group in groups if self.failover(group)]
+            return count_step(self.recovery, state, step) if moved else state
+        for group in groups if action is Action.RESTART else [None]:
+            self.issue(
+                action, group=group, description=f"{action.value} of {self.target_label(group)}"
+            )
+        return count_step(self.recovery, state, step)
+
+    def target_label(self, group: str | None) -> str:
+        if group is None:
+            return f"script {self.recovery.script!r}"
+        resource = self.resource()
+        return f"resource {resource} of {group}" if resource else f"group {group}"
+
+    def resource(self) -> str | None:
+        target = self.recovery.target
+        return target if self.config.group_of_resource(target) else None
+
+    def failover(self, group: str) -> bool:
+        destination = choose_failover_destination(
+            self.config,
+            group,
+            self.server,
+            servers_in_error=self.situation.servers_in_error,
+            alive=self.situation.view.alive,
+            outside_server_group=self.recovery.outside_server_group,
+        )
+        if destination.server is None:
+            self.emit(events.NO_DESTINATION, group=group, reason=destination.reason)
+            return False
+        to_server = destination.server
+        for step, server in ((CommandStep.STOP, self.server), (CommandStep.START, to_server)):
+            self.issue(
+                Action.FAILOVER,
+                group=group,
+                step=step,
+                server=server,
+                from_server=self.server,
+                to_server=to_server,
+                description=f"failover of group {group} ({step.value}; {self.server} -> {to_server})",
+            )
+        self.moves[group] = to_server
+        return True
+
+    def final_action(self, groups: list[str]) -> None:
+        final = self.recovery.final_action
+        if final is FinalAction.NONE:
+            self.emit(events.FINAL_ACTION_NONE)
+            return
+        if final.takes_server_down and self.situation.protect_last_healthy_server:
+            healthy = (
+                set(self.situation.view.alive)
+                - set(self.situation.servers_in_error)
+                - {self.server}
+            )
+            if not healthy:
+                self.emit(
+                    events.FINAL_ACTION_SUPPRESSED,
+                    final_action=final.value,
+                    reason=f"{self.server} is the last healthy server of the cluster",
+                )
+                return
+        for group in groups if final is FinalAction.STOP_GROUP else [None]:
+            self.issue(
+                Action.FINAL_ACTION,
+                group=group,
+                final_action=final,
+                description=f"final action {final.value}" + (f" of group {group}" if group else ""),
+            )
+            if group is not None:
+                self.moves[group] = None
+
+    def issue(
+        self,
+        action: Action,
+        *,
+        description: str,
+        group: str | None = None,
+        step: CommandStep | None = None,
+        server: str | None = None,
+        from_server: str | None = None,
+        to_server: str | None = None,
+        final_action: FinalAction | None = None,
+    ) -> None:
+        server = server or self.server
+        command_id = derived_id(
+            "command", self.fault.id, self.monitor, server, action.value, group or "", step or ""
+        )
+        command = RecoveryCommand(
+            id=command_id,
+            fault_id=self.fault.id,
+            monitor=self.monitor,
+            server=server,
+            action=action,
+            group=group,
+            resource=self.resource() if action is Action.RESTART else None,
+            step=step,
+            from_server=from_server,
+            to_server=to_server,
+            final_action=final_action,
+            script=self.recovery.script if action is Action.SCRIPT else None,
+            before_script=self.recovery.before_script if step is not CommandStep.START else None,
+            issued_at=self.now,
+        )
+        self.commands.append(command)
+        self.emit(
+            events.COMMAND_ISSUED,
+            description=description,
+            command_id=command_id,
+            group=group,
+            action=action.value,
+            target_server=server,
+        )

@@ -1,0 +1,324 @@
+"""The wire contract: every message that crosses the bus, as pydantic models.
+
+Relays publish `FaultNotification`s; the service publishes `RecoveryCommand`s and `Event`s;
+node agents publish `CommandResult`s and `AgentReport`s. `docs/wire-contract.md` is checked
+against these models by the test suite, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from mrwbus.errors import ContractError
+
+MAX_BODY_BYTES = 64 * 1024
+"""Larger message bodies are refused before they are parsed."""
+
+KEYWORD_MAX_BYTES = 1023
+CATEGORY_MAX_BYTES = 32
+
+
+class Category(StrEnum):
+    """The fault categories the server management infrastructure sends."""
+
+    NIC = "NIC"
+    FC = "FC"
+    HA_SS = "HA/SS"
+    HA_AM = "HA/AM"
+    HA_RS = "HA/RS"
+    SPS = "SPS"
+
+    @property
+    def routing_key(self) -> str:
+        """The routing-key word for this category: `HA/SS` -> `ha-ss`."""
+        return self.value.lower().replace("/", "-")
+
+    @classmethod
+    def from_routing_key(cls, word: str) -> Category:
+        for category in cls:
+            if category.routing_key == word:
+                return category
+        raise ValueError(f"unknown category key {word!r}")
+
+
+class Action(StrEnum):
+    """What a monitor does on error; also the last word of a command's routing key."""
+
+    SCRIPT = "script"
+    RESTART = "restart"
+    FAILOVER = "failover"
+    FINAL_ACTION = "final_action"
+
+
+class FinalAction(StrEnum):
+    """What to do when the recovery ladder is exhausted or the final action was chosen."""
+
+    NONE = "none"
+    STOP_GROUP = "stop_group"
+    STOP_CLUSTER_SERVICE = "stop_cluster_service"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    SYSRQ_PANIC = "sysrq_panic"
+    KEEPALIVE_RESET = "keepalive_reset"
+    KEEPALIVE_PANIC = "keepalive_panic"
+    BMC_RESET = "bmc_reset"
+    BMC_POWER_OFF = "bmc_power_off"
+    BMC_POWER_CYCLE = "bmc_power_cycle"
+    BMC_NMI = "bmc_nmi"
+
+    @property
+    def takes_server_down(self) -> bool:
+        """True when the action removes the whole server from the cluster."""
+        return self not in (FinalAction.NONE, FinalAction.STOP_GROUP)
+
+
+def _max_utf8_bytes(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            raise ValueError(f"is {size} bytes, at most {limit} allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Server, group, resource and monitor names: they become routing-key words."""
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Keyword = Annotated[str, _max_utf8_bytes(KEYWORD_MAX_BYTES)]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+_ID_NAMESPACE = uuid.UUID("7a3c4e8e-5b1d-4c55-9a07-0d7f2b0c6e11")
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic id: the same fault and step always give the same command id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+class WireModel(BaseModel):
+    """Base of every message: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_body(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+class FaultNotification(WireModel):
+    """Published by a driver relay to `mrwbus.faults` with routing key `<server>.<category key>`."""
+
+    id: MessageId = Field(description="Unique per notification, chosen by the relay.")
+    server: Name = Field(description="The server whose driver saw the fault.")
+    category: Category = Field(description="NIC, FC, HA/SS, HA/AM, HA/RS or SPS.")
+    device: Keyword = Field(description="The device that failed, e.g. eth0; at most 1023 bytes.")
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="Free text from the driver, for operators."
+    )
+    occurred_at: AwareDatetime = Field(description="When the driver saw it, RFC 3339.")
+    state: Literal["error", "recovered"] = Field(
+        default="error",
+        description="`recovered` announces the device works again; it never causes a command.",
+    )
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.server}.{self.category.routing_key}"
+
+
+class CommandStep(StrEnum):
+    """The two halves of a failover."""
+
+    STOP = "stop"
+    START = "start"
+
+
+class RecoveryCommand(WireModel):
+    """Published by the service to `mrwbus.commands` with routing key `<server>.<action>`."""
+
+    id: MessageId = Field(description="Deterministic from the fault, monitor, server and step.")
+    fault_id: MessageId = Field(description="The notification that caused it.")
+    monitor: Name = Field(description="The monitor resource that decided it.")
+    server: Name = Field(description="The server that must act.")
+    action: Action = Field(description="restart, failover, final_action or script.")
+    group: Name | None = Field(default=None, description="The failover group acted on.")
+    resource: Name | None = Field(
+        default=None, description="The group resource, if the target is one."
+    )
+    step: CommandStep | None = Field(default=None, description="Failover only: stop or start.")
+    from_server: Name | None = Field(default=None, description="Failover only: the server left.")
+    to_server: Name | None = Field(default=None, description="Failover only: the destination.")
+    final_action: FinalAction | None = Field(default=None, description="For action final_action.")
+    script: str | None = Field(default=None, description="For action script: what to run.")
+    before_script: str | None = Field(default=None, description="Run before the action itself.")
+    issued_at: AwareDatetime = Field(description="When the service issued it, RFC 3339.")
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.server}.{self.action.value}"
+
+
+class EventKind(StrEnum):
+    """The first word of an event's routing key `<kind>.<monitor>`."""
+
+    FAULT = "fault"  # a fault was received and matched, or recorded while in Error
+    UNMATCHED = "unmatched"  # a fault matched no monitor
+    STATUS = "status"  # a monitor's status changed on a server
+    COMMAND = "command"  # a recovery command was issued
+    NOT_TAKEN = "not_taken"  # a recovery was not taken, with why
+    COUNTS = "counts"  # counts were reset or expired
+    RECOVERY = "recovery"  # a recovery notice arrived
+    CONTROL = "control"  # an operator cleared, suspended or resumed a monitor
+    RESULT = "result"  # an agent reported a command's outcome
+
+
+NO_MONITOR = "_"
+"""The monitor word of an event's routing key when no monitor is concerned."""
+
+
+class Event(WireModel):
+    """Published by the service to `mrwbus.events` with routing key `<kind>.<monitor>`."""
+
+    id: MessageId
+    kind: EventKind
+    code: str = Field(description="A stable message id, e.g. MRW-201, for alerting rules.")
+    text: str = Field(description="One sentence for operators.")
+    monitor: str = Field(default=NO_MONITOR)
+    server: Name | None = None
+    fault_id: MessageId | None = None
+    command_id: MessageId | None = None
+    group: Name | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    at: AwareDatetime
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.kind.value}.{self.monitor}"
+
+
+def parse_fault(body: bytes, routing_key: str) -> FaultNotification:
+    """Validate a fault notification off the wire, or raise `ContractError` saying what is wrong."""
+    if len(body) > MAX_BODY_BYTES:
+        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(
+            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ContractError("body must be a JSON object")
+    try:
+        fault = FaultNotification.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(
+            f"body breaks the fault schema: {describe_validation_error(exc)}"
+        ) from exc
+    if routing_key != fault.routing_key:
+        raise ContractError(
+            f"routing key {routing_key!r} does not match the body, which says {fault.routing_key!r}"
+        )
+    return fault
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A one-line summary of pydantic's errors: `device: is 2000 bytes...; id: Field required`."""
+    parts = []
+    for detail in error.errors()[:5]:
+        where = ".".join(str(part) for part in detail["loc"]) or "body"
+        parts.append(f"{where}: {detail['msg'].removeprefix('Value error, ')}")
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+# --- operators' requests to the running service (request/reply on `mrwbus.control`) ---------
+
+
+class ControlVerb(StrEnum):
+    PING = "ping"
+    STATUS = "status"
+    CLEAR = "clear"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+
+
+class ControlRequest(WireModel):
+    """Sent to `mrwbus.control` with `reply_to` and `correlation_id` set."""
+
+    id: MessageId
+    verb: ControlVerb
+    monitor: Name | None = None
+    server: Name | None = None
+    all: bool = False
+    reset_counts: bool = False
+    by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
+
+
+ShownStatus = Literal["Normal", "Error", "Suspended", "Offline"]
+
+
+class MonitorStatusRow(WireModel):
+    monitor: str
+    server: str
+    category: Category
+    status: ShownStatus
+    faults: int
+    restarts: int
+    failovers: int
+    final_action_taken: bool
+    last_fault_at: AwareDatetime | None = None
+    last_device: str | None = None
+    last_message: str | None = None
+
+
+class GroupRow(WireModel):
+    group: str
+    server: str | None
+
+
+class ServerRow(WireModel):
+    server: str
+    server_group: str | None
+    alive: bool
+
+
+class StatusReport(WireModel):
+    monitors: list[MonitorStatusRow]
+    groups: list[GroupRow]
+    servers: list[ServerRow]
+
+
+class ControlReply(WireModel):
+    id: MessageId
+    ok: bool
+    error: str | None = None
+    text: str = ""
+    status: StatusReport | None = None

@@ -1,0 +1,279 @@
+"""The service: wires the matcher, the monitor actors and the bus, and owns reconnection.
+
+One fault reads as a straight line: consume -> `parse_fault` -> `MonitorIndex.match` ->
+each matched `MonitorActor` (decide, apply, publish with confirms) -> ack. A session is one
+connection; when it breaks (broker restart, consumer cancelled), the service connects again,
+declares the topology again and consumes again. aio-pika's robust connection is not trusted
+with this (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from aio_pika import Message
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from pydantic import ValidationError
+
+from mrwbus.actor import MonitorActor
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.publisher import Publisher
+from mrwbus.bus.topology import declare_service_topology
+from mrwbus.config import ClusterConfig
+from mrwbus.control import handle_control
+from mrwbus.core import events
+from mrwbus.core.cluster import ClusterState
+from mrwbus.core.matching import MonitorIndex
+from mrwbus.errors import ContractError
+from mrwbus.logs import log_event
+from mrwbus.messages import (
+    ControlReply,
+    ControlRequest,
+    Event,
+    FaultNotification,
+    RecoveryCommand,
+    describe_validation_error,
+    new_id,
+    parse_fault,
+    utc_now,
+)
+from mrwbus.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+_Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class NotConnected(ConnectionError):
+    """Raised when something must be published while no session is up."""
+
+
+@dataclass
+class Health:
+    connected: bool = False
+    consuming: bool = False
+    outages: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class Counters:
+    faults_by_category: Counter[str] = field(default_factory=Counter)
+    matched: int = 0
+    unmatched: int = 0
+    dead_lettered: int = 0
+    commands_by_action: Counter[str] = field(default_factory=Counter)
+
+
+class Service:
+    def __init__(self, config: ClusterConfig, settings: ServiceSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.cluster = ClusterState.initial(config)
+        self.index = MonitorIndex(config)
+        self.actors = {
+            name: MonitorActor(name, self.cluster, self._publish) for name in config.monitors
+        }
+        self.health = Health()
+        self.counters = Counters()
+        self.consuming = asyncio.Event()
+        self._publisher: Publisher | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; survive broker outages by starting a new session."""
+        actor_tasks = [
+            asyncio.create_task(actor.run(), name=f"actor:{name}")
+            for name, actor in self.actors.items()
+        ]
+        try:
+            while not stop.is_set():
+                connection = await self._connect_or_stop(stop)
+                if connection is None:
+                    break
+                try:
+                    await self._session(connection, stop)
+                except CONNECTION_ERRORS as exc:
+                    self._lost(exc)
+                finally:
+                    self._publisher = None
+                    self.consuming.clear()
+                    self.health.consuming = False
+                    self.health.connected = False
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+        finally:
+            for task in actor_tasks:
+                task.cancel()
+            await asyncio.gather(*actor_tasks, return_exceptions=True)
+
+    async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
+        connecting = asyncio.create_task(connect(self.settings.amqp_url, name="mrwbus-service"))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connecting.done():
+            return connecting.result()
+        connecting.cancel()
+        return None
+
+    def _lost(self, exc: BaseException) -> None:
+        self.health.outages += 1
+        self.health.last_error = str(exc) or type(exc).__name__
+        log.warning("lost the broker session (%s); reconnecting", self.health.last_error)
+
+    async def _session(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=self.settings.prefetch)
+        topology = await declare_service_topology(channel, self.config.servers)
+        self._publisher = Publisher(channel, topology.exchanges)
+        self.health.connected = True
+        fault_tag = await topology.faults.consume(self._track(self._on_fault))
+        control_tag = await topology.control.consume(self._track(self._on_control))
+        self.health.consuming = True
+        self.consuming.set()
+        log.info("consuming faults from %s", redact(self.settings.amqp_url))
+
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.watchdog_interval)
+            if channel.is_closed or connection.is_closed:
+                raise ConnectionError("the channel or connection closed")
+            if not await _has_consumers(channel, fault_tag, control_tag):
+                # The broker cancelled a consumer (queue deleted, leader moved): start over.
+                raise ConnectionError("the broker cancelled a consumer")
+
+        # Graceful stop: take no new faults, finish those in flight (they ack), then close.
+        self.health.consuming = False
+        for queue, tag in ((topology.faults, fault_tag), (topology.control, control_tag)):
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=self.settings.shutdown_grace)
+
+    def _track(self, handler: _Handler) -> _Handler:
+        async def tracked(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._inflight.add(task)
+            try:
+                await handler(message)
+            finally:
+                self._inflight.discard(task)
+
+        return tracked
+
+    # --- faults -------------------------------------------------------------------------
+
+    async def _on_fault(self, message: AbstractIncomingMessage) -> None:
+        try:
+            try:
+                fault = parse_fault(message.body, message.routing_key or "")
+            except ContractError as exc:
+                await self._dead_letter(message, str(exc))
+                return
+            self.counters.faults_by_category[fault.category.value] += 1
+            futures = [
+                self.actors[name].submit(fault)
+                for name in self.index.match(fault.server, fault.category, fault.device)
+            ]
+            if not futures:
+                self.counters.unmatched += 1
+                await self._publish([], [_unmatched(fault)])
+                await message.ack()
+                return
+            self.counters.matched += 1
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failures:
+                log.warning(
+                    "fault %s not acknowledged; it will be redelivered: %s", fault.id, failures[0]
+                )
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+        except CONNECTION_ERRORS as exc:
+            # The session is gone; the broker redelivers the unacknowledged fault.
+            log.warning("fault left unacknowledged by a lost session: %s", exc)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        publisher = self._current_publisher()
+        await publisher.dead_letter(message, reason)
+        self.counters.dead_lettered += 1
+        log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
+        await message.ack()
+
+    async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
+        publisher = self._current_publisher()
+        await publisher.all(commands, found)
+        for command in commands:
+            self.counters.commands_by_action[command.action.value] += 1
+        for event in found:
+            log_event(event)
+
+    def _current_publisher(self) -> Publisher:
+        if self._publisher is None:
+            raise NotConnected("not connected to the broker")
+        return self._publisher
+
+    # --- operators ----------------------------------------------------------------------
+
+    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+        try:
+            try:
+                request = ControlRequest.model_validate_json(message.body)
+            except ValidationError as exc:
+                await self._reply(
+                    message,
+                    ControlReply(
+                        id=message.message_id or new_id(),
+                        ok=False,
+                        error=f"bad request: {describe_validation_error(exc)}",
+                    ),
+                )
+                await message.ack()
+                return
+            reply, found = handle_control(self.cluster, request, utc_now())
+            await self._publish([], found)
+            await self._reply(message, reply)
+            await message.ack()
+        except CONNECTION_ERRORS as exc:
+            log.warning("control request left unanswered by a lost session: %s", exc)
+
+    async def _reply(self, message: AbstractIncomingMessage, reply: ControlReply) -> None:
+        if not message.reply_to:
+            return
+        publisher = self._current_publisher()
+        await publisher.channel.default_exchange.publish(
+            Message(
+                reply.to_body(),
+                content_type="application/json",
+                correlation_id=message.correlation_id,
+            ),
+            routing_key=message.reply_to,
+            mandatory=False,
+        )
+
+
+async def _has_consumers(channel: AbstractChannel, *tags: str) -> bool:
+    underlay = await channel.get_underlay_channel()
+    consumers: dict[str, object] = getattr(underlay, "consumers", {})
+    return all(tag in consumers for tag in tags)
+
+
+def _unmatched(fault: FaultNotification) -> Event:
+    return events.FAULT_UNMATCHED.make(
+        at=utc_now(),
+        cause=fault.id,
+        server=fault.server,
+        fault_id=fault.id,
+        category=fault.category.value,
+        device=fault.device,
+    )

@@ -1,0 +1,24 @@
+"""Runtime settings: from command-line flags, else the environment, else the defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost/"
+
+
+def amqp_url(flag: str | None = None) -> str:
+    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the local broker."""
+    return flag or os.environ.get("MRWBUS_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    amqp_url: str = DEFAULT_AMQP_URL
+    prefetch: int = 256
+    """Faults in flight at once; each monitor still handles its own in order."""
+    shutdown_grace: float = 10.0
+    """Seconds SIGTERM waits for in-flight faults to finish before closing."""
+    watchdog_interval: float = 1.0
+    """How often the session checks that its consumers are still attached."""

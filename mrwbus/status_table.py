@@ -1,0 +1,75 @@
+"""The status table operators read in a terminal: aligned columns, Error standing out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mrwbus.messages import StatusReport
+
+_RED_BOLD = "\033[1;31m"
+_YELLOW = "\033[33m"
+_RESET = "\033[0m"
+_COLORS = {"Error": _RED_BOLD, "Suspended": _YELLOW, "Offline": _YELLOW}
+
+
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], color_column: int | None, color: bool
+) -> list[str]:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        if color and color_column is not None and row[color_column] in _COLORS:
+            cells[color_column] = f"{_COLORS[row[color_column]]}{cells[color_column]}{_RESET}"
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def render_status(report: StatusReport, *, color: bool = False) -> str:
+    monitors = [
+        [
+            row.monitor,
+            row.server,
+            row.category.value,
+            row.status,
+            str(row.faults),
+            str(row.restarts),
+            str(row.failovers),
+            "yes" if row.final_action_taken else "-",
+            row.last_fault_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_fault_at else "-",
+            row.last_device or "-",
+        ]
+        for row in report.monitors
+    ]
+    headers = [
+        "MONITOR",
+        "SERVER",
+        "CATEGORY",
+        "STATUS",
+        "FAULTS",
+        "RESTARTS",
+        "FAILOVERS",
+        "FINAL",
+        "LAST FAULT (UTC)",
+        "DEVICE",
+    ]
+    errors = sum(1 for row in report.monitors if row.status == "Error")
+    lines = [f"Monitors ({errors} in Error)"]
+    lines += _table(headers, monitors, color_column=3, color=color)
+    lines += ["", "Groups"]
+    lines += _table(
+        ["GROUP", "ACTIVE ON"],
+        [[g.group, g.server or "(stopped)"] for g in report.groups],
+        None,
+        color,
+    )
+    lines += ["", "Servers"]
+    lines += _table(
+        ["SERVER", "SERVER GROUP", "STATE"],
+        [[s.server, s.server_group or "-", "alive" if s.alive else "DOWN"] for s in report.servers],
+        None,
+        color,
+    )
+    return "\n".join(lines)
