@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +45,9 @@ from mrwbus.messages import (
 from mrwbus.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+RECENT_EVENTS = 200
+"""Events kept in memory for the status page."""
 
 _Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
@@ -82,8 +85,19 @@ class Service:
         self.health = Health()
         self.counters = Counters()
         self.consuming = asyncio.Event()
+        self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self._event_listeners: set[asyncio.Queue[Event]] = set()
         self._publisher: Publisher | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+
+    def listen(self) -> asyncio.Queue[Event]:
+        """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._event_listeners.add(queue)
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue[Event]) -> None:
+        self._event_listeners.discard(queue)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -217,6 +231,10 @@ class Service:
             self.counters.commands_by_action[command.action.value] += 1
         for event in found:
             log_event(event)
+            self.recent_events.append(event)
+            for listener in self._event_listeners:
+                with contextlib.suppress(asyncio.QueueFull):  # a stalled viewer loses events, not us
+                    listener.put_nowait(event)
 
     def _current_publisher(self) -> Publisher:
         if self._publisher is None:

@@ -1,0 +1,175 @@
+"""Which monitors a fault concerns: category, server, and that server's keyword."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrwbus.config import ClusterConfig
+from mrwbus.core.matching import MonitorIndex
+from mrwbus.messages import Category
+
+
+@pytest.fixture(scope="module")
+def index(config: ClusterConfig) -> MonitorIndex:
+    return MonitorIndex(config)
+
+
+@pytest.mark.parametrize(
+    ("server", "category", "device", "expected"),
+    [
+        # mrw1: NIC eth0 in common, eth1 on server2, server3 not watched
+        ("server1", Category.NIC, "eth0", ["mrw1"]),
+        ("server1", Category.NIC, "eth1", []),
+        ("server2", Category.NIC, "eth1", ["mrw1"]),
+        ("server2", Category.NIC, "eth0", []),
+        ("server3", Category.NIC, "eth0", []),
+        # mrw2: FC, empty keyword: any device, every server
+        ("server1", Category.FC, "hba0", ["mrw2"]),
+        ("server3", Category.FC, "whatever", ["mrw2"]),
+        ("server2", Category.FC, "", ["mrw2"]),
+        # mrw3: HA/SS sdb on every server
+        ("server3", Category.HA_SS, "sdb", ["mrw3"]),
+        ("server3", Category.HA_SS, "sdc", []),
+        ("server3", Category.HA_SS, "SDB", []),  # exact match, case included
+        ("server3", Category.HA_SS, "sdb ", []),
+        # the category decides even when the device would match
+        ("server1", Category.HA_AM, "eth0", []),
+        ("server1", Category.HA_AM, "app", ["mrw4"]),
+        ("server2", Category.SPS, "dd0", ["mrw5"]),
+        ("server2", Category.HA_RS, "memory", ["mrw6"]),
+        # a server the cluster does not know
+        ("server9", Category.FC, "hba0", []),
+    ],
+)
+def test_match(
+    index: MonitorIndex, server: str, category: Category, device: str, expected: list[str]
+) -> None:
+    assert index.match(server, category, device) == expected
+
+
+def test_several_monitors_match_in_configuration_order() -> None:
+    config = ClusterConfig.model_validate(
+        {
+            "servers": {"s1": None, "s2": None},
+            "monitors": {
+                "b-any": monitor("NIC", ""),
+                "a-eth0": monitor("NIC", "eth0"),
+                "c-eth1": monitor("NIC", "eth1"),
+                "d-eth0-on-s2": monitor("NIC", "eth9", servers={"s2": {"keyword": "eth0"}}),
+            },
+        }
+    )
+    index = MonitorIndex(config)
+    assert index.match("s1", Category.NIC, "eth0") == ["b-any", "a-eth0"]
+    assert index.match("s2", Category.NIC, "eth0") == ["b-any", "a-eth0", "d-eth0-on-s2"]
+    assert index.match("s2", Category.NIC, "eth9") == ["b-any"]
+
+
+def test_empty_per_server_keyword_matches_any_device_there() -> None:
+    config = ClusterConfig.model_validate(
+        {
+            "servers": {"s1": None, "s2": None},
+            "monitors": {"m": monitor("FC", "hba0", servers={"s1": {"keyword": ""}, "s2": {}})},
+        }
+    )
+    index = MonitorIndex(config)
+    assert index.match("s1", Category.FC, "hba7") == ["m"]
+    assert index.match("s2", Category.FC, "hba7") == []
+    assert index.match("s2", Category.FC, "hba0") == ["m"]
+
+
+def test_monitor_with_empty_servers_map_watches_nothing() -> None:
+    config = ClusterConfig.model_validate(
+        {"servers": {"s1": None}, "monitors": {"m": monitor("FC", "", servers={})}}
+    )
+    assert MonitorIndex(config).match("s1", Category.FC, "hba0") == []
+
+
+# --- property: the index agrees with a brute-force reading of the configuration ---------------
+
+SERVERS = ["s1", "s2", "s3", "s4"]
+DEVICES = ["", "eth0", "eth1", "é0"]
+
+
+def monitor(category: str, keyword: str, servers: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "category": category,
+        "keyword": keyword,
+        "recovery": {"action": "final_action", "target": "all_groups"},
+    }
+    if servers is not None:
+        body["servers"] = servers
+    return body
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> dict[str, Any]:
+    servers = draw(st.lists(st.sampled_from(SERVERS), min_size=1, max_size=4, unique=True))
+    override = st.one_of(
+        st.none(),  # `server:` with no value: common settings
+        st.just({}),  # `server: {}`: common settings
+        st.builds(lambda k: {"keyword": k}, st.sampled_from(DEVICES)),
+    )
+    per_server = st.one_of(
+        st.none(),  # no `servers` map: every server
+        st.dictionaries(st.sampled_from(servers), override, max_size=len(servers)),
+    )
+    monitors = draw(
+        st.lists(
+            st.builds(
+                monitor,
+                st.sampled_from([c.value for c in Category]),
+                st.sampled_from(DEVICES),
+                per_server,
+            ),
+            max_size=6,
+        )
+    )
+    return {
+        "servers": dict.fromkeys(servers),
+        "monitors": {f"mrw{n}": body for n, body in enumerate(monitors, 1)},
+    }
+
+
+def brute_force(raw: dict[str, Any], server: str, category: Category, device: str) -> list[str]:
+    """The monitors a fault matches, read straight from the raw configuration."""
+    found = []
+    for name, body in raw["monitors"].items():
+        if body["category"] != category.value:
+            continue
+        per_server = body.get("servers")
+        watched = list(raw["servers"]) if per_server is None else list(per_server)
+        if server not in watched:
+            continue
+        keyword = body["keyword"]
+        tab = (per_server or {}).get(server)
+        if tab and tab.get("keyword") is not None:
+            keyword = tab["keyword"]
+        if keyword == "" or keyword == device:
+            found.append(name)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=configs(),
+    faults=st.lists(
+        st.tuples(
+            st.sampled_from([*SERVERS, "s9"]),
+            st.sampled_from(list(Category)),
+            st.sampled_from([*DEVICES, "eth2"]),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_index_agrees_with_brute_force(
+    raw: dict[str, Any], faults: list[tuple[str, Category, str]]
+) -> None:
+    index = MonitorIndex(ClusterConfig.model_validate(raw))
+    for server, category, device in faults:
+        assert index.match(server, category, device) == brute_force(raw, server, category, device)

@@ -1,0 +1,207 @@
+"""The wire contract: what each message accepts, refuses, and how it is addressed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from mrwbus.messages import (
+    Action,
+    Category,
+    CommandStep,
+    Event,
+    EventKind,
+    FaultNotification,
+    FinalAction,
+    RecoveryCommand,
+    derived_id,
+    new_id,
+    utc_now,
+)
+
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def fault_body(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": "f-1",
+        "server": "server1",
+        "category": "NIC",
+        "device": "eth0",
+        "occurred_at": "2024-05-01T12:00:00Z",
+    }
+    body.update(changes)
+    return body
+
+
+# --- categories and actions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("category", "word"),
+    [
+        (Category.NIC, "nic"),
+        (Category.FC, "fc"),
+        (Category.HA_SS, "ha-ss"),
+        (Category.HA_AM, "ha-am"),
+        (Category.HA_RS, "ha-rs"),
+        (Category.SPS, "sps"),
+    ],
+)
+def test_category_routing_key_word_round_trips(category: Category, word: str) -> None:
+    assert category.routing_key == word
+    assert Category.from_routing_key(word) is category
+
+
+def test_category_values_are_the_six_of_the_infrastructure() -> None:
+    assert [c.value for c in Category] == ["NIC", "FC", "HA/SS", "HA/AM", "HA/RS", "SPS"]
+
+
+@pytest.mark.parametrize("word", ["NIC", "ha/ss", "eth", ""])
+def test_unknown_routing_key_word_is_refused(word: str) -> None:
+    with pytest.raises(ValueError, match="unknown category key"):
+        Category.from_routing_key(word)
+
+
+@pytest.mark.parametrize(
+    ("final", "down"),
+    [
+        (FinalAction.NONE, False),
+        (FinalAction.STOP_GROUP, False),
+        (FinalAction.STOP_CLUSTER_SERVICE, True),
+        (FinalAction.SHUTDOWN, True),
+        (FinalAction.REBOOT, True),
+        (FinalAction.SYSRQ_PANIC, True),
+        (FinalAction.BMC_POWER_OFF, True),
+    ],
+)
+def test_final_actions_that_take_the_server_down(final: FinalAction, down: bool) -> None:
+    assert final.takes_server_down is down
+
+
+# --- fault notifications ---------------------------------------------------------------------
+
+
+def test_fault_notification_is_read_with_defaults() -> None:
+    fault = FaultNotification.model_validate(fault_body(category="HA/SS"))
+    assert fault.category is Category.HA_SS
+    assert fault.state == "error"
+    assert fault.message == ""
+    assert fault.occurred_at == AT
+    assert fault.routing_key == "server1.ha-ss"
+
+
+def test_fault_notification_round_trips_through_its_body() -> None:
+    fault = FaultNotification.model_validate(fault_body(state="recovered", message="link up"))
+    body = fault.to_body()
+    assert isinstance(body, bytes)
+    assert FaultNotification.model_validate_json(body) == fault
+    assert json.loads(body)["state"] == "recovered"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"colour": "red"}, "colour"),
+        ({"category": "ETH"}, "category"),
+        ({"category": "nic"}, "category"),
+        ({"server": "server.1"}, "server"),
+        ({"server": ""}, "server"),
+        ({"device": "x" * 1024}, "device"),
+        ({"device": "é" * 512}, "device"),
+        ({"occurred_at": "2024-05-01T12:00:00"}, "occurred_at"),
+        ({"state": "cleared"}, "state"),
+        ({"id": ""}, "id"),
+        ({"message": "m" * 4097}, "message"),
+    ],
+    ids=[
+        "unknown-field",
+        "unknown-category",
+        "lowercase-category",
+        "bad-server-name",
+        "empty-server",
+        "device-1024-bytes",
+        "device-multibyte-1024-bytes",
+        "naive-time",
+        "unknown-state",
+        "empty-id",
+        "message-too-long",
+    ],
+)
+def test_fault_notification_breaking_the_contract_is_refused(
+    changes: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        FaultNotification.model_validate(fault_body(**changes))
+    assert [error["loc"][0] for error in caught.value.errors()] == [field]
+
+
+@pytest.mark.parametrize("field", ["id", "server", "category", "device", "occurred_at"])
+def test_fault_notification_required_fields(field: str) -> None:
+    body = fault_body()
+    del body[field]
+    with pytest.raises(ValidationError) as caught:
+        FaultNotification.model_validate(body)
+    assert caught.value.errors()[0]["type"] == "missing"
+
+
+def test_device_of_1023_multibyte_bytes_is_accepted() -> None:
+    fault = FaultNotification.model_validate(fault_body(device="€" * 341))
+    assert len(fault.device.encode()) == 1023
+
+
+def test_messages_are_frozen() -> None:
+    fault = FaultNotification.model_validate(fault_body())
+    with pytest.raises(ValidationError):
+        fault.device = "eth1"  # type: ignore[misc]
+
+
+# --- commands and events ---------------------------------------------------------------------
+
+
+def test_recovery_command_routing_key_and_body_leave_out_empty_fields() -> None:
+    command = RecoveryCommand(
+        id="c-1",
+        fault_id="f-1",
+        monitor="mrw2",
+        server="server3",
+        action=Action.FAILOVER,
+        group="db",
+        step=CommandStep.START,
+        from_server="server2",
+        to_server="server3",
+        issued_at=AT,
+    )
+    assert command.routing_key == "server3.failover"
+    body = json.loads(command.to_body())
+    assert "final_action" not in body
+    assert "script" not in body
+    assert body["step"] == "start"
+    assert RecoveryCommand.model_validate_json(command.to_body()) == command
+
+
+def test_event_routing_key_uses_kind_and_monitor() -> None:
+    event = Event(id="e-1", kind=EventKind.NOT_TAKEN, code="MRW-301", text="t", monitor="mrw1", at=AT)
+    assert event.routing_key == "not_taken.mrw1"
+    anonymous = Event(id="e-2", kind=EventKind.UNMATCHED, code="MRW-110", text="t", at=AT)
+    assert anonymous.routing_key == "unmatched._"
+
+
+# --- ids and clocks --------------------------------------------------------------------------
+
+
+def test_derived_id_is_deterministic_and_depends_on_every_part() -> None:
+    first = derived_id("command", "f-1", "mrw1", "server1")
+    assert first == derived_id("command", "f-1", "mrw1", "server1")
+    assert first != derived_id("command", "f-1", "mrw1", "server2")
+    assert first != derived_id("command", "f-2", "mrw1", "server1")
+    # parts are separated, so moving a boundary changes the id
+    assert derived_id("ab", "c") != derived_id("a", "bc")
+
+
+def test_new_ids_are_unique_and_clock_is_aware() -> None:
+    assert new_id() != new_id()
+    assert utc_now().tzinfo is not None
