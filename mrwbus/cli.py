@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -12,7 +14,7 @@ from typing import Any
 from mrwbus import __version__
 from mrwbus.config import load_config
 from mrwbus.errors import ConfigError, MrwbusError
-from mrwbus.messages import Category, ControlRequest, ControlVerb, new_id
+from mrwbus.messages import Category, ControlRequest, ControlVerb, Event, new_id
 from mrwbus.settings import ServiceSettings, amqp_url
 
 Verb = Callable[[argparse.Namespace], int]
@@ -32,6 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one sentence, the traceback on request
+        if os.environ.get("MRWBUS_DEBUG"):
+            raise
+        print(
+            f"mrwbus: unexpected {type(exc).__name__}: {exc} (set MRWBUS_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +99,40 @@ def _parser() -> argparse.ArgumentParser:
         target = sub.add_mutually_exclusive_group(required=True)
         target.add_argument("monitor", nargs="?")
         target.add_argument("--all", action="store_true")
+
+    watch = verb("watch", watch_events, "a live tail of events, one line each")
+    watch.add_argument("--monitor", help="only this monitor's events")
+    watch.add_argument("--server", help="only events about this server")
+    watch.add_argument(
+        "--kind", help="only this kind: fault, status, command, not_taken, result, ..."
+    )
+    watch.add_argument("--json", action="store_true", help="print each event as JSON")
+
+    sim = verb(
+        "simulate",
+        simulate_fault,
+        "a dry run with no broker: what would this fault do?",
+        broker=False,
+    )
+    sim.add_argument("--config", required=True)
+    sim.add_argument(
+        "--fault",
+        required=True,
+        help='JSON, e.g. {"server": "server1", "category": "NIC", "device": "eth0"}',
+    )
+    sim.add_argument(
+        "--state",
+        default="{}",
+        help="JSON: placement, alive, suspended, monitors' status and counts",
+    )
+
+    agent = verb("agent", run_agent, "run the reference node agent of one server")
+    agent.add_argument("--server", required=True)
+    agent.add_argument("--config", required=True)
+    agent.add_argument(
+        "--state-dir", help="where the agent keeps its journal (default: agent.state_dir)"
+    )
+    agent.add_argument("--log-level", default="INFO")
     return parser
 
 
@@ -163,6 +207,63 @@ def clear_monitor(args: argparse.Namespace) -> int:
 def suspend_or_resume(args: argparse.Namespace) -> int:
     reply = _ask(args, args.control, monitor=args.monitor, all=args.all)
     print(reply.text)
+    return 0
+
+
+def watch_events(args: argparse.Namespace) -> int:
+    from mrwbus.bus.watch import format_event, watch_events
+
+    def show(event: Event) -> None:
+        if args.server and event.server != args.server:
+            return
+        print(event.model_dump_json() if args.json else format_event(event), flush=True)
+
+    async def tail() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await watch_events(
+            amqp_url(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
+        )
+
+    _run(tail())
+    return 0
+
+
+def simulate_fault(args: argparse.Namespace) -> int:
+    from mrwbus.errors import ContractError
+    from mrwbus.messages import utc_now
+    from mrwbus.simulate import build_state, parse_fault_argument, render_simulation, simulate
+
+    config = load_config(args.config)
+    try:
+        fault_data, state_data = json.loads(args.fault), json.loads(args.state)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"--fault and --state must be JSON: {exc.msg}") from exc
+    now = utc_now()
+    cluster = build_state(config, state_data)
+    print(render_simulation(simulate(config, parse_fault_argument(fault_data, now), cluster, now)))
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from mrwbus.agent import run_agent
+    from mrwbus.logs import configure_logging
+
+    config = load_config(args.config)
+    configure_logging(args.log_level)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(
+            config, args.server, amqp_url(args.amqp_url), stop, state_dir=args.state_dir
+        )
+
+    asyncio.run(serve())
     return 0
 
 

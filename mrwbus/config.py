@@ -87,6 +87,9 @@ class RecoveryConfig(Strict):
     before_script: str | None = None
     reset_counts_after: Duration | None = None
     clear_on_recovery: bool = False
+    fence_first: bool = False
+    """Failover only: when the source does not answer, send it the final action (fencing)
+    and start the group elsewhere once that is confirmed."""
 
 
 class MonitorConfig(Strict):
@@ -97,10 +100,53 @@ class MonitorConfig(Strict):
     recovery: RecoveryConfig
 
 
+class ServiceConfig(Strict):
+    """How the service runs the recovery loop."""
+
+    stop_timeout: Duration = timedelta(seconds=30)
+    """How long a failover waits for the source server to confirm the stop."""
+    start_timeout: Duration = timedelta(seconds=60)
+    """How long a failover waits for the destination to confirm the start."""
+    heartbeat_timeout: Duration = timedelta(seconds=15)
+    """A server whose agent was heard from, then silent this long, is no destination."""
+    protect_last_healthy_server: bool = True
+    """Suppress a final action that would take down the last healthy server."""
+
+
+class HandlerConfig(Strict):
+    """A command line the reference agent runs, given the command's facts as MRWBUS_* variables."""
+
+    run: str = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=60)
+
+
+HANDLER_NAMES = (
+    "restart",
+    "failover.stop",
+    "failover.start",
+    "script",
+    "before_script",
+    *(f"final_action.{action.value}" for action in FinalAction if action is not FinalAction.NONE),
+)
+"""What an agent handler may be configured for; dangerous final actions only run when listed."""
+
+
+class AgentConfig(Strict):
+    """The reference node agent (`mrwbus agent`): its handlers, and per-group overrides."""
+
+    heartbeat_interval: Duration = timedelta(seconds=5)
+    state_dir: str = "var/agent"
+    """Where each agent keeps the journal of commands it handled (per server)."""
+    handlers: dict[str, HandlerConfig] = Field(default_factory=dict)
+    groups: dict[Name, dict[str, HandlerConfig]] = Field(default_factory=dict)
+
+
 class ClusterConfig(Strict):
     servers: dict[Name, ServerConfig | None] = Field(min_length=1)
     groups: dict[Name, GroupConfig] = Field(default_factory=dict)
     monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
+    service: ServiceConfig = ServiceConfig()
+    agent: AgentConfig = AgentConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 
@@ -217,6 +263,7 @@ def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
                 )
             else:
                 owners[resource] = group_name
+    yield from _check_agent(config.agent, config.groups)
     for name, monitor in config.monitors.items():
         where = f"monitors.{name}"
         for server in monitor.servers or {}:
@@ -242,10 +289,33 @@ def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(f"{where}.recovery.script", "is required when action is script")
         if recovery.action is not Action.SCRIPT and recovery.script:
             yield ConfigIssue(f"{where}.recovery.script", "is only used when action is script")
+        if recovery.fence_first and recovery.action is not Action.FAILOVER:
+            yield ConfigIssue(
+                f"{where}.recovery.fence_first", "is only used when action is failover"
+            )
+        if recovery.fence_first and not recovery.final_action.takes_server_down:
+            yield ConfigIssue(
+                f"{where}.recovery.fence_first",
+                "needs a final_action that takes the server down to fence with",
+            )
         if recovery.outside_server_group and recovery.action is not Action.FAILOVER:
             yield ConfigIssue(
                 f"{where}.recovery.outside_server_group", "is only used when action is failover"
             )
+
+
+def _check_agent(agent: AgentConfig, groups: dict[str, GroupConfig]) -> Iterator[ConfigIssue]:
+    for name in agent.handlers:
+        if name not in HANDLER_NAMES:
+            yield ConfigIssue(
+                f"agent.handlers.{name}", f"is not a handler; known: {', '.join(HANDLER_NAMES)}"
+            )
+    for group, handlers in agent.groups.items():
+        if group not in groups:
+            yield ConfigIssue(f"agent.groups.{group}", f"unknown group {group!r}")
+        for name in handlers:
+            if name not in HANDLER_NAMES:
+                yield ConfigIssue(f"agent.groups.{group}.{name}", "is not a handler")
 
 
 def _duplicate_keys(node: yaml.Node, path: str = "") -> Iterator[ConfigIssue]:

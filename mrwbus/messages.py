@@ -193,7 +193,8 @@ class EventKind(StrEnum):
     COUNTS = "counts"  # counts were reset or expired
     RECOVERY = "recovery"  # a recovery notice arrived
     CONTROL = "control"  # an operator cleared, suspended or resumed a monitor
-    RESULT = "result"  # an agent reported a command's outcome
+    RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
+    SERVER = "server"  # a server's agent went silent or came back
 
 
 NO_MONITOR = "_"
@@ -259,6 +260,77 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+# --- node agents: results of commands and reports of state (`mrwbus.results`) --------------
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    REFUSED = "refused"
+
+
+class CommandResult(WireModel):
+    """Published by a node agent to `mrwbus.results` with routing key `<server>.result`."""
+
+    id: MessageId = Field(
+        description="Deterministic from the command id: a result sent again keeps it."
+    )
+    command_id: MessageId = Field(description="The command this is the result of.")
+    server: Name = Field(description="The server whose agent carried the command out.")
+    outcome: Outcome = Field(description="succeeded, failed, timed_out or refused.")
+    detail: str = Field(default="", max_length=4096, description="What happened, for operators.")
+    before_script_outcome: Outcome | None = Field(
+        default=None, description="Set when the command had a before_script: how it went."
+    )
+    finished_at: AwareDatetime
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.server}.result"
+
+
+class ReportReason(StrEnum):
+    START = "start"
+    CHANGE = "change"
+    HEARTBEAT = "heartbeat"
+    ASKED = "asked"
+
+
+class AgentReport(WireModel):
+    """Published by a node agent to `mrwbus.results` with routing key `<server>.report`:
+    at start, after every change of its groups, on request, and periodically as a heartbeat."""
+
+    id: MessageId
+    server: Name
+    active_groups: list[Name] = Field(description="The groups active on this server now.")
+    reason: ReportReason
+    heartbeat_interval: float = Field(
+        gt=0, description="Seconds until the next heartbeat at the latest."
+    )
+    sent_at: AwareDatetime
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.server}.report"
+
+
+REPORT_REQUEST_WORD = "report"
+"""A message on `mrwbus.commands` with routing key `<server>.report` asks that agent to report."""
+
+
+class ReportRequest(WireModel):
+    """Published by the service (after its own start) to `mrwbus.commands`, key `<server>.report`."""
+
+    id: MessageId
+    server: Name
+    asked_at: AwareDatetime
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.server}.{REPORT_REQUEST_WORD}"
+
+
 # --- operators' requests to the running service (request/reply on `mrwbus.control`) ---------
 
 
@@ -322,3 +394,30 @@ class ControlReply(WireModel):
     error: str | None = None
     text: str = ""
     status: StatusReport | None = None
+
+
+def parse_agent_message(body: bytes, routing_key: str) -> CommandResult | AgentReport:
+    """Validate a result or report from `mrwbus.results`, or raise `ContractError`."""
+    server, _, word = routing_key.partition(".")
+    model: type[CommandResult] | type[AgentReport]
+    if word == "result":
+        model = CommandResult
+    elif word == "report":
+        model = AgentReport
+    else:
+        raise ContractError(
+            f"routing key {routing_key!r} is neither <server>.result nor <server>.report"
+        )
+    if len(body) > MAX_BODY_BYTES:
+        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
+    try:
+        message = model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ContractError(
+            f"body breaks the {word} schema: {describe_validation_error(exc)}"
+        ) from exc
+    if message.server != server:
+        raise ContractError(
+            f"routing key {routing_key!r} names another server than the body ({message.server!r})"
+        )
+    return message

@@ -23,22 +23,25 @@ from pydantic import ValidationError
 from mrwbus.actor import MonitorActor
 from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
 from mrwbus.bus.publisher import Publisher
-from mrwbus.bus.topology import declare_service_topology
+from mrwbus.bus.topology import COMMANDS, declare_service_topology
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
-from mrwbus.core.cluster import ClusterState
+from mrwbus.core.cluster import ClusterState, Reaction
 from mrwbus.core.matching import MonitorIndex
 from mrwbus.errors import ContractError
 from mrwbus.logs import log_event
 from mrwbus.messages import (
+    CommandResult,
     ControlReply,
     ControlRequest,
     Event,
     FaultNotification,
     RecoveryCommand,
+    ReportRequest,
     describe_validation_error,
     new_id,
+    parse_agent_message,
     parse_fault,
     utc_now,
 )
@@ -71,13 +74,14 @@ class Counters:
     unmatched: int = 0
     dead_lettered: int = 0
     commands_by_action: Counter[str] = field(default_factory=Counter)
+    results_by_outcome: Counter[str] = field(default_factory=Counter)
 
 
 class Service:
     def __init__(self, config: ClusterConfig, settings: ServiceSettings) -> None:
         self.config = config
         self.settings = settings
-        self.cluster = ClusterState.initial(config)
+        self.cluster = ClusterState.for_config(config)
         self.index = MonitorIndex(config)
         self.actors = {
             name: MonitorActor(name, self.cluster, self._publish) for name in config.monitors
@@ -89,6 +93,10 @@ class Service:
         self._event_listeners: set[asyncio.Queue[Event]] = set()
         self._publisher: Publisher | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._outbox: deque[Reaction] = deque()
+        """Reactions applied to the state but not yet confirmed by the broker; sent first
+        when a session starts, so a lost connection never loses a command."""
+        self._outbox_lock = asyncio.Lock()
 
     def listen(self) -> asyncio.Queue[Event]:
         """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
@@ -149,8 +157,13 @@ class Service:
         topology = await declare_service_topology(channel, self.config.servers)
         self._publisher = Publisher(channel, topology.exchanges)
         self.health.connected = True
-        fault_tag = await topology.faults.consume(self._track(self._on_fault))
-        control_tag = await topology.control.consume(self._track(self._on_control))
+        await self._flush_outbox()
+        consumers = [
+            (topology.results, await topology.results.consume(self._track(self._on_agent_message))),
+            (topology.faults, await topology.faults.consume(self._track(self._on_fault))),
+            (topology.control, await topology.control.consume(self._track(self._on_control))),
+        ]
+        await self._ask_agents_to_report()
         self.health.consuming = True
         self.consuming.set()
         log.info("consuming faults from %s", redact(self.settings.amqp_url))
@@ -160,13 +173,14 @@ class Service:
                 await asyncio.wait_for(stop.wait(), self.settings.watchdog_interval)
             if channel.is_closed or connection.is_closed:
                 raise ConnectionError("the channel or connection closed")
-            if not await _has_consumers(channel, fault_tag, control_tag):
+            if not await _has_consumers(channel, *(tag for _, tag in consumers)):
                 # The broker cancelled a consumer (queue deleted, leader moved): start over.
                 raise ConnectionError("the broker cancelled a consumer")
+            await self._react(self.cluster.tick(utc_now()))
 
         # Graceful stop: take no new faults, finish those in flight (they ack), then close.
         self.health.consuming = False
-        for queue, tag in ((topology.faults, fault_tag), (topology.control, control_tag)):
+        for queue, tag in consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
         if self._inflight:
@@ -233,13 +247,62 @@ class Service:
             log_event(event)
             self.recent_events.append(event)
             for listener in self._event_listeners:
-                with contextlib.suppress(asyncio.QueueFull):  # a stalled viewer loses events, not us
+                with contextlib.suppress(
+                    asyncio.QueueFull
+                ):  # a stalled viewer loses events, not us
                     listener.put_nowait(event)
 
     def _current_publisher(self) -> Publisher:
         if self._publisher is None:
             raise NotConnected("not connected to the broker")
         return self._publisher
+
+    # --- agents ---------------------------------------------------------------------------
+
+    async def _on_agent_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            try:
+                found = parse_agent_message(message.body, message.routing_key or "")
+            except ContractError as exc:
+                await self._dead_letter(message, str(exc))
+                return
+            now = utc_now()
+            if isinstance(found, CommandResult):
+                self.counters.results_by_outcome[found.outcome.value] += 1
+                reaction = self.cluster.handle_result(found, now)
+            else:
+                reaction = self.cluster.handle_report(found, now)
+            await self._react(reaction)
+            await message.ack()
+        except CONNECTION_ERRORS as exc:
+            log.warning("agent message left unacknowledged by a lost session: %s", exc)
+
+    async def _ask_agents_to_report(self) -> None:
+        """After a (re)start the service learns from the agents where the groups run."""
+        publisher = self._current_publisher()
+        now = utc_now()
+        await asyncio.gather(
+            *(
+                publisher.publish(COMMANDS, request.routing_key, request)
+                for request in (
+                    ReportRequest(id=new_id(), server=server, asked_at=now)
+                    for server in self.config.servers
+                )
+            )
+        )
+
+    async def _react(self, reaction: Reaction) -> None:
+        """Publish what the state already decided; kept in the outbox until confirmed."""
+        if not reaction.commands and not reaction.events:
+            return
+        self._outbox.append(reaction)
+        await self._flush_outbox()
+
+    async def _flush_outbox(self) -> None:
+        async with self._outbox_lock:  # in order, and each reaction once
+            while self._outbox:
+                await self._publish(self._outbox[0].commands, self._outbox[0].events)
+                self._outbox.popleft()
 
     # --- operators ----------------------------------------------------------------------
 
@@ -259,7 +322,7 @@ class Service:
                 await message.ack()
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
-            await self._publish([], found)
+            await self._react(Reaction(events=found))
             await self._reply(message, reply)
             await message.ack()
         except CONNECTION_ERRORS as exc:

@@ -20,6 +20,8 @@ EVENTS = "mrwbus.events"
 RESULTS = "mrwbus.results"
 DEAD = "mrwbus.dead"
 CONTROL = "mrwbus.control"
+SERVICE_RESULTS = "mrwbus.service.results"
+"""The service's queue of agents' results and reports."""
 
 EXCHANGES = (FAULTS, COMMANDS, EVENTS, RESULTS, CONTROL)
 
@@ -52,6 +54,7 @@ class Topology:
     exchanges: dict[str, AbstractExchange]
     faults: AbstractQueue
     control: AbstractQueue
+    results: AbstractQueue
 
 
 async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
@@ -84,6 +87,10 @@ async def declare_service_topology(channel: AbstractChannel, servers: Iterable[s
         arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
     )
     await control.bind(exchanges[CONTROL], routing_key="#")
+    results = await channel.declare_queue(
+        SERVICE_RESULTS, durable=True, arguments=_quorum(single_active_consumer=True)
+    )
+    await results.bind(exchanges[RESULTS], routing_key="#")
     for server in servers:
         await declare_agent_queue(channel, exchanges, server)
-    return Topology(exchanges=exchanges, faults=faults, control=control)
+    return Topology(exchanges=exchanges, faults=faults, control=control, results=results)

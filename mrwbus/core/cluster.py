@@ -6,20 +6,25 @@ so the service, `simulate` and the tests all drive the same code.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig
 from mrwbus.core import events
+from mrwbus.core.failover import FailoverInProgress, FailoverRules, FailoverStep, Phase
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
 from mrwbus.core.recovery import Decision, Situation, decide_fault
 from mrwbus.messages import (
+    AgentReport,
+    CommandResult,
     Event,
     FaultNotification,
     GroupRow,
     MonitorStatusRow,
+    Outcome,
+    RecoveryCommand,
     ServerRow,
     ShownStatus,
     StatusReport,
@@ -27,6 +32,17 @@ from mrwbus.messages import (
 
 Key = tuple[str, str]
 """(monitor, server)"""
+
+REMEMBERED_COMMANDS = 10_000
+"""Commands remembered for matching their results to them."""
+
+
+@dataclass
+class Reaction:
+    """What a result, a report or the passing of time causes."""
+
+    commands: list[RecoveryCommand] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -36,6 +52,9 @@ class ClusterState:
     monitors: dict[Key, MonitorServerState]
     suspended: set[str]
     protect_last_healthy_server: bool = True
+    failovers: dict[str, FailoverInProgress] = field(default_factory=dict)
+    """Failovers in progress, by group."""
+    issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
 
     @classmethod
     def initial(
@@ -51,6 +70,12 @@ class ClusterState:
             },
             suspended=set(),
             protect_last_healthy_server=protect_last_healthy_server,
+        )
+
+    @classmethod
+    def for_config(cls, config: ClusterConfig) -> ClusterState:
+        return cls.initial(
+            config, protect_last_healthy_server=config.service.protect_last_healthy_server
         )
 
     def __post_init__(self) -> None:
@@ -133,7 +158,115 @@ class ClusterState:
 
     def apply(self, monitor: str, server: str, decision: Decision) -> None:
         self._set(monitor, server, decision.state)
-        self.view.placement.update(decision.moves)
+        for group, where in decision.moves.items():
+            self.view.move(group, where)
+        for progress in decision.failovers:
+            self.failovers[progress.group] = progress
+            self.view.moving.add(progress.group)
+        self._remember(decision.commands)
+
+    def handle_result(self, result: CommandResult, now: datetime) -> Reaction:
+        """An agent's result: an event, and the next step of a failover waiting for it."""
+        reaction = Reaction()
+        command = self.issued.get(result.command_id)
+        monitor = command.monitor if command else "_"
+        action = _describe(command) if command else f"command {result.command_id}"
+        detail_text = f" ({result.detail})" if result.detail else ""
+        kind = (
+            events.COMMAND_SUCCEEDED
+            if result.outcome is Outcome.SUCCEEDED
+            else events.COMMAND_FAILED
+        )
+        facts = {"monitor": monitor, "server": result.server, "command_id": result.command_id}
+        reaction.events.append(
+            kind.make(
+                at=now,
+                cause=result.id,
+                fault_id=command.fault_id if command else None,
+                group=command.group if command else None,
+                action=action,
+                outcome=result.outcome.value.replace("_", " "),
+                detail_text=detail_text,
+                **facts,
+            )
+        )
+        if result.before_script_outcome not in (None, Outcome.SUCCEEDED):
+            assert result.before_script_outcome is not None
+            reaction.events.append(
+                events.BEFORE_SCRIPT_FAILED.make(
+                    at=now,
+                    cause=result.id + "/before",
+                    outcome=result.before_script_outcome.value,
+                    **facts,
+                )
+            )
+        for progress in list(self.failovers.values()):
+            if progress.awaiting == result.command_id:
+                self._advance(progress, self._rules().on_result(progress, result, now), reaction)
+        return reaction
+
+    def handle_report(self, report: AgentReport, now: datetime) -> Reaction:
+        """An agent's report: it is alive, and these groups run on its server."""
+        reaction = Reaction()
+        if report.server not in self.config.servers:
+            return reaction
+        if report.server not in self.view.alive:
+            self.view.alive.add(report.server)
+            reaction.events.append(
+                events.SERVER_BACK.make(at=now, cause=report.id, server=report.server)
+            )
+        known = frozenset(group for group in report.active_groups if group in self.config.groups)
+        conflicts = self.view.apply_report(report.server, known, now)
+        for group, servers in conflicts.items():
+            reaction.events.append(
+                events.GROUP_ON_TWO_SERVERS.make(
+                    at=now,
+                    cause=report.id,
+                    group=group,
+                    servers=", ".join(servers),
+                    kept=self.view.placement.get(group) or "nowhere",
+                )
+            )
+        return reaction
+
+    def tick(self, now: datetime) -> Reaction:
+        """The passing of time: failover deadlines, and agents that fell silent."""
+        reaction = Reaction()
+        timeout = self.config.service.heartbeat_timeout
+        for server in sorted(self.view.silent_servers(now, timeout) & self.view.alive):
+            self.view.alive.discard(server)
+            seen = self.view.last_seen[server].isoformat()
+            reaction.events.append(
+                events.SERVER_SILENT.make(at=now, cause=seen, server=server, timeout=str(timeout))
+            )
+        for progress in list(self.failovers.values()):
+            self._advance(progress, self._rules().on_deadline(progress, now), reaction)
+        return reaction
+
+    def _rules(self) -> FailoverRules:
+        return FailoverRules(self.config, self.view, self.servers_in_error())
+
+    def _advance(
+        self, progress: FailoverInProgress, step: FailoverStep, reaction: Reaction
+    ) -> None:
+        reaction.commands += step.commands
+        reaction.events += step.events
+        self._remember(step.commands)
+        if step.progress is not None:
+            self.failovers[progress.group] = step.progress
+            if step.progress.phase is Phase.STARTING and progress.phase is not Phase.STARTING:
+                self.view.move(progress.group, None)  # stopped (or fenced) on the source
+            return
+        del self.failovers[progress.group]
+        self.view.moving.discard(progress.group)
+        if not step.leave_placement:
+            self.view.move(progress.group, step.placement)
+
+    def _remember(self, commands: tuple[RecoveryCommand, ...] | list[RecoveryCommand]) -> None:
+        for command in commands:
+            self.issued[command.id] = command
+        while len(self.issued) > REMEMBERED_COMMANDS:
+            self.issued.popitem(last=False)
 
     def clear(
         self, monitor: str, server: str, *, reset_counts: bool, by: str, now: datetime, cause: str
@@ -170,3 +303,11 @@ class ClusterState:
         before = self.monitors[(monitor, server)]
         self.monitors[(monitor, server)] = state
         self._errors[server] += (state.status is Status.ERROR) - (before.status is Status.ERROR)
+
+
+def _describe(command: RecoveryCommand) -> str:
+    if command.step is not None:
+        return f"{command.step.value} of {command.group} ({command.action.value})"
+    if command.final_action is not None:
+        return f"final action {command.final_action.value}"
+    return f"{command.action.value} of {command.group or command.script}"

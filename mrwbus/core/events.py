@@ -114,3 +114,57 @@ RECOVERY_NOTICE = EventType(
 RECOVERED_TO_NORMAL = EventType(
     "MRW-502", S, "{monitor}: status on {server} back to Normal on a recovery notice; counts kept."
 )
+FAILOVER_IN_PROGRESS = EventType(
+    "MRW-306",
+    N,
+    "{monitor}: no recovery of {group} on {server}; a failover of it is already in progress.",
+)
+STOP_NOT_CONFIRMED = EventType(
+    "MRW-310",
+    N,
+    "{monitor}: {server} did not confirm the stop of {group} ({why}); it is NOT started elsewhere, to never run it twice.",
+)
+FENCING = EventType(
+    "MRW-311",
+    C,
+    "{monitor}: {server} did not confirm the stop of {group} ({why}); fencing it with {final_action}.",
+)
+FENCING_FAILED = EventType(
+    "MRW-312", N, "{monitor}: fencing {server} failed ({why}); {group} is NOT started elsewhere."
+)
+START_FAILED = EventType(
+    "MRW-313", EventKind.RESULT, "{monitor}: start of {group} on {to_server} failed ({why})."
+)
+NO_SERVER_LEFT = EventType(
+    "MRW-314", N, "{monitor}: {group} could not be started anywhere ({reason}); it is stopped."
+)
+START_NOT_CONFIRMED = EventType(
+    "MRW-315",
+    N,
+    "{monitor}: {to_server} did not confirm the start of {group} within {timeout}; where it runs is unknown.",
+)
+FAILOVER_DONE = EventType(
+    "MRW-320", EventKind.RESULT, "{monitor}: failover of {group} done; it runs on {to_server}."
+)
+COMMAND_SUCCEEDED = EventType(
+    "MRW-701", EventKind.RESULT, "{monitor}: {action} on {server} succeeded{detail_text}."
+)
+COMMAND_FAILED = EventType(
+    "MRW-702", EventKind.RESULT, "{monitor}: {action} on {server} {outcome}{detail_text}."
+)
+BEFORE_SCRIPT_FAILED = EventType(
+    "MRW-703",
+    EventKind.RESULT,
+    "{monitor}: the before-script on {server} {outcome}; the recovery went on.",
+)
+SERVER_SILENT = EventType(
+    "MRW-601",
+    EventKind.SERVER,
+    "{server}: no heartbeat for {timeout}; it is no failover destination.",
+)
+SERVER_BACK = EventType("MRW-602", EventKind.SERVER, "{server}: its agent reports again.")
+GROUP_ON_TWO_SERVERS = EventType(
+    "MRW-603",
+    EventKind.SERVER,
+    "{group} is reported active on {servers}; placement left at {kept}.",
+)

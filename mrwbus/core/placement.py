@@ -8,16 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from mrwbus.config import ALL_GROUPS, ClusterConfig
 
 
 @dataclass
 class ClusterView:
-    """Where each group is active (None: nowhere) and which servers are alive."""
+    """Where each group is active (None: nowhere) and which servers are alive.
+
+    A server is presumed alive until its agent was heard from and then fell silent; groups
+    in `moving` are being failed over and count as active nowhere until the move is over.
+    """
 
     placement: dict[str, str | None]
     alive: set[str]
+    moving: set[str] = field(default_factory=set)
+    last_seen: dict[str, datetime] = field(default_factory=dict)
+    reported: dict[str, frozenset[str]] = field(default_factory=dict)
+    """The groups each server's agent last reported active."""
 
     @classmethod
     def initial(cls, config: ClusterConfig) -> ClusterView:
@@ -30,7 +39,41 @@ class ClusterView:
         return sorted(group for group, where in self.placement.items() if where == server)
 
     def is_active(self, group: str, server: str) -> bool:
-        return self.placement.get(group) == server
+        return group not in self.moving and self.placement.get(group) == server
+
+    def silent_servers(self, now: datetime, timeout: timedelta) -> set[str]:
+        """Servers whose agent was heard from, but not within `timeout`."""
+        return {server for server, seen in self.last_seen.items() if now - seen > timeout}
+
+    def apply_report(
+        self, server: str, groups: frozenset[str], now: datetime
+    ) -> dict[str, list[str]]:
+        """Learn from an agent's report; return the groups that alive servers both claim."""
+        self.last_seen[server] = now
+        self.reported[server] = groups
+        conflicts: dict[str, list[str]] = {}
+        for group in self.placement:
+            if group in self.moving:
+                continue  # the failover in progress owns its group's placement
+            holders = sorted(
+                s for s, held in self.reported.items() if group in held and s in self.alive
+            )
+            if len(holders) == 1:
+                self.placement[group] = holders[0]
+            elif len(holders) > 1:
+                conflicts[group] = holders
+            elif self.placement[group] == server:
+                self.placement[group] = None  # its server says it no longer runs it
+        return conflicts
+
+    def move(self, group: str, server: str | None) -> None:
+        """Record a move the service made, so a stale report does not undo it."""
+        for where, held in self.reported.items():
+            if group in held and where != server:
+                self.reported[where] = held - {group}
+        if server is not None and server in self.reported:
+            self.reported[server] = self.reported[server] | {group}
+        self.placement[group] = server
 
 
 def target_groups(config: ClusterConfig, target: str) -> list[str]:

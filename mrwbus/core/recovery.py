@@ -7,11 +7,12 @@ commands and events, and moves the groups. `mrwbus simulate` runs the very same 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig, MonitorConfig
 from mrwbus.core import events
+from mrwbus.core.failover import FailoverInProgress, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
 from mrwbus.messages import (
@@ -34,6 +35,8 @@ class Decision:
     events: tuple[Event, ...] = ()
     moves: dict[str, str | None] = field(default_factory=dict)
     """Groups whose placement the commands change: group -> server it will run on."""
+    failovers: tuple[FailoverInProgress, ...] = ()
+    """Failovers this decision started; each waits for its source to confirm the stop."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class _Planner:
         self.events: list[Event] = []
         self.commands: list[RecoveryCommand] = []
         self.moves: dict[str, str | None] = {}
+        self.failovers: list[FailoverInProgress] = []
 
     def emit(self, kind: events.EventType, **facts: object) -> None:
         facts.setdefault("group", None)
@@ -96,7 +100,9 @@ class _Planner:
         )
 
     def done(self, state: MonitorServerState) -> Decision:
-        return Decision(state, tuple(self.commands), tuple(self.events), self.moves)
+        return Decision(
+            state, tuple(self.commands), tuple(self.events), self.moves, tuple(self.failovers)
+        )
 
     def decide(self, state: MonitorServerState) -> Decision:
         reset_after = self.recovery.reset_counts_after
@@ -138,11 +144,12 @@ class _Planner:
     # --- recovery ---------------------------------------------------------------------
 
     def recover(self, state: MonitorServerState) -> MonitorServerState:
-        groups = [
-            group
-            for group in target_groups(self.config, self.recovery.target)
-            if self.situation.view.is_active(group, self.server)
-        ]
+        view = self.situation.view
+        candidates = target_groups(self.config, self.recovery.target)
+        for moving in candidates:
+            if moving in view.moving and view.placement.get(moving) == self.server:
+                self.emit(events.FAILOVER_IN_PROGRESS, group=moving)
+        groups = [group for group in candidates if view.is_active(group, self.server)]
         if not groups:
             self.emit(events.TARGET_NOT_ACTIVE, target=self.recovery.target)
             return state
@@ -185,18 +192,29 @@ class _Planner:
         if destination.server is None:
             self.emit(events.NO_DESTINATION, group=group, reason=destination.reason)
             return False
-        to_server = destination.server
-        for step, server in ((CommandStep.STOP, self.server), (CommandStep.START, to_server)):
-            self.issue(
-                Action.FAILOVER,
-                group=group,
-                step=step,
-                server=server,
-                from_server=self.server,
-                to_server=to_server,
-                description=f"failover of group {group} ({step.value}; {self.server} -> {to_server})",
-            )
-        self.moves[group] = to_server
+        # Only the stop is sent now; the start follows its confirmation (core.failover).
+        progress = FailoverInProgress(
+            group=group,
+            monitor=self.monitor,
+            fault_id=self.fault.id,
+            from_server=self.server,
+            to_server=destination.server,
+            phase=Phase.STOPPING,
+            awaiting="",
+            deadline=self.now + self.config.service.stop_timeout,
+            before_script=self.recovery.before_script,
+        )
+        stop = failover_command(progress, CommandStep.STOP, self.server, self.now)
+        self.commands.append(stop)
+        self.emit(
+            events.COMMAND_ISSUED,
+            description=f"failover of group {group} (stop; {self.server} -> {destination.server})",
+            command_id=stop.id,
+            group=group,
+            action=Action.FAILOVER.value,
+            target_server=self.server,
+        )
+        self.failovers.append(replace(progress, awaiting=stop.id))
         return True
 
     def final_action(self, groups: list[str]) -> None:
@@ -233,15 +251,12 @@ class _Planner:
         *,
         description: str,
         group: str | None = None,
-        step: CommandStep | None = None,
-        server: str | None = None,
-        from_server: str | None = None,
-        to_server: str | None = None,
         final_action: FinalAction | None = None,
     ) -> None:
-        server = server or self.server
+        """A restart, script or final action for the fault's server (failovers: `failover`)."""
+        server = self.server
         command_id = derived_id(
-            "command", self.fault.id, self.monitor, server, action.value, group or "", step or ""
+            "command", self.fault.id, self.monitor, server, action.value, group or "", ""
         )
         command = RecoveryCommand(
             id=command_id,
@@ -251,12 +266,9 @@ class _Planner:
             action=action,
             group=group,
             resource=self.resource() if action is Action.RESTART else None,
-            step=step,
-            from_server=from_server,
-            to_server=to_server,
             final_action=final_action,
             script=self.recovery.script if action is Action.SCRIPT else None,
-            before_script=self.recovery.before_script if step is not CommandStep.START else None,
+            before_script=self.recovery.before_script,
             issued_at=self.now,
         )
         self.commands.append(command)

@@ -17,8 +17,16 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from mrwbus.bus.topology import COMMANDS, DEAD, EVENTS, FAULTS, declare_exchanges
-from mrwbus.messages import Event, FaultNotification, RecoveryCommand
+from mrwbus.bus.topology import COMMANDS, DEAD, EVENTS, FAULTS, RESULTS, declare_exchanges
+from mrwbus.messages import (
+    CommandResult,
+    Event,
+    FaultNotification,
+    Outcome,
+    RecoveryCommand,
+    derived_id,
+    utc_now,
+)
 
 BROKER_HOST = os.environ.get("MRWBUS_TEST_BROKER_HOST", "127.0.0.1")
 MANAGEMENT = f"http://{BROKER_HOST}:15672/api"
@@ -76,6 +84,7 @@ class BusProbe:
         self.commands: asyncio.Queue[RecoveryCommand] = asyncio.Queue()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.event_log: list[Event] = []
+        self.report_requests: list[str] = []
 
     @classmethod
     @asynccontextmanager
@@ -98,6 +107,9 @@ class BusProbe:
         await events.bind(exchanges[EVENTS], "#")
 
         async def on_command(message: AbstractIncomingMessage) -> None:
+            if (message.routing_key or "").endswith(".report"):
+                self.report_requests.append(message.routing_key or "")
+                return
             command = RecoveryCommand.model_validate_json(message.body)
             assert message.message_id == command.id
             assert message.routing_key == command.routing_key
@@ -119,6 +131,19 @@ class BusProbe:
             body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties
         )
         await self.exchanges[FAULTS].publish(message, routing_key)
+
+    async def answer(self, command: RecoveryCommand, outcome: Outcome = Outcome.SUCCEEDED, detail: str = "") -> None:
+        """Publish a result for `command` as its server's agent would."""
+        result = CommandResult(
+            id=derived_id("result", command.id),
+            command_id=command.id,
+            server=command.server,
+            outcome=outcome,
+            detail=detail,
+            finished_at=utc_now(),
+        )
+        message = aio_pika.Message(result.to_body(), content_type="application/json", message_id=result.id)
+        await self.exchanges[RESULTS].publish(message, result.routing_key)
 
     async def next_commands(self, count: int, timeout: float = 10.0) -> list[RecoveryCommand]:
         return [await asyncio.wait_for(self.commands.get(), timeout) for _ in range(count)]

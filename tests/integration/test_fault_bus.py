@@ -42,8 +42,11 @@ async def test_keyword_match_fails_the_group_over(start_service: RunningService,
     fault = make_fault("server1", "NIC", "eth0", "link down")
     await probe.publish(fault)
 
-    stop, start = await probe.next_commands(2)
+    (stop,) = await probe.next_commands(1)
     assert (stop.action, stop.step, stop.server) == (Action.FAILOVER, CommandStep.STOP, "server1")
+    await probe.no_more_commands()  # the start waits for the stop's confirmation
+    await probe.answer(stop)
+    (start,) = await probe.next_commands(1)
     assert (start.action, start.step, start.server) == (Action.FAILOVER, CommandStep.START, "server2")
     for command in (stop, start):
         assert command.fault_id == fault.id
@@ -127,7 +130,9 @@ async def test_failover_outside_the_server_group(start_service: RunningService, 
 """)
     )
     await probe.publish(make_fault("server1", "HA/SS", "/dev/sdb"))
-    stop, start = await probe.next_commands(2)
+    (stop,) = await probe.next_commands(1)
+    await probe.answer(stop)
+    (start,) = await probe.next_commands(1)
     assert (stop.server, start.server) == ("server1", "server3")  # server2 shares site-a
     assert start.to_server == "server3" and start.step is CommandStep.START
 
@@ -162,7 +167,7 @@ async def test_target_not_active_means_no_recovery(start_service: RunningService
 async def test_second_fault_while_in_error_starts_nothing(start_service: RunningService, probe: BusProbe) -> None:
     service = await start_service(NIC_FAILOVER)
     await probe.publish(make_fault("server1", "NIC", "eth0"))
-    await probe.next_commands(2)
+    await probe.next_commands(1)
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     await probe.wait_event("MRW-103")
     await probe.no_more_commands()
@@ -194,7 +199,11 @@ async def test_same_fault_id_twice_yields_one_set_of_commands(
     fault = make_fault("server1", "NIC", "eth0")
     await probe.publish(fault)
     await probe.publish(fault)
-    await probe.next_commands(2)
+    (stop,) = await probe.next_commands(1)
+    await probe.no_more_commands(1.0)
+    await probe.answer(stop)
+    await probe.answer(stop)  # a result sent twice moves the failover on once
+    await probe.next_commands(1)
     await probe.no_more_commands(1.0)
 
 
@@ -229,8 +238,8 @@ async def test_malformed_bodies_are_dead_lettered_while_good_faults_flow(
         if index == 3:
             await probe.publish(good)
 
-    stop, start = await probe.next_commands(2)
-    assert stop.fault_id == good.id == start.fault_id
+    (stop,) = await probe.next_commands(1)
+    assert stop.fault_id == good.id
     dead = await probe.dead_letters(len(BAD_INPUTS))
     by_id = {message.message_id: message for message in dead}
     for index, (body, routing_key, reason) in enumerate(BAD_INPUTS):
