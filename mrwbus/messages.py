@@ -204,17 +204,23 @@ NO_MONITOR = "_"
 class Event(WireModel):
     """Published by the service to `mrwbus.events` with routing key `<kind>.<monitor>`."""
 
-    id: MessageId
-    kind: EventKind
+    id: MessageId = Field(description="Deterministic from its cause: an event sent again keeps it.")
+    kind: EventKind = Field(description="The first word of the routing key.")
     code: str = Field(description="A stable message id, e.g. MRW-201, for alerting rules.")
     text: str = Field(description="One sentence for operators.")
-    monitor: str = Field(default=NO_MONITOR)
-    server: Name | None = None
-    fault_id: MessageId | None = None
-    command_id: MessageId | None = None
-    group: Name | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
-    at: AwareDatetime
+    monitor: str = Field(default=NO_MONITOR, description="The monitor concerned, `_` when none.")
+    server: Name | None = Field(
+        default=None, description="The server the monitor watched when it happened."
+    )
+    fault_id: MessageId | None = Field(
+        default=None, description="The fault that caused it, if any."
+    )
+    command_id: MessageId | None = Field(default=None, description="The command concerned, if any.")
+    group: Name | None = Field(default=None, description="The group concerned, if any.")
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="The facts the text was made from."
+    )
+    at: AwareDatetime = Field(description="When the service decided it.")
 
     @property
     def routing_key(self) -> str:
@@ -283,7 +289,7 @@ class CommandResult(WireModel):
     before_script_outcome: Outcome | None = Field(
         default=None, description="Set when the command had a before_script: how it went."
     )
-    finished_at: AwareDatetime
+    finished_at: AwareDatetime = Field(description="When the command finished.")
 
     @property
     def routing_key(self) -> str:
@@ -301,14 +307,14 @@ class AgentReport(WireModel):
     """Published by a node agent to `mrwbus.results` with routing key `<server>.report`:
     at start, after every change of its groups, on request, and periodically as a heartbeat."""
 
-    id: MessageId
-    server: Name
+    id: MessageId = Field(description="Unique per report.")
+    server: Name = Field(description="The agent's server; must match the routing key.")
     active_groups: list[Name] = Field(description="The groups active on this server now.")
-    reason: ReportReason
+    reason: ReportReason = Field(description="Why it was sent.")
     heartbeat_interval: float = Field(
         gt=0, description="Seconds until the next heartbeat at the latest."
     )
-    sent_at: AwareDatetime
+    sent_at: AwareDatetime = Field(description="When the agent sent it.")
 
     @property
     def routing_key(self) -> str:
@@ -322,9 +328,9 @@ REPORT_REQUEST_WORD = "report"
 class ReportRequest(WireModel):
     """Published by the service (after its own start) to `mrwbus.commands`, key `<server>.report`."""
 
-    id: MessageId
-    server: Name
-    asked_at: AwareDatetime
+    id: MessageId = Field(description="Unique per request.")
+    server: Name = Field(description="The server whose agent must report.")
+    asked_at: AwareDatetime = Field(description="When the service asked.")
 
     @property
     def routing_key(self) -> str:
@@ -345,12 +351,12 @@ class ControlVerb(StrEnum):
 class ControlRequest(WireModel):
     """Sent to `mrwbus.control` with `reply_to` and `correlation_id` set."""
 
-    id: MessageId
-    verb: ControlVerb
-    monitor: Name | None = None
-    server: Name | None = None
-    all: bool = False
-    reset_counts: bool = False
+    id: MessageId = Field(description="Unique; also the correlation id of the reply.")
+    verb: ControlVerb = Field(description="What to do.")
+    monitor: Name | None = Field(default=None, description="clear, suspend, resume: the monitor.")
+    server: Name | None = Field(default=None, description="clear: only on this server.")
+    all: bool = Field(default=False, description="suspend, resume: every monitor.")
+    reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
 
 
@@ -389,11 +395,13 @@ class StatusReport(WireModel):
 
 
 class ControlReply(WireModel):
-    id: MessageId
-    ok: bool
-    error: str | None = None
-    text: str = ""
-    status: StatusReport | None = None
+    id: MessageId = Field(description="The request's id.")
+    ok: bool = Field(description="False when the request was refused.")
+    error: str | None = Field(default=None, description="Why it was refused, one sentence.")
+    text: str = Field(default="", description="What was done, one sentence.")
+    status: StatusReport | None = Field(
+        default=None, description="status: the whole status report."
+    )
 
 
 def parse_agent_message(body: bytes, routing_key: str) -> CommandResult | AgentReport:
