@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     run = verb("run", run_service, "run the service")
     run.add_argument("--config", required=True, help="the cluster configuration (YAML)")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--http",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="serve the status page, /metrics and /healthz here ('off' for none)",
+    )
 
     check = verb(
         "check-config",
@@ -142,8 +148,10 @@ def _parser() -> argparse.ArgumentParser:
 def run_service(args: argparse.Namespace) -> int:
     from mrwbus.logs import configure_logging
     from mrwbus.service import Service
+    from mrwbus.web import StatusServer, parse_http_address
 
     config = load_config(args.config)
+    http = None if args.http == "off" else parse_http_address(args.http)
     configure_logging(args.log_level)
     service = Service(config, ServiceSettings(amqp_url=amqp_url(args.amqp_url)))
 
@@ -152,7 +160,11 @@ def run_service(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await service.run(stop)
+        if http is None:
+            await service.run(stop)
+            return
+        async with StatusServer(service, *http):
+            await service.run(stop)
 
     asyncio.run(serve())
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from mrwbus.messages import (
     parse_fault,
     utc_now,
 )
+from mrwbus.metrics import Metrics
 from mrwbus.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class Service:
         }
         self.health = Health()
         self.counters = Counters()
+        self.metrics = Metrics()
         self.consuming = asyncio.Event()
         self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._event_listeners: set[asyncio.Queue[Event]] = set()
@@ -201,6 +204,7 @@ class Service:
     # --- faults -------------------------------------------------------------------------
 
     async def _on_fault(self, message: AbstractIncomingMessage) -> None:
+        received = time.monotonic()
         try:
             try:
                 fault = parse_fault(message.body, message.routing_key or "")
@@ -226,6 +230,10 @@ class Service:
                 )
                 await message.nack(requeue=True)
                 return
+            if any(
+                not isinstance(outcome, BaseException) and outcome.commands for outcome in outcomes
+            ):
+                self.metrics.observe_fault_to_command(time.monotonic() - received)
             await message.ack()
         except CONNECTION_ERRORS as exc:
             # The session is gone; the broker redelivers the unacknowledged fault.

@@ -53,7 +53,9 @@ def create_vhost(name: str) -> None:
     else rabbitmqctl. Either way the broker is real; a missing broker fails the test."""
     try:
         _management("PUT", f"/vhosts/{name}")
-        _management("PUT", f"/permissions/{name}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+        _management(
+            "PUT", f"/permissions/{name}/guest", {"configure": ".*", "write": ".*", "read": ".*"}
+        )
     except (urllib.error.URLError, ConnectionError):
         _rabbitmqctl("add_vhost", name)
         _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
@@ -128,11 +130,16 @@ class BusProbe:
 
     async def publish_raw(self, body: bytes, routing_key: str, **properties: Any) -> None:
         message = aio_pika.Message(
-            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            **properties,
         )
         await self.exchanges[FAULTS].publish(message, routing_key)
 
-    async def answer(self, command: RecoveryCommand, outcome: Outcome = Outcome.SUCCEEDED, detail: str = "") -> None:
+    async def answer(
+        self, command: RecoveryCommand, outcome: Outcome = Outcome.SUCCEEDED, detail: str = ""
+    ) -> None:
         """Publish a result for `command` as its server's agent would."""
         result = CommandResult(
             id=derived_id("result", command.id),
@@ -142,7 +149,9 @@ class BusProbe:
             detail=detail,
             finished_at=utc_now(),
         )
-        message = aio_pika.Message(result.to_body(), content_type="application/json", message_id=result.id)
+        message = aio_pika.Message(
+            result.to_body(), content_type="application/json", message_id=result.id
+        )
         await self.exchanges[RESULTS].publish(message, result.routing_key)
 
     async def next_commands(self, count: int, timeout: float = 10.0) -> list[RecoveryCommand]:
@@ -170,7 +179,9 @@ class BusProbe:
     async def dead_queue(self) -> AbstractQueue:
         return await self.channel.declare_queue(DEAD, passive=True)
 
-    async def dead_letters(self, count: int, timeout: float = 10.0) -> list[AbstractIncomingMessage]:
+    async def dead_letters(
+        self, count: int, timeout: float = 10.0
+    ) -> list[AbstractIncomingMessage]:
         queue = await self.dead_queue()
         found: list[AbstractIncomingMessage] = []
         deadline = asyncio.get_running_loop().time() + timeout

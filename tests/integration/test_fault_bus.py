@@ -37,7 +37,9 @@ NIC_FAILOVER = cluster("""
 """)
 
 
-async def test_keyword_match_fails_the_group_over(start_service: RunningService, probe: BusProbe) -> None:
+async def test_keyword_match_fails_the_group_over(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     await start_service(NIC_FAILOVER)
     fault = make_fault("server1", "NIC", "eth0", "link down")
     await probe.publish(fault)
@@ -47,7 +49,11 @@ async def test_keyword_match_fails_the_group_over(start_service: RunningService,
     await probe.no_more_commands()  # the start waits for the stop's confirmation
     await probe.answer(stop)
     (start,) = await probe.next_commands(1)
-    assert (start.action, start.step, start.server) == (Action.FAILOVER, CommandStep.START, "server2")
+    assert (start.action, start.step, start.server) == (
+        Action.FAILOVER,
+        CommandStep.START,
+        "server2",
+    )
     for command in (stop, start):
         assert command.fault_id == fault.id
         assert command.monitor == "mrw1"
@@ -56,7 +62,9 @@ async def test_keyword_match_fails_the_group_over(start_service: RunningService,
     await probe.no_more_commands()
 
 
-async def test_another_device_matches_nothing_and_is_acked(start_service: RunningService, probe: BusProbe) -> None:
+async def test_another_device_matches_nothing_and_is_acked(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(NIC_FAILOVER)
     fault = make_fault("server1", "NIC", "eth5")
     await probe.publish(fault)
@@ -95,7 +103,9 @@ async def test_per_server_keyword_override(start_service: RunningService, probe:
     await probe.no_more_commands()
 
 
-async def test_a_server_that_does_not_monitor(start_service: RunningService, probe: BusProbe) -> None:
+async def test_a_server_that_does_not_monitor(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     await start_service(NIC_FAILOVER)
     await probe.publish(make_fault("server3", "NIC", "eth0"))
     await probe.wait_event("MRW-110", server="server3")
@@ -121,7 +131,9 @@ async def test_empty_keyword_matches_any_device_and_restarts(
     await probe.no_more_commands()
 
 
-async def test_failover_outside_the_server_group(start_service: RunningService, probe: BusProbe) -> None:
+async def test_failover_outside_the_server_group(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     await start_service(
         cluster("""
   mrw3:
@@ -155,7 +167,9 @@ async def test_final_action_as_the_action(start_service: RunningService, probe: 
     assert command.routing_key == "server2.final_action"
 
 
-async def test_target_not_active_means_no_recovery(start_service: RunningService, probe: BusProbe) -> None:
+async def test_target_not_active_means_no_recovery(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(NIC_FAILOVER)
     await probe.publish(make_fault("server2", "NIC", "eth1"))  # failover1 runs on server1
     event = await probe.wait_event("MRW-301")
@@ -164,7 +178,9 @@ async def test_target_not_active_means_no_recovery(start_service: RunningService
     assert service.cluster.shown_status("mrw1", "server2") == "Error"
 
 
-async def test_second_fault_while_in_error_starts_nothing(start_service: RunningService, probe: BusProbe) -> None:
+async def test_second_fault_while_in_error_starts_nothing(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(NIC_FAILOVER)
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     await probe.next_commands(1)
@@ -174,7 +190,9 @@ async def test_second_fault_while_in_error_starts_nothing(start_service: Running
     assert service.cluster.state_of("mrw1", "server1").faults == 2
 
 
-async def test_counts_used_up_lead_to_the_final_action(start_service: RunningService, probe: BusProbe) -> None:
+async def test_counts_used_up_lead_to_the_final_action(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     await start_service(
         cluster("""
   mrw5:

@@ -8,7 +8,16 @@ import aio_pika
 import pytest
 
 from mrwbus.bus.topology import RESULTS
-from mrwbus.messages import Action, AgentReport, CommandStep, FinalAction, Outcome, ReportReason, new_id, utc_now
+from mrwbus.messages import (
+    Action,
+    AgentReport,
+    CommandStep,
+    FinalAction,
+    Outcome,
+    ReportReason,
+    new_id,
+    utc_now,
+)
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
 from tests.integration.conftest import RunningService
@@ -49,7 +58,9 @@ async def report(probe: BusProbe, server: str, *groups: str) -> None:
     await probe.exchanges[RESULTS].publish(aio_pika.Message(message.to_body()), message.routing_key)
 
 
-async def test_source_that_never_answers_keeps_the_group(start_service: RunningService, probe: BusProbe) -> None:
+async def test_source_that_never_answers_keeps_the_group(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(cluster())
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     (stop,) = await probe.next_commands(1)
@@ -60,7 +71,9 @@ async def test_source_that_never_answers_keeps_the_group(start_service: RunningS
     assert service.cluster.view.placement["failover1"] == "server1"
 
 
-async def test_a_failed_stop_does_not_start_elsewhere(start_service: RunningService, probe: BusProbe) -> None:
+async def test_a_failed_stop_does_not_start_elsewhere(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     await start_service(cluster())
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     (stop,) = await probe.next_commands(1)
@@ -69,12 +82,19 @@ async def test_a_failed_stop_does_not_start_elsewhere(start_service: RunningServ
     await probe.no_more_commands(1.0)
 
 
-async def test_fence_first_fences_then_starts(start_service: RunningService, probe: BusProbe) -> None:
+async def test_fence_first_fences_then_starts(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(cluster(fence_first=True))
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     (stop,) = await probe.next_commands(1)
+    assert stop.step is CommandStep.STOP  # never answered
     (fence,) = await probe.next_commands(1, timeout=5)  # after the 1 s stop timeout
-    assert (fence.server, fence.action, fence.final_action) == ("server1", Action.FINAL_ACTION, FinalAction.BMC_POWER_OFF)
+    assert (fence.server, fence.action, fence.final_action) == (
+        "server1",
+        Action.FINAL_ACTION,
+        FinalAction.BMC_POWER_OFF,
+    )
     await probe.no_more_commands()
     await probe.answer(fence)
     (start,) = await probe.next_commands(1)
@@ -84,7 +104,9 @@ async def test_fence_first_fences_then_starts(start_service: RunningService, pro
     assert service.cluster.view.placement["failover1"] == "server2"
 
 
-async def test_failed_start_moves_on_to_the_next_server(start_service: RunningService, probe: BusProbe) -> None:
+async def test_failed_start_moves_on_to_the_next_server(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(cluster())
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     (stop,) = await probe.next_commands(1)
@@ -94,14 +116,20 @@ async def test_failed_start_moves_on_to_the_next_server(start_service: RunningSe
     await probe.answer(start2, Outcome.FAILED, "fip already in use")
     await probe.wait_event("MRW-313")
     (start3,) = await probe.next_commands(1)
-    assert (start3.server, start3.step, start3.to_server) == ("server3", CommandStep.START, "server3")
+    assert (start3.server, start3.step, start3.to_server) == (
+        "server3",
+        CommandStep.START,
+        "server3",
+    )
     await probe.answer(start3, Outcome.FAILED)
     event = await probe.wait_event("MRW-314")
     assert "could not be started anywhere" in event.text
     assert service.cluster.view.placement["failover1"] is None
 
 
-async def test_silent_server_is_no_destination(start_service: RunningService, probe: BusProbe) -> None:
+async def test_silent_server_is_no_destination(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(cluster())
     await report(probe, "server2")
     await report(probe, "server1", "failover1")
@@ -114,7 +142,9 @@ async def test_silent_server_is_no_destination(start_service: RunningService, pr
     assert "server2" not in service.cluster.view.alive
 
 
-async def test_reports_tell_where_groups_run(start_service: RunningService, probe: BusProbe) -> None:
+async def test_reports_tell_where_groups_run(
+    start_service: RunningService, probe: BusProbe
+) -> None:
     service = await start_service(cluster())
     assert sorted(probe.report_requests) == ["server1.report", "server2.report", "server3.report"]
     await report(probe, "server1")

@@ -35,7 +35,11 @@ def data(example_data: dict[str, Any]) -> dict[str, Any]:
 
 
 def refuse(data_or_text: dict[str, Any] | str, source: str = "cluster.yaml") -> ConfigError:
-    text = data_or_text if isinstance(data_or_text, str) else yaml.safe_dump(data_or_text, sort_keys=False)
+    text = (
+        data_or_text
+        if isinstance(data_or_text, str)
+        else yaml.safe_dump(data_or_text, sort_keys=False)
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(text, source)
     return caught.value
@@ -183,9 +187,7 @@ def test_missing_servers_is_required(data: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("bad", ["server 1", "server.1", "srv/1", "x" * 65])
-def test_names_that_cannot_be_routing_key_words_are_refused(
-    data: dict[str, Any], bad: str
-) -> None:
+def test_names_that_cannot_be_routing_key_words_are_refused(data: dict[str, Any], bad: str) -> None:
     data["servers"][bad] = None
     found = issues(data)
     assert list(found) == [f"servers.{bad}"]
@@ -247,9 +249,7 @@ def test_group_listing_a_server_twice_is_refused(data: dict[str, Any]) -> None:
 
 def test_resource_in_two_groups_is_refused(data: dict[str, Any]) -> None:
     data["groups"]["db"]["resources"].append("web-ip")
-    assert issues(data) == {
-        "groups.db.resources.1": "resource 'web-ip' is already in group 'web'"
-    }
+    assert issues(data) == {"groups.db.resources.1": "resource 'web-ip' is already in group 'web'"}
 
 
 def test_resource_with_the_name_of_a_group_is_refused(data: dict[str, Any]) -> None:
@@ -295,9 +295,7 @@ def test_keyword_of_at_most_1023_bytes_is_accepted(data: dict[str, Any], keyword
     [("a" * 1024, 1024), ("é" * 512, 1024), ("€" * 342, 1026), ("𝄞" * 256, 1024)],
     ids=["1024-ascii", "512-two-byte-chars", "342-three-byte-chars", "256-four-byte-chars"],
 )
-def test_keyword_over_1023_bytes_is_refused(
-    data: dict[str, Any], keyword: str, size: int
-) -> None:
+def test_keyword_over_1023_bytes_is_refused(data: dict[str, Any], keyword: str, size: int) -> None:
     assert len(keyword) <= 1024
     data["monitors"]["mrw1"]["keyword"] = keyword
     assert issues(data) == {"monitors.mrw1.keyword": f"is {size} bytes, at most 1023 allowed"}
@@ -335,8 +333,10 @@ def test_duration_is_accepted(data: dict[str, Any], value: object, expected: tim
 
 @pytest.mark.parametrize(
     "yaml_value",
-    ["0", "0s", "-5", "'-5m'", "ten", "10x", "10 mins", "m", "''", "true", "[10]", ".inf", ".nan"]
-    + ["99999999999999d", "1.0e+300"],
+    [
+        *("0", "0s", "-5", "'-5m'", "ten", "10x", "10 mins", "m", "''", "true", "[10]"),
+        *(".inf", ".nan", "99999999999999d", "1.0e+300"),
+    ],
 )
 def test_bad_duration_is_refused_with_its_path(cluster_yaml: str, yaml_value: str) -> None:
     text = cluster_yaml.replace("reset_counts_after: 10m", f"reset_counts_after: {yaml_value}")
@@ -360,8 +360,16 @@ def test_parse_duration_refuses_booleans_and_zero() -> None:
     [
         ("monitors:\n", "monitors:\n", "monitors"),
         ("  db:  ", "  web:  ", "groups.web"),
-        ("      target: web\n", "      target: web\n      target: db\n", "monitors.mrw1.recovery.target"),
-        ("      server1: {}\n", "      server1: {}\n      server1: {keyword: eth2}\n", "monitors.mrw1.servers.server1"),
+        (
+            "      target: web\n",
+            "      target: web\n      target: db\n",
+            "monitors.mrw1.recovery.target",
+        ),
+        (
+            "      server1: {}\n",
+            "      server1: {}\n      server1: {keyword: eth2}\n",
+            "monitors.mrw1.servers.server1",
+        ),
         ("    keyword: sdb\n", "    keyword: sdb\n    keyword: sdb\n", "monitors.mrw3.keyword"),
     ],
     ids=["top", "group", "recovery", "monitor-server", "same-value"],
@@ -413,6 +421,20 @@ def test_every_reference_problem_of_a_file_is_reported(data: dict[str, Any]) -> 
     }
 
 
+def test_duplicate_keys_are_reported_with_reference_problems(cluster_yaml: str) -> None:
+    text = cluster_yaml.replace(
+        "      target: web\n", "      target: mail\n      target: mail\n", 1
+    )
+    problems = [(issue.path, issue.problem) for issue in refuse(text).issues]
+    assert len(problems) == 2
+    assert problems[0][0] == "monitors.mrw1.recovery.target"
+    assert problems[0][1].startswith("is defined twice")
+    assert problems[1] == (
+        "monitors.mrw1.recovery.target",
+        "'mail' is not a group, a group resource or all_groups",
+    )
+
+
 def test_duplicate_keys_are_reported_with_other_problems(cluster_yaml: str) -> None:
     text = cluster_yaml.replace(
         "      target: web\n", "      target: web\n      target: web\n      colour: red\n", 1
@@ -430,7 +452,10 @@ def test_error_message_names_the_file_on_every_line(data: dict[str, Any]) -> Non
     assert error.source == "/etc/mrwbus/cluster.yaml"
     lines = str(error).splitlines()
     assert len(lines) == 2
-    assert "/etc/mrwbus/cluster.yaml: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed" in lines
+    assert (
+        "/etc/mrwbus/cluster.yaml: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed"
+        in lines
+    )
     assert "/etc/mrwbus/cluster.yaml: monitors.mrw1.recovery.colour: is not a known key" in lines
 
 
@@ -470,3 +495,57 @@ def test_invalid_yaml_is_refused() -> None:
 
 def test_empty_servers_is_refused() -> None:
     assert list(issues("servers: {}\n")) == ["servers"]
+
+
+# --- fencing, the service and the agent ------------------------------------------------------
+
+
+def test_fence_first_needs_a_failover(data: dict[str, Any]) -> None:
+    data["monitors"]["mrw1"]["recovery"]["fence_first"] = True  # a restart, final shutdown
+    assert issues(data) == {
+        "monitors.mrw1.recovery.fence_first": "is only used when action is failover"
+    }
+
+
+def test_fence_first_needs_a_final_action_that_takes_the_server_down(
+    data: dict[str, Any],
+) -> None:
+    data["monitors"]["mrw2"]["recovery"]["fence_first"] = True  # final action stop_group
+    assert issues(data) == {
+        "monitors.mrw2.recovery.fence_first": (
+            "needs a final_action that takes the server down to fence with"
+        )
+    }
+    data["monitors"]["mrw2"]["recovery"]["final_action"] = "bmc_power_off"
+    assert accept(data).monitors["mrw2"].recovery.fence_first is True
+
+
+def test_service_settings_have_defaults_and_take_durations(data: dict[str, Any]) -> None:
+    defaults = accept(data).service
+    assert defaults.stop_timeout == timedelta(seconds=30)
+    assert defaults.protect_last_healthy_server is True
+    data["service"] = {"stop_timeout": "2m", "heartbeat_timeout": 20}
+    service = accept(data).service
+    assert service.stop_timeout == timedelta(minutes=2)
+    assert service.heartbeat_timeout == timedelta(seconds=20)
+
+
+def test_bad_service_settings_are_refused_with_their_path(data: dict[str, Any]) -> None:
+    data["service"] = {"stop_timeout": "soon", "colour": "red"}
+    assert set(issues(data)) == {"service.stop_timeout", "service.colour"}
+
+
+def test_agent_handlers_must_be_known(data: dict[str, Any]) -> None:
+    data["agent"] = {
+        "handlers": {"restart": {"run": "systemctl restart x"}, "reboot": {"run": "reboot"}},
+        "groups": {"mail": {}, "web": {"explode": {"run": "true"}}},
+    }
+    found = issues(data)
+    assert set(found) == {"agent.handlers.reboot", "agent.groups.mail", "agent.groups.web.explode"}
+    assert found["agent.groups.mail"] == "unknown group 'mail'"
+
+
+def test_agent_handler_for_a_final_action_is_accepted(data: dict[str, Any]) -> None:
+    data["agent"] = {"groups": {"db": {"final_action.reboot": {"run": "reboot", "timeout": "2m"}}}}
+    handler = accept(data).agent.groups["db"]["final_action.reboot"]
+    assert (handler.run, handler.timeout) == ("reboot", timedelta(minutes=2))

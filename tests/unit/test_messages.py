@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
+from mrwbus.errors import ContractError
 from mrwbus.messages import (
+    MAX_BODY_BYTES,
     Action,
+    AgentReport,
     Category,
+    CommandResult,
     CommandStep,
     Event,
     EventKind,
     FaultNotification,
     FinalAction,
+    Outcome,
     RecoveryCommand,
+    ReportReason,
     derived_id,
+    describe_validation_error,
     new_id,
+    parse_agent_message,
+    parse_fault,
     utc_now,
 )
 
@@ -184,7 +194,9 @@ def test_recovery_command_routing_key_and_body_leave_out_empty_fields() -> None:
 
 
 def test_event_routing_key_uses_kind_and_monitor() -> None:
-    event = Event(id="e-1", kind=EventKind.NOT_TAKEN, code="MRW-301", text="t", monitor="mrw1", at=AT)
+    event = Event(
+        id="e-1", kind=EventKind.NOT_TAKEN, code="MRW-301", text="t", monitor="mrw1", at=AT
+    )
     assert event.routing_key == "not_taken.mrw1"
     anonymous = Event(id="e-2", kind=EventKind.UNMATCHED, code="MRW-110", text="t", at=AT)
     assert anonymous.routing_key == "unmatched._"
@@ -205,3 +217,106 @@ def test_derived_id_is_deterministic_and_depends_on_every_part() -> None:
 def test_new_ids_are_unique_and_clock_is_aware() -> None:
     assert new_id() != new_id()
     assert utc_now().tzinfo is not None
+
+
+# --- parsing off the wire --------------------------------------------------------------------
+
+
+def body_of(data: dict[str, object]) -> bytes:
+    return json.dumps(data).encode("utf-8")
+
+
+def test_parse_fault_accepts_a_body_matching_its_routing_key() -> None:
+    fault = parse_fault(body_of(fault_body(category="HA/AM")), "server1.ha-am")
+    assert (fault.server, fault.category, fault.device) == ("server1", Category.HA_AM, "eth0")
+
+
+@pytest.mark.parametrize(
+    ("body", "routing_key", "problem"),
+    [
+        (b"x" * (MAX_BODY_BYTES + 1), "server1.nic", f"at most {MAX_BODY_BYTES} allowed"),
+        (b"\xff\xfe", "server1.nic", "not valid UTF-8"),
+        (b"{not json", "server1.nic", "body is not JSON"),
+        (b"[1, 2]", "server1.nic", "must be a JSON object"),
+        (body_of(fault_body(device="x" * 1024)), "server1.nic", "device: is 1024 bytes"),
+        (body_of(fault_body(colour="red")), "server1.nic", "colour"),
+        (body_of(fault_body()), "server2.nic", "does not match the body"),
+        (body_of(fault_body()), "server1.fc", "does not match the body"),
+    ],
+    ids=[
+        "too-large",
+        "not-utf8",
+        "not-json",
+        "not-object",
+        "long-device",
+        "extra",
+        "server",
+        "category",
+    ],
+)
+def test_parse_fault_refuses_what_breaks_the_contract(
+    body: bytes, routing_key: str, problem: str
+) -> None:
+    with pytest.raises(ContractError, match=re.escape(problem)):
+        parse_fault(body, routing_key)
+
+
+def test_describe_validation_error_lists_at_most_five_problems() -> None:
+    with pytest.raises(ValidationError) as caught:
+        FaultNotification.model_validate({})
+    text = describe_validation_error(caught.value)
+    assert text.startswith("id: Field required; server: Field required")
+    assert text.count(";") == 4  # five problems listed, nothing more to say
+    body = {f"x{n}": n for n in range(6)}
+    with pytest.raises(ValidationError) as caught:
+        FaultNotification.model_validate(body)
+    assert describe_validation_error(caught.value).endswith("; and 6 more")
+
+
+def test_parse_agent_message_picks_the_model_by_routing_key() -> None:
+    result = CommandResult(
+        id="r-1", command_id="c-1", server="server2", outcome=Outcome.FAILED, finished_at=AT
+    )
+    parsed = parse_agent_message(result.to_body(), "server2.result")
+    assert parsed == result
+    assert result.routing_key == "server2.result"
+    report = AgentReport(
+        id="a-1",
+        server="server3",
+        active_groups=["db"],
+        reason=ReportReason.HEARTBEAT,
+        heartbeat_interval=5,
+        sent_at=AT,
+    )
+    assert parse_agent_message(report.to_body(), "server3.report") == report
+    assert report.routing_key == "server3.report"
+
+
+@pytest.mark.parametrize(
+    ("routing_key", "problem"),
+    [
+        ("server2.status", "neither <server>.result nor <server>.report"),
+        ("server1.result", "names another server than the body"),
+        ("server2.report", "breaks the report schema"),
+    ],
+)
+def test_parse_agent_message_refuses_what_breaks_the_contract(
+    routing_key: str, problem: str
+) -> None:
+    result = CommandResult(
+        id="r-1", command_id="c-1", server="server2", outcome=Outcome.SUCCEEDED, finished_at=AT
+    )
+    with pytest.raises(ContractError, match=re.escape(problem)):
+        parse_agent_message(result.to_body(), routing_key)
+
+
+def test_agent_report_needs_a_positive_heartbeat_interval() -> None:
+    with pytest.raises(ValidationError):
+        AgentReport(
+            id="a-1",
+            server="server3",
+            active_groups=[],
+            reason=ReportReason.START,
+            heartbeat_interval=0,
+            sent_at=AT,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from mrwbus.config import ClusterConfig
@@ -106,33 +106,28 @@ def monitor(category: str, keyword: str, servers: dict[str, Any] | None = None) 
     return body
 
 
-@st.composite
-def configs(draw: st.DrawFn) -> dict[str, Any]:
-    servers = draw(st.lists(st.sampled_from(SERVERS), min_size=1, max_size=4, unique=True))
-    override = st.one_of(
-        st.none(),  # `server:` with no value: common settings
-        st.just({}),  # `server: {}`: common settings
-        st.builds(lambda k: {"keyword": k}, st.sampled_from(DEVICES)),
-    )
-    per_server = st.one_of(
-        st.none(),  # no `servers` map: every server
-        st.dictionaries(st.sampled_from(servers), override, max_size=len(servers)),
-    )
-    monitors = draw(
-        st.lists(
-            st.builds(
-                monitor,
-                st.sampled_from([c.value for c in Category]),
-                st.sampled_from(DEVICES),
-                per_server,
-            ),
-            max_size=6,
-        )
-    )
-    return {
-        "servers": dict.fromkeys(servers),
-        "monitors": {f"mrw{n}": body for n, body in enumerate(monitors, 1)},
-    }
+CATEGORIES = [c.value for c in Category]
+PER_SERVER = [None, {}, *({"keyword": device} for device in DEVICES)]
+"""A monitor's per-server entry: `server:`, `server: {}`, or a keyword override."""
+
+
+def decode_config(server_bits: int, monitor_codes: list[int]) -> dict[str, Any]:
+    """A raw configuration from a few numbers: cheap to draw, simple to shrink."""
+    servers = [server for bit, server in enumerate(SERVERS) if server_bits >> bit & 1]
+    monitors = {}
+    for number, code in enumerate(monitor_codes, 1):
+        code, category = divmod(code, len(CATEGORIES))
+        code, keyword = divmod(code, len(DEVICES))
+        code, listed = divmod(code, 3)
+        per_server: dict[str, Any] | None = None
+        if listed:  # 0: no `servers` map, watch every server
+            per_server = {}
+            for server in servers:
+                code, choice = divmod(code, 3 + len(PER_SERVER))
+                if choice >= 3:  # 0-2: not listed, so not watched
+                    per_server[server] = PER_SERVER[choice - 3]
+        monitors[f"mrw{number}"] = monitor(CATEGORIES[category], DEVICES[keyword], per_server)
+    return {"servers": dict.fromkeys(servers), "monitors": monitors}
 
 
 def brute_force(raw: dict[str, Any], server: str, category: Category, device: str) -> list[str]:
@@ -156,20 +151,20 @@ def brute_force(raw: dict[str, Any], server: str, category: Category, device: st
 
 @settings(max_examples=200, deadline=None)
 @given(
-    raw=configs(),
-    faults=st.lists(
-        st.tuples(
-            st.sampled_from([*SERVERS, "s9"]),
-            st.sampled_from(list(Category)),
-            st.sampled_from([*DEVICES, "eth2"]),
-        ),
-        min_size=1,
-        max_size=10,
-    ),
+    server_bits=st.integers(1, 2 ** len(SERVERS) - 1),
+    monitor_codes=st.lists(st.integers(0, 2**40), max_size=6),
+    fault_codes=st.lists(st.integers(0, 2**12), min_size=1, max_size=10),
 )
 def test_index_agrees_with_brute_force(
-    raw: dict[str, Any], faults: list[tuple[str, Category, str]]
+    server_bits: int, monitor_codes: list[int], fault_codes: list[int]
 ) -> None:
+    raw = decode_config(server_bits, monitor_codes)
+    note(repr(raw))
     index = MonitorIndex(ClusterConfig.model_validate(raw))
-    for server, category, device in faults:
-        assert index.match(server, category, device) == brute_force(raw, server, category, device)
+    categories = list(Category)
+    for code in fault_codes:
+        code, server = divmod(code, len(SERVERS) + 1)  # + a server the cluster does not know
+        code, category = divmod(code, len(categories))
+        device = [*DEVICES, "eth2"][code % (len(DEVICES) + 1)]
+        fault = ([*SERVERS, "s9"][server], categories[category], device)
+        assert index.match(*fault) == brute_force(raw, *fault), fault

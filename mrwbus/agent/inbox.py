@@ -1,0 +1,69 @@
+"""What arrives in an agent's queue, validated: recovery commands and report requests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from mrwbus.errors import ContractError
+from mrwbus.messages import (
+    MAX_BODY_BYTES,
+    REPORT_REQUEST_WORD,
+    MessageId,
+    RecoveryCommand,
+    describe_validation_error,
+)
+
+_MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
+
+
+def is_report_request(routing_key: str, server: str) -> bool:
+    return routing_key == f"{server}.{REPORT_REQUEST_WORD}"
+
+
+def parse_command(body: bytes, routing_key: str, server: str) -> RecoveryCommand:
+    """Validate a command off the agent's queue, or raise `ContractError` saying what is wrong.
+
+    The routing key must be `<this server>.<the body's action>`. A body naming another server
+    passes: the agent refuses it with a result, which tells the service more than silence.
+    """
+    data = _json_object(body)
+    try:
+        command = RecoveryCommand.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(
+            f"body breaks the command schema: {describe_validation_error(exc)}"
+        ) from exc
+    expected = f"{server}.{command.action.value}"
+    if routing_key != expected:
+        raise ContractError(
+            f"routing key {routing_key!r} does not match the body, which asks for {expected!r}"
+        )
+    return command
+
+
+def salvage_id(body: bytes) -> str | None:
+    """The `id` of a body that is not a valid command, when it has a usable one."""
+    try:
+        data = _json_object(body)
+        return _MESSAGE_ID.validate_python(data.get("id"))
+    except (ContractError, ValidationError):
+        return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise ContractError(
+            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ContractError("body must be a JSON object")
+    return data

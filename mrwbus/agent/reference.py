@@ -1,0 +1,93 @@
+"""The reference agent (`mrwbus agent --server NAME --config PATH`): shell handlers from the
+cluster configuration's `agent` section.
+
+- `agent.handlers` are the generic handlers, `agent.groups.<group>` a group's own; each runs
+  its command line with `ShellHandler`.
+- `script` and `before_script` need no handler: when none is configured, the agent runs the
+  command line the command carries (the configuration's `recovery.script` and
+  `recovery.before_script`), with the handler default timeout. A configured handler wins.
+- Every other action with no handler is refused, the dangerous final actions included.
+- The groups initially active (on the journal's first start) are those whose priority list
+  starts with this server: where the cluster starts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from mrwbus.agent.handlers import BEFORE_SCRIPT
+from mrwbus.agent.runtime import Agent
+from mrwbus.agent.shell import CommandScriptHandler, ShellHandler
+from mrwbus.config import ClusterConfig, HandlerConfig
+from mrwbus.errors import ConfigError, ConfigIssue
+
+DEFAULT_SCRIPT_TIMEOUT = HandlerConfig.model_fields["timeout"].default
+"""A command's own script runs with the same default timeout as a configured handler."""
+
+
+def build_reference_agent(
+    config: ClusterConfig,
+    server: str,
+    amqp_url: str,
+    *,
+    state_dir: str | Path | None = None,
+    source: str = "configuration",
+) -> Agent:
+    """An `Agent` for `server` with the shell handlers of `config.agent`; not yet running.
+
+    Raises `ConfigError` when the configuration has no such server.
+    """
+    if server not in config.servers:
+        known = ", ".join(config.servers)
+        raise ConfigError(
+            source, [ConfigIssue("servers", f"has no server {server!r} (known: {known})")]
+        )
+    settings = config.agent
+    agent = Agent(
+        server,
+        amqp_url,
+        state_dir if state_dir is not None else settings.state_dir,
+        heartbeat_interval=settings.heartbeat_interval.total_seconds(),
+        initial_groups=[
+            name for name, group in config.groups.items() if group.servers[0] == server
+        ],
+    )
+    for name, handler in settings.handlers.items():
+        agent.add_handler(name, ShellHandler.from_config(handler))
+    for group, handlers in settings.groups.items():
+        for name, handler in handlers.items():
+            agent.add_handler(name, ShellHandler.from_config(handler), group=group)
+    timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
+    for name in ("script", BEFORE_SCRIPT):
+        if name not in settings.handlers:
+            allowed = frozenset(
+                line
+                for monitor in config.monitors.values()
+                if (line := getattr(monitor.recovery, name)) is not None
+            )
+            agent.add_handler(name, CommandScriptHandler(name, timeout, allowed))
+    return agent
+
+
+async def run_agent(
+    config: ClusterConfig,
+    server: str,
+    amqp_url: str,
+    stop: asyncio.Event,
+    state_dir: str | None = None,
+    *,
+    source: str = "configuration",
+) -> None:
+    """Run the reference agent of `server` until `stop` is set (the CLI's `mrwbus agent`).
+
+    `source` names the configuration (its path) in a `ConfigError` for an unknown server.
+    """
+    agent = build_reference_agent(config, server, amqp_url, state_dir=state_dir, source=source)
+    await agent.run(stop)
+
+
+def _seconds(value: object) -> float:
+    assert isinstance(value, timedelta)
+    return value.total_seconds()

@@ -1,0 +1,407 @@
+"""The node agent: consumes its server's commands, runs each once, reports results and groups.
+
+A straight line per command: consume from `mrwbus.agent.<server>` (prefetch 1: one command at a
+time, in order) -> `parse_command` -> `IdempotentRunner` (journal; handled before? the stored
+result) -> `carry_out` -> journal -> publish the result with a confirm -> report a change of
+groups -> ack. Report requests (`<server>.report`) arrive in the same queue.
+
+The agent owns its reconnection as the service does: a session is one connection; when it
+breaks (broker restart, consumer cancelled), the agent connects again, declares its queue
+again and consumes again. A command keeps running across a lost session: it runs in a task of
+the agent, not of the channel, and its redelivery in the next session waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from mrwbus.agent.execution import make_result
+from mrwbus.agent.handlers import Handler, HandlerTable
+from mrwbus.agent.idempotent import IdempotentRunner
+from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
+from mrwbus.agent.journal import KEEP, Journal
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.publisher import Publisher
+from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
+from mrwbus.errors import ContractError
+from mrwbus.messages import (
+    NAME_PATTERN,
+    AgentReport,
+    CommandResult,
+    Outcome,
+    ReportReason,
+    ReportRequest,
+    new_id,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=Handler)
+
+SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    aiormq.exceptions.ChannelClosed,
+)
+"""What ends a session: the broker went away, or closed the channel."""
+
+
+@dataclass
+class AgentHealth:
+    connected: bool = False
+    consuming: bool = False
+    outages: int = 0
+    last_error: str | None = None
+
+
+class Agent:
+    """A node agent for one server. Register handlers, then `await agent.run(stop)`.
+
+    `state_dir` holds the journal, in `<state_dir>/<server>/`. `initial_groups` are the groups
+    active on this server when the journal does not know (its first start); assigning
+    `agent.active_groups` says which groups are active now, at any time, and is reported.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        amqp_url: str,
+        state_dir: str | Path,
+        *,
+        heartbeat_interval: float = 5.0,
+        initial_groups: Iterable[str] = (),
+        watchdog_interval: float = 1.0,
+        shutdown_grace: float | None = None,
+        journal_keep: int = KEEP,
+    ) -> None:
+        if not re.fullmatch(NAME_PATTERN, server):
+            raise ValueError(f"{server!r} is not a valid server name (letters, digits, _ and -)")
+        if heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive")
+        self.server = server
+        self.amqp_url = amqp_url
+        self.state_dir = Path(state_dir)
+        self.heartbeat_interval = heartbeat_interval
+        self.watchdog_interval = watchdog_interval
+        self.shutdown_grace = shutdown_grace
+        """Seconds a stop waits for the running command; None: until it finishes."""
+        self.journal_keep = journal_keep
+        self.handlers = HandlerTable()
+        self.health = AgentHealth()
+        self.ready = asyncio.Event()
+        """Set while the agent consumes its queue."""
+        self._groups = _group_names(initial_groups)
+        self._groups_given = False
+        self._journal: Journal | None = None
+        self._publisher: Publisher | None = None
+        self._runner: IdempotentRunner | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._groups_unreported = False
+        self._changed = asyncio.Event()
+
+    # --- the API for agent authors ------------------------------------------------------
+
+    def handler(self, name: str, *, group: str | None = None) -> Callable[[H], H]:
+        """Decorator: `@agent.handler("failover.start")`, or for one group only."""
+
+        def register(function: H) -> H:
+            self.add_handler(name, function, group=group)
+            return function
+
+        return register
+
+    def add_handler(self, name: str, handler: Handler, *, group: str | None = None) -> None:
+        self.handlers.add(name, handler, group=group)
+
+    @property
+    def active_groups(self) -> frozenset[str]:
+        """The groups active on this server, as the agent knows them."""
+        return self._groups
+
+    @active_groups.setter
+    def active_groups(self, groups: Iterable[str]) -> None:
+        new = _group_names(groups)
+        if self._journal is None:
+            # Before `run`: it overrides what the journal remembers.
+            self._groups, self._groups_given = new, True
+            return
+        if new != self._groups:
+            self._journal.record_groups(new)
+            self._groups = new
+            self._groups_unreported = True
+            self._changed.set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; survive broker outages by starting a new session.
+
+        On stop: take no new command, let the running one finish (see `shutdown_grace`),
+        publish its result, acknowledge it, close.
+        """
+        journal = await asyncio.to_thread(
+            Journal.open, self.state_dir / self.server, keep=self.journal_keep
+        )
+        self._journal = journal
+        self._runner = IdempotentRunner(
+            self.server,
+            self.handlers,
+            journal,
+            groups=lambda: self._groups,
+            set_groups=self._groups_changed,
+        )
+        if self._groups_given:
+            await asyncio.to_thread(journal.record_groups, self._groups)
+        elif journal.active_groups is not None:
+            self._groups = journal.active_groups
+        log.info(
+            "agent of %s: handlers %s, active groups %s, journal %s",
+            self.server,
+            ", ".join(self.handlers.names()) or "(none)",
+            ", ".join(sorted(self._groups)) or "(none)",
+            journal.path,
+        )
+        failures = 0
+        try:
+            while not stop.is_set():
+                connection = await self._connect_or_stop(stop)
+                if connection is None:
+                    break
+                try:
+                    await self._session(connection, stop)
+                except SESSION_ERRORS as exc:
+                    self._lost(exc)
+                finally:
+                    consumed = self.ready.is_set()
+                    self._end_session()
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+                failures = 0 if consumed else failures + 1
+                if failures and not stop.is_set():
+                    # The broker is up but the session failed before consuming: do not spin.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(5.0, 0.2 * 2**failures))
+        finally:
+            await self._drain(set(self._runner.running.values()))
+            self._journal = self._runner = None
+            journal.close()
+
+    async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
+        connecting = asyncio.create_task(connect(self.amqp_url, name=f"mrwbus-agent-{self.server}"))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connecting.done():
+            return connecting.result()
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        return None
+
+    def _lost(self, exc: BaseException) -> None:
+        self.health.outages += 1
+        self.health.last_error = str(exc) or type(exc).__name__
+        log.warning(
+            "agent of %s lost the broker session (%s); reconnecting",
+            self.server,
+            self.health.last_error,
+        )
+
+    def _end_session(self) -> None:
+        self._publisher = None
+        self.ready.clear()
+        self.health.consuming = False
+        self.health.connected = False
+
+    async def _session(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=1)
+        exchanges = await declare_exchanges(channel)
+        queue = await declare_agent_queue(channel, exchanges, self.server)
+        self._publisher = Publisher(channel, exchanges)
+        self.health.connected = True
+        await self._report(ReportReason.START)
+        self._groups_unreported = False
+        tag = await queue.consume(self._on_message)
+        self.health.consuming = True
+        self.ready.set()
+        log.info("agent of %s consuming %s on %s", self.server, queue.name, redact(self.amqp_url))
+
+        reporter = asyncio.create_task(self._report_periodically())
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.watchdog_interval)
+                if reporter.done():
+                    reporter.result()  # it only ends by a bug: let it be seen
+                if channel.is_closed or connection.is_closed:
+                    raise ConnectionError("the channel or connection closed")
+                if not await _has_consumer(channel, tag):
+                    # The broker cancelled the consumer (queue deleted, leader moved).
+                    raise ConnectionError(f"the broker cancelled the consumer of {queue.name}")
+            # Graceful stop: take no new command, finish the one in hand (it acks), close.
+            self.health.consuming = False
+            with contextlib.suppress(*SESSION_ERRORS):
+                await queue.cancel(tag)
+            await self._drain(set(self._deliveries))
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+
+    async def _drain(self, tasks: Collection[asyncio.Future[Any]]) -> None:
+        if not tasks:
+            return
+        log.info("agent of %s finishing the command in hand before it stops", self.server)
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+        for task in pending:
+            # Its journal says started: on the next start it is reported interrupted.
+            log.warning("agent of %s stops with a command unfinished", self.server)
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- deliveries ---------------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._deliveries.add(task)
+        try:
+            if is_report_request(message.routing_key or "", self.server):
+                await self._on_report_request(message)
+            else:
+                await self._on_command(message)
+        except SESSION_ERRORS as exc:
+            # The broker redelivers the unacknowledged message in the next session.
+            log.warning("delivery left unacknowledged by a lost session: %s", exc)
+        except Exception:
+            # Not a lost session (e.g. the journal cannot be written): hand it back to the
+            # queue; its delivery limit dead-letters a message that keeps failing.
+            log.exception("agent of %s could not handle a delivery; requeued", self.server)
+            with contextlib.suppress(*SESSION_ERRORS):
+                await message.nack(requeue=True)
+        finally:
+            self._deliveries.discard(task)
+
+    async def _on_command(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = parse_command(message.body, message.routing_key or "", self.server)
+        except ContractError as exc:
+            await self._reject(message, str(exc))
+            return
+        result = await self._current_runner().result_for(command)
+        await self._send(result)
+        await self._report_change()
+        await message.ack()
+
+    async def _reject(self, message: AbstractIncomingMessage, problem: str) -> None:
+        """A message that is no valid command: dead-lettered, refused if it has an id, acked."""
+        log.warning("agent of %s rejects message %s: %s", self.server, message.message_id, problem)
+        publisher = self._current_publisher()
+        await publisher.dead_letter(message, problem)
+        command_id = salvage_id(message.body)
+        if command_id is not None:
+            await self._send(
+                make_result(command_id, self.server, Outcome.REFUSED, f"invalid command: {problem}")
+            )
+        await message.ack()
+
+    async def _send(self, result: CommandResult) -> None:
+        # Not mandatory: the service's results queue holds it, or nobody is listening yet.
+        await self._current_publisher().publish(
+            RESULTS, result.routing_key, result, mandatory=False
+        )
+
+    # --- reports ------------------------------------------------------------------------
+
+    async def _on_report_request(self, message: AbstractIncomingMessage) -> None:
+        try:
+            ReportRequest.model_validate_json(message.body)
+        except ValueError as exc:
+            # Answered anyway: a report is harmless, and the asker wants one.
+            log.warning("malformed report request %s: %s", message.message_id, exc)
+        await self._report(ReportReason.ASKED)
+        await message.ack()
+
+    async def _report(self, reason: ReportReason) -> None:
+        report = AgentReport(
+            id=new_id(),
+            server=self.server,
+            active_groups=sorted(self._groups),
+            reason=reason,
+            heartbeat_interval=self.heartbeat_interval,
+            sent_at=utc_now(),
+        )
+        await self._current_publisher().publish(
+            RESULTS, report.routing_key, report, mandatory=False
+        )
+
+    async def _report_change(self) -> None:
+        if not self._groups_unreported:
+            return
+        self._groups_unreported = False
+        try:
+            await self._report(ReportReason.CHANGE)
+        except BaseException:
+            self._groups_unreported = True
+            raise
+
+    async def _report_periodically(self) -> None:
+        while True:
+            changed = False
+            with contextlib.suppress(TimeoutError):
+                changed = await asyncio.wait_for(self._changed.wait(), self.heartbeat_interval)
+            self._changed.clear()
+            try:
+                if self._groups_unreported:
+                    await self._report_change()
+                elif not changed:
+                    await self._report(ReportReason.HEARTBEAT)
+            except SESSION_ERRORS as exc:
+                # The watchdog ends the session when the channel is gone; until then, go on.
+                log.warning("agent of %s could not report: %s", self.server, exc)
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _current_runner(self) -> IdempotentRunner:
+        if self._runner is None:
+            raise RuntimeError("the agent is not running")
+        return self._runner
+
+    def _groups_changed(self, groups: frozenset[str]) -> None:
+        """After a command: the change is reported after its result, by its delivery."""
+        if groups != self._groups:
+            self._groups = groups
+            self._groups_unreported = True
+
+    def _current_publisher(self) -> Publisher:
+        if self._publisher is None:
+            raise ConnectionError("not connected to the broker")
+        return self._publisher
+
+    def __repr__(self) -> str:
+        return f"Agent({self.server!r}, queue={agent_queue(self.server)!r})"
+
+
+def _group_names(groups: Iterable[str]) -> frozenset[str]:
+    names = frozenset(groups)
+    for name in names:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(f"{name!r} is not a valid group name (letters, digits, _ and -)")
+    return names
+
+
+async def _has_consumer(channel: AbstractChannel, tag: str) -> bool:
+    underlay = await channel.get_underlay_channel()
+    consumers: dict[str, object] = getattr(underlay, "consumers", {})
+    return tag in consumers
