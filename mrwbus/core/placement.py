@@ -123,7 +123,12 @@ def choose_failover_destination(
             skipped[candidate] = "not alive"
         elif candidate in servers_in_error:
             skipped[candidate] = "a monitor is in Error there"
-        elif outside_server_group and config.server_group(candidate) == leaving_group:
+        elif (
+            outside_server_group
+            and leaving_group is not None
+            and config.server_group(candidate) == leaving_group
+        ):
+            # A server without a server group is in a group of its own.
             skipped[candidate] = f"in the same server group ({leaving_group})"
         else:
             return Destination(candidate, skipped=skipped)

@@ -158,8 +158,8 @@ class _Planner:
             self.emit(events.LADDER_EXHAUSTED)
             return state
         if step is Step.FINAL:
-            self.final_action(groups)
-            return count_step(self.recovery, state, step)
+            # A suppressed final action was not taken: the next fault may take it.
+            return count_step(self.recovery, state, step) if self.final_action(groups) else state
         action = self.recovery.action
         if action is Action.FAILOVER:
             moved = [group for group in groups if self.failover(group)]
@@ -217,11 +217,12 @@ class _Planner:
         self.failovers.append(replace(progress, awaiting=stop.id))
         return True
 
-    def final_action(self, groups: list[str]) -> None:
+    def final_action(self, groups: list[str]) -> bool:
+        """Take the final action; False when it was suppressed."""
         final = self.recovery.final_action
         if final is FinalAction.NONE:
             self.emit(events.FINAL_ACTION_NONE)
-            return
+            return True
         if final.takes_server_down and self.situation.protect_last_healthy_server:
             healthy = (
                 set(self.situation.view.alive)
@@ -234,7 +235,7 @@ class _Planner:
                     final_action=final.value,
                     reason=f"{self.server} is the last healthy server of the cluster",
                 )
-                return
+                return False
         for group in groups if final is FinalAction.STOP_GROUP else [None]:
             self.issue(
                 Action.FINAL_ACTION,
@@ -244,6 +245,7 @@ class _Planner:
             )
             if group is not None:
                 self.moves[group] = None
+        return True
 
     def issue(
         self,

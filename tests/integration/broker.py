@@ -19,12 +19,14 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from mrwbus.bus.topology import COMMANDS, DEAD, EVENTS, FAULTS, RESULTS, declare_exchanges
 from mrwbus.messages import (
+    AgentReport,
     CommandResult,
     Event,
     FaultNotification,
     Outcome,
     RecoveryCommand,
     derived_id,
+    parse_agent_message,
     utc_now,
 )
 
@@ -87,6 +89,8 @@ class BusProbe:
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.event_log: list[Event] = []
         self.report_requests: list[str] = []
+        self.reports: asyncio.Queue[AgentReport] = asyncio.Queue()
+        self.results: asyncio.Queue[CommandResult] = asyncio.Queue()
 
     @classmethod
     @asynccontextmanager
@@ -122,8 +126,19 @@ class BusProbe:
             self.event_log.append(event)
             await self.events.put(event)
 
+        results = await self.channel.declare_queue(exclusive=True)
+        await results.bind(exchanges[RESULTS], "#")
+
+        async def on_result(message: AbstractIncomingMessage) -> None:
+            found = parse_agent_message(message.body, message.routing_key or "")
+            if isinstance(found, AgentReport):
+                await self.reports.put(found)
+            else:
+                await self.results.put(found)
+
         await commands.consume(on_command, no_ack=True)
         await events.consume(on_event, no_ack=True)
+        await results.consume(on_result, no_ack=True)
 
     async def publish(self, fault: FaultNotification) -> None:
         await self.publish_raw(fault.to_body(), fault.routing_key, message_id=fault.id)
@@ -175,6 +190,20 @@ class BusProbe:
                     return event
 
         return await asyncio.wait_for(find(), timeout)
+
+    async def wait_reports(
+        self, servers: set[str], timeout: float = 20.0
+    ) -> dict[str, AgentReport]:
+        """The next report of each of `servers` (agents announce themselves at start)."""
+        found: dict[str, AgentReport] = {}
+
+        async def collect() -> None:
+            while not servers <= found.keys():
+                report = await self.reports.get()
+                found[report.server] = report
+
+        await asyncio.wait_for(collect(), timeout)
+        return found
 
     async def dead_queue(self) -> AbstractQueue:
         return await self.channel.declare_queue(DEAD, passive=True)

@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 import pytest
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config import ClusterConfig, parse_config
 from mrwbus.core.placement import (
     ClusterView,
     Destination,
@@ -144,3 +144,10 @@ def test_destination_is_never_the_server_left(config: ClusterConfig) -> None:
     for group, servers in (("web", ALL), ("db", ALL)):
         for leaving in servers:
             assert choose(config, group, leaving).server not in (None, leaving)
+
+
+def test_servers_without_a_server_group_are_each_a_group_of_their_own() -> None:
+    ungrouped = parse_config(
+        "servers: {a: {}, b: {}}\ngroups: {g: {servers: [a, b]}}\n", "ungrouped.yaml"
+    )
+    assert choose(ungrouped, "g", "a", outside=True).server == "b"
