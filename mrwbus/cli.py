@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -68,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:8080",
         metavar="HOST:PORT",
         help="serve the status page, /metrics and /healthz here ('off' for none)",
+    )
+
+    demo = verb(
+        "demo", run_demo, "the service plus a reference agent for every server, in one process"
+    )
+    demo.add_argument("--config", required=True, help="the cluster configuration (YAML)")
+    demo.add_argument("--log-level", default="WARNING")
+    demo.add_argument(
+        "--http",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="the status page ('off' for none)",
     )
 
     check = verb(
@@ -165,6 +178,40 @@ def run_service(args: argparse.Namespace) -> int:
             return
         async with StatusServer(service, *http):
             await service.run(stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from mrwbus.agent import run_agent
+    from mrwbus.logs import configure_logging
+    from mrwbus.service import Service
+    from mrwbus.web import StatusServer, parse_http_address
+
+    config = load_config(args.config)
+    http = None if args.http == "off" else parse_http_address(args.http)
+    configure_logging(args.log_level)
+    url = amqp_url(args.amqp_url)
+    service = Service(config, ServiceSettings(amqp_url=url))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        agents = [
+            run_agent(config, server, url, stop, source=args.config) for server in config.servers
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            if http is not None:
+                await stack.enter_async_context(StatusServer(service, *http))
+                print(f"status page: http://{http[0]}:{http[1]}/", flush=True)
+            print(
+                f"service and agents for {', '.join(config.servers)} running; Ctrl-C stops",
+                flush=True,
+            )
+            await asyncio.gather(service.run(stop), *agents)
 
     asyncio.run(serve())
     return 0
