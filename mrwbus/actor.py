@@ -1,8 +1,9 @@
 """A monitor-resource actor: one asyncio task and one mailbox per monitor.
 
 Faults for one monitor are handled in arrival order; a monitor that waits on the broker never
-stalls another. The actor decides and applies in one synchronous step (`ClusterState`), then
-waits until the broker confirmed every command and event the decision produced.
+stalls another. For each fault the actor decides and applies in one synchronous step
+(`ClusterState`), fixes the decision's place in the journal in that same step, waits until the
+journal entry is confirmed, then publishes every command and event and waits for their confirms.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from mrwbus.core.cluster import ClusterState
-from mrwbus.core.recovery import Decision
+from mrwbus.core.records import Published
 from mrwbus.messages import Event, FaultNotification, RecoveryCommand, utc_now
 
 log = logging.getLogger(__name__)
@@ -25,25 +26,45 @@ REMEMBERED_FAULTS = 10_000
 """Fault ids each actor remembers, so a redelivered fault never decides twice."""
 
 
-@dataclass
-class _Outcome:
-    decision: Decision
-    confirmed: bool = False
+class DecisionLog(Protocol):
+    """Where decisions are made durable (`persistence.StateJournal`)."""
+
+    def decision(
+        self,
+        cluster: ClusterState,
+        monitor: str,
+        fault_id: str,
+        published: Published,
+        *,
+        shared: bool,
+    ) -> Awaitable[int]: ...
+
+    def confirmed(self, monitor: str, fault_id: str) -> Awaitable[int]: ...
 
 
 class MonitorActor:
-    def __init__(self, monitor: str, cluster: ClusterState, publish: Publish) -> None:
+    def __init__(
+        self,
+        monitor: str,
+        cluster: ClusterState,
+        publish: Publish,
+        journal: DecisionLog,
+        decided: OrderedDict[str, Published] | None = None,
+    ) -> None:
         self.monitor = monitor
         self.cluster = cluster
         self.publish = publish
-        self.mailbox: asyncio.Queue[tuple[FaultNotification, asyncio.Future[Decision]]] = (
+        self.journal = journal
+        self.mailbox: asyncio.Queue[tuple[FaultNotification, asyncio.Future[Published]]] = (
             asyncio.Queue()
         )
-        self._outcomes: OrderedDict[str, _Outcome] = OrderedDict()
+        self._decided: OrderedDict[str, Published] = (
+            decided if decided is not None else OrderedDict()
+        )
 
-    def submit(self, fault: FaultNotification) -> asyncio.Future[Decision]:
+    def submit(self, fault: FaultNotification) -> asyncio.Future[Published]:
         """Queue a fault; the future resolves once everything it caused is confirmed."""
-        done: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
         self.mailbox.put_nowait((fault, done))
         return done
 
@@ -51,26 +72,40 @@ class MonitorActor:
         while True:
             fault, done = await self.mailbox.get()
             try:
-                decision = await self.handle(fault)
+                published = await self.handle(fault)
             except Exception as exc:  # the caller decides: nack and let the broker redeliver
                 if not done.done():
                     done.set_exception(exc)
             else:
                 if not done.done():
-                    done.set_result(decision)
+                    done.set_result(published)
 
-    async def handle(self, fault: FaultNotification) -> Decision:
-        outcome = self._outcomes.get(fault.id)
-        if outcome is None:
-            # A fault id seen before is never decided again; only its publishing is retried.
-            outcome = _Outcome(self.cluster.handle_fault(self.monitor, fault, utc_now()))
-            self._remember(fault.id, outcome)
-        if not outcome.confirmed:
-            await self.publish(outcome.decision.commands, outcome.decision.events)
-            outcome.confirmed = True
-        return outcome.decision
+    async def handle(self, fault: FaultNotification) -> Published:
+        published = self._decided.get(fault.id)
+        if published is None:
+            # A fault id decided before is never decided again; only its publishing is retried.
+            decision = self.cluster.handle_fault(self.monitor, fault, utc_now())
+            published = Published(list(decision.commands), list(decision.events))
+            self._remember(fault.id, published)
+            shared = bool(decision.moves or decision.failovers)
+            await self.journal.decision(
+                self.cluster, self.monitor, fault.id, published, shared=shared
+            )
+        if not published.confirmed:
+            await self.publish(published.commands, published.events)
+            published.confirmed = True
+            # Not awaited: losing this only means a redelivery republishes the same ids.
+            asyncio.ensure_future(self.journal.confirmed(self.monitor, fault.id)).add_done_callback(
+                _quiet
+            )
+        return published
 
-    def _remember(self, fault_id: str, outcome: _Outcome) -> None:
-        self._outcomes[fault_id] = outcome
-        if len(self._outcomes) > REMEMBERED_FAULTS:
-            self._outcomes.popitem(last=False)
+    def _remember(self, fault_id: str, published: Published) -> None:
+        self._decided[fault_id] = published
+        if len(self._decided) > REMEMBERED_FAULTS:
+            self._decided.popitem(last=False)
+
+
+def _quiet(future: asyncio.Future[int]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("confirmation record not journaled: %s", future.exception())

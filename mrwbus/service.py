@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,13 +23,15 @@ from pydantic import ValidationError
 
 from mrwbus.actor import MonitorActor
 from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.journal import declare_journal, try_lead
 from mrwbus.bus.publisher import Publisher
-from mrwbus.bus.topology import COMMANDS, declare_service_topology
+from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState, Reaction
 from mrwbus.core.matching import MonitorIndex
+from mrwbus.core.records import Published
 from mrwbus.errors import ContractError
 from mrwbus.logs import log_event
 from mrwbus.messages import (
@@ -47,6 +49,7 @@ from mrwbus.messages import (
     utc_now,
 )
 from mrwbus.metrics import Metrics
+from mrwbus.persistence import Recovery, StateJournal
 from mrwbus.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -65,8 +68,11 @@ class NotConnected(ConnectionError):
 class Health:
     connected: bool = False
     consuming: bool = False
+    role: str = "starting"
+    """active (holds the leader lock and consumes), standby (waits for the lock), or starting."""
     outages: int = 0
     last_error: str | None = None
+    last_recovery: Recovery | None = None
 
 
 @dataclass
@@ -84,10 +90,10 @@ class Service:
         self.config = config
         self.settings = settings
         self.cluster = ClusterState.for_config(config)
+        """Replaced each time this replica becomes active: rebuilt from the journal."""
         self.index = MonitorIndex(config)
-        self.actors = {
-            name: MonitorActor(name, self.cluster, self._publish) for name in config.monitors
-        }
+        self.actors: dict[str, MonitorActor] = {}
+        self.journal: StateJournal | None = None
         self.health = Health()
         self.counters = Counters()
         self.metrics = Metrics()
@@ -96,9 +102,9 @@ class Service:
         self._event_listeners: set[asyncio.Queue[Event]] = set()
         self._publisher: Publisher | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._outbox: deque[Reaction] = deque()
-        """Reactions applied to the state but not yet confirmed by the broker; sent first
-        when a session starts, so a lost connection never loses a command."""
+        self._outbox: OrderedDict[str, Published] = OrderedDict()
+        """Reactions applied to the state and journaled but not yet confirmed by the broker;
+        sent first when this replica becomes active, so a lost connection loses no command."""
         self._outbox_lock = asyncio.Lock()
 
     def listen(self) -> asyncio.Queue[Event]:
@@ -114,30 +120,21 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; survive broker outages by starting a new session."""
-        actor_tasks = [
-            asyncio.create_task(actor.run(), name=f"actor:{name}")
-            for name, actor in self.actors.items()
-        ]
-        try:
-            while not stop.is_set():
-                connection = await self._connect_or_stop(stop)
-                if connection is None:
-                    break
-                try:
-                    await self._session(connection, stop)
-                except CONNECTION_ERRORS as exc:
-                    self._lost(exc)
-                finally:
-                    self._publisher = None
-                    self.consuming.clear()
-                    self.health.consuming = False
-                    self.health.connected = False
-                    with contextlib.suppress(Exception):
-                        await connection.close()
-        finally:
-            for task in actor_tasks:
-                task.cancel()
-            await asyncio.gather(*actor_tasks, return_exceptions=True)
+        while not stop.is_set():
+            connection = await self._connect_or_stop(stop)
+            if connection is None:
+                break
+            try:
+                await self._session(connection, stop)
+            except CONNECTION_ERRORS as exc:
+                self._lost(exc)
+            finally:
+                self._publisher = None
+                self.consuming.clear()
+                self.health.consuming = False
+                self.health.connected = False
+                with contextlib.suppress(Exception):
+                    await connection.close()
 
     async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
         connecting = asyncio.create_task(connect(self.settings.amqp_url, name="mrwbus-service"))
@@ -158,8 +155,68 @@ class Service:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         topology = await declare_service_topology(channel, self.config.servers)
+        await declare_journal(channel)
         self._publisher = Publisher(channel, topology.exchanges)
         self.health.connected = True
+        if not await self._wait_for_leadership(connection, stop):
+            return
+        actor_tasks = await self._become_active(connection)
+        try:
+            await self._serve(connection, channel, topology, stop)
+        finally:
+            for task in actor_tasks:
+                task.cancel()
+            await asyncio.gather(*actor_tasks, return_exceptions=True)
+            if self.journal is not None:
+                await self.journal.close()
+
+    async def _wait_for_leadership(
+        self, connection: AbstractConnection, stop: asyncio.Event
+    ) -> bool:
+        """Standby until this replica holds the leader lock; False if told to stop first."""
+        self.health.role = "standby"
+        while not stop.is_set():
+            if await try_lead(connection) is not None:
+                self.health.role = "active"
+                return True
+            if connection.is_closed:
+                raise ConnectionError("the connection closed while standing by")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.standby_poll)
+        return False
+
+    async def _become_active(self, connection: AbstractConnection) -> list[asyncio.Task[None]]:
+        """Rebuild the state from the journal, then start one actor per monitor."""
+        journal_channel = await connection.channel(publisher_confirms=True)
+        journal, restored, recovery = await StateJournal.recover(
+            self.config,
+            journal_channel,
+            await connection.channel(),
+            await connection.channel(),
+            snapshot_every=self.settings.snapshot_every,
+        )
+        self.journal = journal
+        self.health.last_recovery = recovery
+        self.cluster = restored.cluster
+        self._outbox = restored.outbox
+        self.actors = {
+            name: MonitorActor(
+                name, self.cluster, self._publish, journal, restored.decided.get(name)
+            )
+            for name in self.config.monitors
+        }
+        return [
+            asyncio.create_task(actor.run(), name=f"actor:{name}")
+            for name, actor in self.actors.items()
+        ]
+
+    async def _serve(
+        self,
+        connection: AbstractConnection,
+        channel: AbstractChannel,
+        topology: Topology,
+        stop: asyncio.Event,
+    ) -> None:
         await self._flush_outbox()
         consumers = [
             (topology.results, await topology.results.consume(self._track(self._on_agent_message))),
@@ -169,7 +226,7 @@ class Service:
         await self._ask_agents_to_report()
         self.health.consuming = True
         self.consuming.set()
-        log.info("consuming faults from %s", redact(self.settings.amqp_url))
+        log.info("active: consuming faults from %s", redact(self.settings.amqp_url))
 
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -179,6 +236,8 @@ class Service:
             if not await _has_consumers(channel, *(tag for _, tag in consumers)):
                 # The broker cancelled a consumer (queue deleted, leader moved): start over.
                 raise ConnectionError("the broker cancelled a consumer")
+            if self.journal is not None and self.journal.writer.failed is not None:
+                raise ConnectionError(f"the journal failed: {self.journal.writer.failed}")
             await self._react(self.cluster.tick(utc_now()))
 
         # Graceful stop: take no new faults, finish those in flight (they ack), then close.
@@ -300,17 +359,32 @@ class Service:
         )
 
     async def _react(self, reaction: Reaction) -> None:
-        """Publish what the state already decided; kept in the outbox until confirmed."""
+        """Journal what the state already changed, then publish its messages.
+
+        Call it right after the change, with no await in between: the journal entry takes its
+        place in the same step."""
+        journal = self._current_journal()
         if not reaction.commands and not reaction.events:
+            await journal.reaction(self.cluster, "", None)  # state only (a heartbeat, a move)
             return
-        self._outbox.append(reaction)
+        reaction_id = new_id()
+        published = Published(reaction.commands, reaction.events)
+        self._outbox[reaction_id] = published
+        await journal.reaction(self.cluster, reaction_id, published)
         await self._flush_outbox()
 
     async def _flush_outbox(self) -> None:
         async with self._outbox_lock:  # in order, and each reaction once
             while self._outbox:
-                await self._publish(self._outbox[0].commands, self._outbox[0].events)
-                self._outbox.popleft()
+                reaction_id, published = next(iter(self._outbox.items()))
+                await self._publish(published.commands, published.events)
+                del self._outbox[reaction_id]
+                self._current_journal().reaction_done(reaction_id).add_done_callback(_ignore)
+
+    def _current_journal(self) -> StateJournal:
+        if self.journal is None:
+            raise NotConnected("this replica is not active")
+        return self.journal
 
     # --- operators ----------------------------------------------------------------------
 
@@ -330,7 +404,7 @@ class Service:
                 await message.ack()
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
-            await self._react(Reaction(events=found))
+            await self._react(Reaction(events=found))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()
         except CONNECTION_ERRORS as exc:
@@ -355,6 +429,11 @@ async def _has_consumers(channel: AbstractChannel, *tags: str) -> bool:
     underlay = await channel.get_underlay_channel()
     consumers: dict[str, object] = getattr(underlay, "consumers", {})
     return all(tag in consumers for tag in tags)
+
+
+def _ignore(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a lost outbox-done record only means a republish
 
 
 def _unmatched(fault: FaultNotification) -> Event:

@@ -79,6 +79,8 @@ class ClusterState:
         )
 
     def __post_init__(self) -> None:
+        self.dirty: set[Key] = set()
+        """Monitor states changed since the journal last took them (`core.records`)."""
         self._errors = Counter(
             server for (_, server), st in self.monitors.items() if st.status is Status.ERROR
         )
@@ -300,6 +302,7 @@ class ClusterState:
         return [events.MONITOR_RESUMED.make(at=now, cause=cause, monitor=monitor, by=by)]
 
     def _set(self, monitor: str, server: str, state: MonitorServerState) -> None:
+        self.dirty.add((monitor, server))
         before = self.monitors[(monitor, server)]
         self.monitors[(monitor, server)] = state
         self._errors[server] += (state.status is Status.ERROR) - (before.status is Status.ERROR)

@@ -1,0 +1,246 @@
+"""The service's state in RabbitMQ: an append-only journal on a stream, a snapshot, a leader lock.
+
+- `mrwbus.journal` (a stream) holds entries: lists of records (`core.records`), each with a
+  sequence number. Appends are group-committed: whatever was appended while the previous
+  publish waited for its confirm goes out as one message, in order.
+- `mrwbus.snapshot` (a quorum queue of length one) holds the newest snapshot: every record as
+  of sequence number N, and the stream offset of the entry that holds N. Start-up reads it and
+  replays only the entries after it, so start-up time does not grow with the journal.
+- `mrwbus.leader` (an exclusive queue) is the lock: the replica whose connection declared it is
+  the active one; the broker deletes it when that connection dies, and a standby takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiormq
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from pamqp.common import FieldTable
+
+from mrwbus.core.records import Record, Records
+from mrwbus.messages import new_id
+
+JOURNAL = "mrwbus.journal"
+SNAPSHOT = "mrwbus.snapshot"
+LEADER = "mrwbus.leader"
+
+MAX_ENTRIES_PER_MESSAGE = 2_000
+
+JOURNAL_ARGUMENTS: FieldTable = {
+    "x-queue-type": "stream",
+    "x-max-length-bytes": 2 * 1024**3,
+    "x-stream-max-segment-size-bytes": 64 * 1024**2,
+}
+
+
+async def declare_journal(channel: AbstractChannel) -> None:
+    await channel.declare_queue(JOURNAL, durable=True, arguments=JOURNAL_ARGUMENTS)
+    await channel.declare_queue(
+        SNAPSHOT,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head"},
+    )
+
+
+async def try_lead(connection: AbstractConnection) -> AbstractChannel | None:
+    """Take the leader lock, or return None when another replica holds it.
+
+    The returned channel must stay open: closing it keeps the lock (it belongs to the
+    connection), but a closed connection releases it."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(LEADER, exclusive=True, auto_delete=False)
+    except aiormq.exceptions.ChannelLockedResource:
+        return None
+    return channel
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    offset: int
+    records: Records
+
+
+async def load_snapshot(channel: AbstractChannel) -> Snapshot | None:
+    queue = await channel.declare_queue(SNAPSHOT, passive=True)
+    message = await queue.get(no_ack=False, fail=False)
+    if message is None:
+        return None
+    await message.nack(requeue=True)  # leave it for the next start
+    data = json.loads(message.body)
+    return Snapshot(seq=data["seq"], offset=data["offset"], records=data["records"])
+
+
+async def save_snapshot(channel: AbstractChannel, snapshot: Snapshot) -> None:
+    body = json.dumps({"seq": snapshot.seq, "offset": snapshot.offset, "records": snapshot.records})
+    message = Message(
+        body.encode(), content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
+    )
+    await channel.default_exchange.publish(message, routing_key=SNAPSHOT)
+
+
+@dataclass(frozen=True)
+class Batch:
+    offset: int
+    first: int
+    last: int
+    entries: list[tuple[int, list[Record]]]
+    marker: str | None
+
+
+def _decode(message: AbstractIncomingMessage) -> Batch:
+    headers = message.headers or {}
+    offset = headers.get("x-stream-offset")
+    assert isinstance(offset, int)
+    data = json.loads(message.body)
+    entries = [(seq, [tuple(record) for record in records]) for seq, records in data["entries"]]
+    return Batch(offset, data["first"], data["last"], entries, data.get("marker"))
+
+
+class JournalWriter:
+    """Appends entries in order; each append's future resolves once the broker confirmed it."""
+
+    def __init__(self, channel: AbstractChannel, last_seq: int) -> None:
+        self.channel = channel
+        self.seq = last_seq
+        self._pending: list[tuple[int, list[Record], asyncio.Future[int]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    def append(self, records: list[Record]) -> asyncio.Future[int]:
+        """Queue an entry now (its place in the journal is fixed here); await the result."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self.failed is not None:
+            future.set_exception(ConnectionError(f"the journal is unavailable: {self.failed}"))
+            return future
+        self.seq += 1
+        self._pending.append((self.seq, records, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return future
+
+    async def marker(self) -> str:
+        """Append an entry that says only "this point"; replay stops there."""
+        marker = new_id()
+        await self._publish(self.seq, self.seq, [], marker)
+        return marker
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = (
+                self._pending[:MAX_ENTRIES_PER_MESSAGE],
+                self._pending[MAX_ENTRIES_PER_MESSAGE:],
+            )
+            try:
+                await self._publish(
+                    batch[0][0], batch[-1][0], [(seq, records) for seq, records, _ in batch]
+                )
+            except BaseException as exc:
+                # Nothing after a lost entry may be written: the session ends and state is rebuilt.
+                self.failed = exc
+                for _, _, future in [*batch, *self._pending]:
+                    if not future.done():
+                        future.set_exception(ConnectionError(f"the journal write failed: {exc}"))
+                self._pending = []
+                return
+            for seq, _, future in batch:
+                if not future.done():
+                    future.set_result(seq)
+
+    async def _publish(
+        self, first: int, last: int, entries: list[Any], marker: str | None = None
+    ) -> None:
+        body = json.dumps(
+            {"first": first, "last": last, "entries": entries, "marker": marker}, default=str
+        )
+        message = Message(
+            body.encode(),
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            # A marker repeats the last sequence number but holds no entry: the tail ignores it.
+            headers={} if marker else {"x-mrwbus-first": first, "x-mrwbus-last": last},
+        )
+        await self.channel.default_exchange.publish(message, routing_key=JOURNAL)
+
+    async def drain(self) -> None:
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
+
+
+async def replay(
+    channel: AbstractChannel, offset: int | str, until_marker: str, apply: Callable[[Batch], None]
+) -> int:
+    """Read the journal from `offset` up to and including the marker; return the marker's offset."""
+    queue: AbstractQueue = await channel.declare_queue(JOURNAL, passive=True)
+    await channel.set_qos(prefetch_count=2_000)
+    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        batch = _decode(message)
+        await message.ack()
+        if found.done():
+            return
+        apply(batch)
+        if batch.marker == until_marker:
+            found.set_result(batch.offset)
+
+    tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
+    try:
+        return await found
+    finally:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+
+
+class JournalTail:
+    """Follows the journal from an offset, remembering where each entry landed, so a snapshot
+    taken at sequence N can name the offset to replay from."""
+
+    def __init__(self) -> None:
+        self.batches: deque[tuple[int, int, int]] = deque(maxlen=10_000)
+        """(first seq, last seq, offset) of the newest batches."""
+        self._changed = asyncio.Event()
+
+    async def follow(self, channel: AbstractChannel, offset: int) -> None:
+        queue = await channel.declare_queue(JOURNAL, passive=True)
+        await channel.set_qos(prefetch_count=2_000)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            headers = message.headers or {}
+            first, last, at = (
+                headers.get("x-mrwbus-first"),
+                headers.get("x-mrwbus-last"),
+                headers.get("x-stream-offset"),
+            )
+            await message.ack()
+            if isinstance(first, int) and isinstance(last, int) and isinstance(at, int):
+                self.batches.append((first, last, at))
+                self._changed.set()
+
+        await queue.consume(on_message, arguments={"x-stream-offset": offset})
+
+    async def offset_of(self, seq: int, timeout: float = 30.0) -> int | None:
+        """The offset of the batch holding `seq`, once the tail has seen it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for first, last, offset in reversed(self.batches):
+                if first <= seq <= last:
+                    return offset
+                if last < seq:
+                    break
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)

@@ -1,0 +1,226 @@
+"""The service's state as records for its journal: `(namespace, key, value)`, last write wins.
+
+A journal entry is a list of records; a snapshot is every record at once; replaying entries on
+top of a snapshot gives the state back. A value of None deletes the key. Pure: no I/O.
+
+| namespace | key | value |
+| --- | --- | --- |
+| monitor | `<monitor>/<server>` | the monitor's state on that server |
+| suspended | monitor | true |
+| placement | group | `{"on": server or null}` |
+| moving | group | true |
+| alive | server | true or false |
+| seen | server | when its agent was last heard from |
+| reported | server | the groups its agent last reported |
+| failover | group | the failover in progress |
+| decided | `<monitor>/<fault id>` | the commands and events of a decision, and whether confirmed |
+| outbox | reaction id | commands and events applied to the state, not yet confirmed |
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from mrwbus.config import ClusterConfig
+from mrwbus.core.cluster import ClusterState
+from mrwbus.core.failover import FailoverInProgress
+from mrwbus.core.monitor import MonitorServerState
+from mrwbus.messages import Event, RecoveryCommand
+
+Record = tuple[str, str, Any]
+Records = dict[str, dict[str, Any]]
+
+MONITOR, SUSPENDED, PLACEMENT, MOVING = "monitor", "suspended", "placement", "moving"
+ALIVE, SEEN, REPORTED, FAILOVER = "alive", "seen", "reported", "failover"
+DECIDED, OUTBOX = "decided", "outbox"
+
+SHARED = (SUSPENDED, PLACEMENT, MOVING, ALIVE, SEEN, REPORTED, FAILOVER)
+"""Namespaces any operation may change; compared against the last journaled copy."""
+
+REMEMBERED_DECISIONS = 20_000
+"""Decided faults a snapshot keeps, newest first, so a redelivered fault is never decided twice."""
+
+_monitor_state = TypeAdapter(MonitorServerState)
+_failover = TypeAdapter(FailoverInProgress)
+_commands = TypeAdapter(list[RecoveryCommand])
+_events = TypeAdapter(list[Event])
+
+
+@dataclass
+class Published:
+    """The messages of one decision or reaction, and whether the broker confirmed them all."""
+
+    commands: list[RecoveryCommand]
+    events: list[Event]
+    confirmed: bool = False
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "commands": _commands.dump_python(self.commands, mode="json"),
+            "events": _events.dump_python(self.events, mode="json"),
+            "confirmed": self.confirmed,
+        }
+
+    @classmethod
+    def from_value(cls, value: dict[str, Any]) -> Published:
+        return cls(
+            _commands.validate_python(value["commands"]),
+            _events.validate_python(value["events"]),
+            bool(value["confirmed"]),
+        )
+
+
+def monitor_key(monitor: str, server: str) -> str:
+    return f"{monitor}/{server}"
+
+
+def monitor_record(cluster: ClusterState, monitor: str, server: str) -> Record:
+    state = cluster.state_of(monitor, server)
+    return (MONITOR, monitor_key(monitor, server), _monitor_state.dump_python(state, mode="json"))
+
+
+def shared_records(cluster: ClusterState) -> Records:
+    view = cluster.view
+    return {
+        SUSPENDED: dict.fromkeys(sorted(cluster.suspended), True),
+        PLACEMENT: {group: {"on": server} for group, server in view.placement.items()},
+        MOVING: dict.fromkeys(sorted(view.moving), True),
+        ALIVE: {server: server in view.alive for server in cluster.config.servers},
+        SEEN: {server: seen.isoformat() for server, seen in view.last_seen.items()},
+        REPORTED: {server: sorted(groups) for server, groups in view.reported.items()},
+        FAILOVER: {
+            group: _failover.dump_python(progress, mode="json")
+            for group, progress in cluster.failovers.items()
+        },
+    }
+
+
+@dataclass
+class ChangeTracker:
+    """Turns what changed in a `ClusterState` since the last call into records."""
+
+    last: Records = field(default_factory=dict)
+
+    @classmethod
+    def starting_from(cls, cluster: ClusterState) -> ChangeTracker:
+        cluster.dirty.clear()
+        return cls(shared_records(cluster))
+
+    def changes(self, cluster: ClusterState, *, shared: bool = True) -> list[Record]:
+        found = [
+            monitor_record(cluster, monitor, server) for monitor, server in sorted(cluster.dirty)
+        ]
+        cluster.dirty.clear()
+        if shared:
+            current = shared_records(cluster)
+            for namespace in SHARED:
+                before, after = self.last.get(namespace, {}), current[namespace]
+                found += [
+                    (namespace, key, value)
+                    for key, value in after.items()
+                    if before.get(key) != value
+                ]
+                found += [(namespace, key, None) for key in before if key not in after]
+            self.last = current
+        return found
+
+
+@dataclass
+class RestoredState:
+    """What a journal gives back: the cluster state, each monitor's decided faults, the outbox."""
+
+    cluster: ClusterState
+    decided: dict[str, OrderedDict[str, Published]]
+    outbox: OrderedDict[str, Published]
+
+
+class RecordSet:
+    """Every record, as replay builds it: a snapshot plus the entries after it."""
+
+    def __init__(self, records: Records | None = None) -> None:
+        self.records: Records = {
+            namespace: dict(values) for namespace, values in (records or {}).items()
+        }
+
+    def apply(self, records: Iterable[Record]) -> None:
+        for namespace, key, value in records:
+            values = self.records.setdefault(namespace, {})
+            if value is None:
+                values.pop(key, None)
+            else:
+                values.pop(key, None)  # re-inserted last: `decided` keeps its age order
+                values[key] = value
+
+    def export(self) -> Records:
+        """All records, with only the newest decisions kept."""
+        records = {namespace: dict(values) for namespace, values in self.records.items()}
+        decided = records.get(DECIDED, {})
+        if len(decided) > REMEMBERED_DECISIONS:
+            records[DECIDED] = dict(list(decided.items())[-REMEMBERED_DECISIONS:])
+        return records
+
+    def restore(self, config: ClusterConfig) -> RestoredState:
+        """The state these records describe, for this configuration; what the configuration no
+        longer has (a monitor, server or group removed) is dropped."""
+        cluster = ClusterState.for_config(config)
+        view = cluster.view
+        get = self.records.get
+        for key, value in get(MONITOR, {}).items():
+            monitor, _, server = key.partition("/")
+            if (monitor, server) in cluster.monitors:
+                cluster.monitors[(monitor, server)] = _monitor_state.validate_python(value)
+        cluster.suspended = {
+            monitor for monitor in get(SUSPENDED, {}) if monitor in config.monitors
+        }
+        for group, value in get(PLACEMENT, {}).items():
+            if group in config.groups and (value["on"] is None or value["on"] in config.servers):
+                view.placement[group] = value["on"]
+        view.moving = {group for group in get(MOVING, {}) if group in config.groups}
+        for server, alive in get(ALIVE, {}).items():
+            if server in config.servers and not alive:
+                view.alive.discard(server)
+        view.last_seen = {
+            server: datetime.fromisoformat(seen)
+            for server, seen in get(SEEN, {}).items()
+            if server in config.servers
+        }
+        view.reported = {
+            server: frozenset(g for g in groups if g in config.groups)
+            for server, groups in get(REPORTED, {}).items()
+            if server in config.servers
+        }
+        for group, value in get(FAILOVER, {}).items():
+            progress = _failover.validate_python(value)
+            if group in config.groups and progress.monitor in config.monitors:
+                cluster.failovers[group] = progress
+        view.moving &= set(cluster.failovers)
+        decided: dict[str, OrderedDict[str, Published]] = {}
+        for key, value in get(DECIDED, {}).items():
+            monitor, _, fault_id = key.partition("/")
+            published = Published.from_value(value)
+            decided.setdefault(monitor, OrderedDict())[fault_id] = published
+            for command in published.commands:
+                cluster.issued[command.id] = command
+        outbox = OrderedDict(
+            (key, Published.from_value(value)) for key, value in get(OUTBOX, {}).items()
+        )
+        cluster.__post_init__()  # recount the servers in Error
+        return RestoredState(cluster, decided, outbox)
+
+
+def decided_record(monitor: str, fault_id: str, published: Published) -> Record:
+    """A decision; once confirmed only the fact is kept (its messages are out, and small
+    snapshots matter more than republishing what the broker already has)."""
+    if published.confirmed:
+        return (DECIDED, f"{monitor}/{fault_id}", Published([], [], confirmed=True).to_value())
+    return (DECIDED, f"{monitor}/{fault_id}", published.to_value())
+
+
+def outbox_records(reaction_id: str, published: Published | None) -> Iterator[Record]:
+    yield (OUTBOX, reaction_id, published.to_value() if published is not None else None)
