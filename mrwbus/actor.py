@@ -69,16 +69,23 @@ class MonitorActor:
         return done
 
     async def run(self) -> None:
-        while True:
-            fault, done = await self.mailbox.get()
-            try:
-                published = await self.handle(fault)
-            except Exception as exc:  # the caller decides: nack and let the broker redeliver
+        try:
+            while True:
+                fault, done = await self.mailbox.get()
+                try:
+                    published = await self.handle(fault)
+                except Exception as exc:  # the caller decides: nack and let the broker redeliver
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(published)
+        finally:
+            # Stopped (the session ended): whoever waits on a queued fault must not wait forever.
+            while not self.mailbox.empty():
+                _, done = self.mailbox.get_nowait()
                 if not done.done():
-                    done.set_exception(exc)
-            else:
-                if not done.done():
-                    done.set_result(published)
+                    done.set_exception(ConnectionError("the monitor actor stopped"))
 
     async def handle(self, fault: FaultNotification) -> Published:
         published = self._decided.get(fault.id)

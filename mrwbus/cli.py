@@ -173,6 +173,7 @@ def run_service(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         if http is None:
             await service.run(stop)
             return
@@ -324,6 +325,13 @@ def run_agent(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: print where every asyncio task waits, to find what a stuck service waits on."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(limit=8, file=sys.stderr)
 
 
 # --- helpers -------------------------------------------------------------------------------

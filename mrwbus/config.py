@@ -186,13 +186,21 @@ def load_config(path: str | Path) -> ClusterConfig:
     return parse_config(text, source)
 
 
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str, source: str = "<config>") -> ClusterConfig:
+    # Parsed once into nodes (libyaml when present): the nodes show keys given twice, which
+    # plain loading silently overwrites, and then become the data.
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
         duplicates = list(_duplicate_keys(root)) if root is not None else []
-        data = yaml.safe_load(text)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [ConfigIssue("", f"is not valid YAML: {exc}")]) from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(
             source,

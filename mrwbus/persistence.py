@@ -192,4 +192,5 @@ class StateJournal:
     async def close(self) -> None:
         await self.writer.drain()
         if self._snapshotting is not None:
+            self._snapshotting.cancel()
             await asyncio.gather(self._snapshotting, return_exceptions=True)

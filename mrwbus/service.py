@@ -134,7 +134,7 @@ class Service:
                 self.health.consuming = False
                 self.health.connected = False
                 with contextlib.suppress(Exception):
-                    await connection.close()
+                    await asyncio.wait_for(connection.close(), 5)
 
     async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
         connecting = asyncio.create_task(connect(self.settings.amqp_url, name="mrwbus-service"))
@@ -414,7 +414,7 @@ class Service:
         if not message.reply_to:
             return
         publisher = self._current_publisher()
-        await publisher.channel.default_exchange.publish(
+        await publisher.channel.default_exchange.publish(  # the reply: best effort, no confirm wait
             Message(
                 reply.to_body(),
                 content_type="application/json",

@@ -25,6 +25,7 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from pamqp.common import FieldTable
 
+from mrwbus.bus.publisher import PUBLISH_TIMEOUT
 from mrwbus.core.records import Record, Records
 from mrwbus.messages import new_id
 
@@ -33,6 +34,7 @@ SNAPSHOT = "mrwbus.snapshot"
 LEADER = "mrwbus.leader"
 
 MAX_ENTRIES_PER_MESSAGE = 2_000
+REPLAY_TIMEOUT = 120.0
 
 JOURNAL_ARGUMENTS: FieldTable = {
     "x-queue-type": "stream",
@@ -85,7 +87,7 @@ async def save_snapshot(channel: AbstractChannel, snapshot: Snapshot) -> None:
     message = Message(
         body.encode(), content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
     )
-    await channel.default_exchange.publish(message, routing_key=SNAPSHOT)
+    await channel.default_exchange.publish(message, routing_key=SNAPSHOT, timeout=PUBLISH_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -169,12 +171,14 @@ class JournalWriter:
             # A marker repeats the last sequence number but holds no entry: the tail ignores it.
             headers={} if marker else {"x-mrwbus-first": first, "x-mrwbus-last": last},
         )
-        await self.channel.default_exchange.publish(message, routing_key=JOURNAL)
+        await self.channel.default_exchange.publish(
+            message, routing_key=JOURNAL, timeout=PUBLISH_TIMEOUT
+        )
 
     async def drain(self) -> None:
         if self._flushing is not None:
             with contextlib.suppress(Exception):
-                await self._flushing
+                await asyncio.wait_for(asyncio.shield(self._flushing), PUBLISH_TIMEOUT)
 
 
 async def replay(
@@ -196,7 +200,11 @@ async def replay(
 
     tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
     try:
-        return await found
+        return await asyncio.wait_for(found, REPLAY_TIMEOUT)
+    except TimeoutError as exc:
+        raise ConnectionError(
+            f"the journal replay did not reach its marker within {REPLAY_TIMEOUT:g} s"
+        ) from exc
     finally:
         with contextlib.suppress(Exception):
             await queue.cancel(tag)

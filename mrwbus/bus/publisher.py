@@ -11,6 +11,10 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
 from mrwbus.messages import Event, RecoveryCommand, WireModel
 
+PUBLISH_TIMEOUT = 15.0
+"""Seconds to wait for a confirm. A confirm that never comes (a connection dying under it) must
+end the session, not hang it."""
+
 
 def json_message(model: WireModel, **properties: object) -> Message:
     return Message(
@@ -27,9 +31,16 @@ def json_message(model: WireModel, **properties: object) -> Message:
 class Publisher:
     """Publishes on a channel opened with publisher confirms; each call returns once confirmed."""
 
-    def __init__(self, channel: AbstractChannel, exchanges: dict[str, AbstractExchange]) -> None:
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        exchanges: dict[str, AbstractExchange],
+        *,
+        timeout: float = PUBLISH_TIMEOUT,
+    ) -> None:
         self.channel = channel
         self.exchanges = exchanges
+        self.timeout = timeout
 
     async def publish(
         self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
@@ -63,4 +74,6 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
         )
-        await self.channel.default_exchange.publish(copy, routing_key=DEAD, mandatory=True)
+        await self.channel.default_exchange.publish(
+            copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
+        )

@@ -2,14 +2,28 @@
 
 from pathlib import Path
 
-from mrwbus.wire_docs import generated_section, render_tables
+from mrwbus.wire_docs import (
+    EVENTS_BEGIN,
+    EVENTS_END,
+    generated_section,
+    render_event_codes,
+    render_tables,
+)
 
 DOC = Path(__file__).parents[2] / "docs" / "wire-contract.md"
+OPERATIONS = Path(__file__).parents[2] / "docs" / "operations.md"
 
 
 def test_wire_contract_document_matches_the_models() -> None:
     assert generated_section(DOC.read_text(encoding="utf-8")) == render_tables(), (
         "docs/wire-contract.md is stale: paste the output of `python -m mrwbus.wire_docs`"
+    )
+
+
+def test_operations_document_lists_every_event_code() -> None:
+    doc = OPERATIONS.read_text(encoding="utf-8")
+    assert generated_section(doc, EVENTS_BEGIN, EVENTS_END) == render_event_codes(), (
+        "docs/operations.md is stale: paste the output of `python -m mrwbus.wire_docs events`"
     )
 
 

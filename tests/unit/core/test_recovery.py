@@ -355,7 +355,9 @@ def test_final_action_taking_down_the_last_healthy_server_is_suppressed(
     assert decision.commands == ()
     assert codes(decision)[-1] == "MRW-305"
     assert decision.events[-1].detail["final_action"] == "shutdown"
-    assert not decision.state.final_action_taken  # suppressed is not taken: a later fault may take it
+    assert (
+        not decision.state.final_action_taken
+    )  # suppressed is not taken: a later fault may take it
     unprotected = decide(config, "mrw1", fault, state, view=view, in_error=in_error, protect=False)
     assert [c.final_action for c in unprotected.commands] == [FinalAction.SHUTDOWN]
 

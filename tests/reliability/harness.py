@@ -1,0 +1,176 @@
+"""A relay that never gives up, a collector of commands, and a broker that restarts: the parts
+of the reliability suite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage
+
+from mrwbus.bus.connection import CONNECTION_ERRORS
+from mrwbus.bus.publisher import json_message
+from mrwbus.bus.topology import FAULTS, declare_agent_queue, declare_exchanges
+from mrwbus.messages import FaultNotification, RecoveryCommand
+from mrwbus.relay import make_fault
+
+RELIABILITY_ERRORS = (
+    *CONNECTION_ERRORS,
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPException,
+)
+
+
+def cluster_yaml(monitors: int) -> str:
+    """One group on server1 and a monitor per device `dev-<i>`: every fault gives one restart."""
+    lines = [
+        "servers: {server1: {server_group: a}, server2: {server_group: a}, server3: {server_group: b}}",
+        "groups: {g1: {servers: [server1, server2, server3]}}",
+        "service: {heartbeat_timeout: 1h}",
+        "monitors:",
+    ]
+    lines += [
+        f"  mrw-{i}: {{category: FC, keyword: dev-{i}, servers: {{server1: {{}}}},"
+        " recovery: {action: restart, target: g1, max_restarts: 1}}"
+        for i in range(monitors)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def faults_for(monitors: int) -> list[FaultNotification]:
+    return [
+        make_fault("server1", "FC", f"dev-{i}", fault_id=f"fault-{i:06d}") for i in range(monitors)
+    ]
+
+
+async def publish_all(
+    url: str, faults: Sequence[FaultNotification], *, rate: float | None = None
+) -> int:
+    """Publish every fault with a confirm, as a relay must: reconnect and publish again
+    (same id) whatever was not confirmed. Returns how many reconnects it took."""
+    pending = list(faults)
+    reconnects = 0
+    while pending:
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+        except RELIABILITY_ERRORS:
+            reconnects += 1
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            exchanges = await declare_exchanges(channel)
+            started = time.monotonic()
+            while pending:
+                window = pending[:50]
+                await asyncio.gather(
+                    *(
+                        exchanges[FAULTS].publish(json_message(f), f.routing_key, mandatory=False)
+                        for f in window
+                    )
+                )
+                del pending[: len(window)]
+                if rate:
+                    sent = len(faults) - len(pending)
+                    ahead = sent / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        except RELIABILITY_ERRORS:
+            reconnects += 1
+            await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+    return reconnects
+
+
+@dataclass
+class Collected:
+    deliveries: Counter[str] = field(default_factory=Counter)
+    """Command id -> how often it was delivered (more than once: a republish of the same id)."""
+    by_fault: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    commands: dict[str, RecoveryCommand] = field(default_factory=dict)
+    first_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wire_duplicates(self) -> int:
+        return sum(count - 1 for count in self.deliveries.values())
+
+
+async def collect_commands(
+    url: str, server: str, expected: int, *, quiet: float = 3.0, timeout: float = 300.0
+) -> Collected:
+    """Read the server's command queue (as its agent would) until `expected` distinct commands
+    arrived and then nothing for `quiet` seconds; reconnect through broker outages."""
+    found = Collected()
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    while True:
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+        except RELIABILITY_ERRORS:
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=500)
+            exchanges = await declare_exchanges(channel)
+            queue = await declare_agent_queue(channel, exchanges, server)
+
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                nonlocal last_new
+                if not (message.routing_key or "").endswith(".report"):
+                    command = RecoveryCommand.model_validate_json(message.body)
+                    if command.id not in found.deliveries:
+                        last_new = time.monotonic()
+                        found.first_at[command.id] = time.monotonic()
+                    found.deliveries[command.id] += 1
+                    found.by_fault[command.fault_id].add(command.id)
+                    found.commands[command.id] = command
+                await message.ack()
+
+            await queue.consume(on_message)
+            while not (connection.is_closed or channel.is_closed):
+                await asyncio.sleep(0.2)
+                idle = time.monotonic() - last_new
+                if len(found.deliveries) >= expected and idle >= quiet:
+                    return found
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"only {len(found.deliveries)} of {expected} commands within {timeout:g} s"
+                    )
+        except RELIABILITY_ERRORS:
+            await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+def check_exactly_once(found: Collected, faults: Sequence[FaultNotification]) -> None:
+    """Every fault decided once: one command id each, none extra, none missing."""
+    missing = [f.id for f in faults if f.id not in found.by_fault]
+    doubled = {fault: ids for fault, ids in found.by_fault.items() if len(ids) != 1}
+    assert not missing, f"{len(missing)} faults gave no command, e.g. {missing[:5]}"
+    assert not doubled, (
+        f"{len(doubled)} faults gave more than one command, e.g. {list(doubled.items())[:3]}"
+    )
+    assert len(found.deliveries) == len(faults)
+
+
+async def restart_broker(down_for: float = 2.0) -> None:
+    """`rabbitmqctl stop_app`, a pause, `start_app`: every connection is dropped."""
+    await asyncio.to_thread(_rabbitmqctl, "stop_app")
+    await asyncio.sleep(down_for)
+    await asyncio.to_thread(_rabbitmqctl, "start_app")
+    await asyncio.to_thread(_rabbitmqctl, "await_startup")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
