@@ -17,6 +17,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -96,6 +97,16 @@ def _max_utf8_bytes(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _rfc3339_text(value: object) -> object:
+    # pydantic would read a bare number as a Unix time; the contract says RFC 3339 text.
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 time such as 2026-11-25T15:50:14Z, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""An RFC 3339 time with its offset."""
+
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """Server, group, resource and monitor names: they become routing-key words."""
 
@@ -139,7 +150,7 @@ class FaultNotification(WireModel):
     message: Annotated[str, StringConstraints(max_length=4096)] = Field(
         default="", description="Free text from the driver, for operators."
     )
-    occurred_at: AwareDatetime = Field(description="When the driver saw it, RFC 3339.")
+    occurred_at: Timestamp = Field(description="When the driver saw it, RFC 3339.")
     state: Literal["error", "recovered"] = Field(
         default="error",
         description="`recovered` announces the device works again; it never causes a command.",
@@ -175,7 +186,7 @@ class RecoveryCommand(WireModel):
     final_action: FinalAction | None = Field(default=None, description="For action final_action.")
     script: str | None = Field(default=None, description="For action script: what to run.")
     before_script: str | None = Field(default=None, description="Run before the action itself.")
-    issued_at: AwareDatetime = Field(description="When the service issued it, RFC 3339.")
+    issued_at: Timestamp = Field(description="When the service issued it, RFC 3339.")
 
     @property
     def routing_key(self) -> str:
@@ -220,7 +231,7 @@ class Event(WireModel):
     detail: dict[str, Any] = Field(
         default_factory=dict, description="The facts the text was made from."
     )
-    at: AwareDatetime = Field(description="When the service decided it.")
+    at: Timestamp = Field(description="When the service decided it.")
 
     @property
     def routing_key(self) -> str:
@@ -289,7 +300,7 @@ class CommandResult(WireModel):
     before_script_outcome: Outcome | None = Field(
         default=None, description="Set when the command had a before_script: how it went."
     )
-    finished_at: AwareDatetime = Field(description="When the command finished.")
+    finished_at: Timestamp = Field(description="When the command finished.")
 
     @property
     def routing_key(self) -> str:
@@ -314,7 +325,7 @@ class AgentReport(WireModel):
     heartbeat_interval: float = Field(
         gt=0, description="Seconds until the next heartbeat at the latest."
     )
-    sent_at: AwareDatetime = Field(description="When the agent sent it.")
+    sent_at: Timestamp = Field(description="When the agent sent it.")
 
     @property
     def routing_key(self) -> str:
@@ -330,7 +341,7 @@ class ReportRequest(WireModel):
 
     id: MessageId = Field(description="Unique per request.")
     server: Name = Field(description="The server whose agent must report.")
-    asked_at: AwareDatetime = Field(description="When the service asked.")
+    asked_at: Timestamp = Field(description="When the service asked.")
 
     @property
     def routing_key(self) -> str:
@@ -372,7 +383,7 @@ class MonitorStatusRow(WireModel):
     restarts: int
     failovers: int
     final_action_taken: bool
-    last_fault_at: AwareDatetime | None = None
+    last_fault_at: Timestamp | None = None
     last_device: str | None = None
     last_message: str | None = None
 

@@ -174,3 +174,69 @@ async def restart_broker(down_for: float = 2.0) -> None:
 
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def bad_inputs(count: int, seed: int = 7) -> list[tuple[bytes, str, str]]:
+    """`count` generated bodies that break the contract, each with its routing key and the
+    words its dead-letter reason must contain: not JSON, invalid UTF-8, wrong types, missing
+    fields, unknown categories, oversized (a few: they are big), routing keys that lie."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    good = {
+        "id": "x",
+        "server": "server1",
+        "category": "FC",
+        "device": "dev-0",
+        "occurred_at": "2026-11-25T00:00:00Z",
+    }
+    made: list[tuple[bytes, str, str]] = []
+    for index in range(count):
+        kind = index % 10
+        body = dict(good, id=f"bad-{index}")
+        if kind == 0:
+            made.append(
+                (
+                    b"<" + bytes(rng.choice(b"abc{}[],:") for _ in range(rng.randint(1, 60))),
+                    "server1.fc",
+                    "not JSON",
+                )
+            )
+        elif kind == 1:
+            made.append(
+                (
+                    b'{"id": "\xff\xfe' + bytes([rng.randint(0x80, 0xFF)]) + b'"}',
+                    "server1.fc",
+                    "UTF-8",
+                )
+            )
+        elif kind == 2:
+            field_name = rng.choice(["id", "server", "device", "occurred_at"])
+            body[field_name] = rng.choice([42, [1, 2], {"a": 1}, None, True])
+            made.append((json.dumps(body).encode(), "server1.fc", "schema"))
+        elif kind == 3:
+            del body[rng.choice(["id", "server", "category", "device", "occurred_at"])]
+            made.append((json.dumps(body).encode(), "server1.fc", "schema"))
+        elif kind == 4:
+            body["category"] = rng.choice(["USB", "nic", "HA/XX", "", "FC "])
+            made.append((json.dumps(body).encode(), "server1.fc", "schema"))
+        elif kind == 5 and index % 100 == 5:
+            made.append((b'{"pad": "' + b"x" * 70_000 + b'"}', "server1.fc", "at most 65536"))
+        elif kind == 6:
+            made.append(
+                (
+                    json.dumps(body).encode(),
+                    rng.choice(["server2.fc", "server1.nic", "x", ""]),
+                    "routing key",
+                )
+            )
+        elif kind == 7:
+            made.append((json.dumps([body]).encode(), "server1.fc", "JSON object"))
+        elif kind == 8:
+            body["surprise"] = "field"
+            made.append((json.dumps(body).encode(), "server1.fc", "schema"))
+        else:
+            body["device"] = "d" * 1100
+            made.append((json.dumps(body).encode(), "server1.fc", "schema"))
+    return made

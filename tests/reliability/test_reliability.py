@@ -4,13 +4,26 @@ flood of bad input, and a long journal. `pytest tests/reliability -s` prints the
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from mrwbus.bus.journal import SNAPSHOT, declare_journal
+from mrwbus.bus.publisher import json_message
+from mrwbus.bus.rpc import ask_service
+from mrwbus.bus.topology import DEAD, ERROR_HEADER, declare_exchanges
+from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
+from mrwbus.config import parse_config
+from mrwbus.core.records import Published
+from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
+from mrwbus.persistence import StateJournal
 from tests.integration.processes import Process, Processes
 from tests.reliability.harness import (
+    bad_inputs,
     check_exactly_once,
     cluster_yaml,
     collect_commands,
@@ -115,3 +128,138 @@ async def test_active_replica_killed_while_a_standby_runs(
         f"\n{FAULTS} faults, active replica SIGKILLed: standby active after {takeover:.2f} s, "
         f"commands {len(found.deliveries)}, same-id redeliveries {found.wire_duplicates}"
     )
+
+
+GOOD = 1_000
+BAD = 10_000
+
+
+async def test_bad_input_flood_is_dead_lettered_while_good_faults_flow(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "cluster.yaml"
+    config.write_text(cluster_yaml(GOOD))
+    processes = Processes(config, tmp_path, amqp_url)
+    service = await processes.service()
+    await wait_active(service)
+    good = faults_for(GOOD)
+    bad = bad_inputs(BAD)
+    collecting = asyncio.create_task(collect_commands(amqp_url, "server1", GOOD))
+    started = time.monotonic()
+    try:
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel(publisher_confirms=True)
+        exchanges = await declare_exchanges(channel)
+        every = BAD // GOOD
+        for index, (body, routing_key, _) in enumerate(bad):
+            message = aio_pika.Message(
+                body, message_id=f"bad-{index}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+            await exchanges[FAULTS_EXCHANGE].publish(message, routing_key, mandatory=False)
+            if index % every == 0:
+                fault = good[index // every]
+                await exchanges[FAULTS_EXCHANGE].publish(json_message(fault), fault.routing_key)
+        found = await collecting
+        reasons = await drain_dead_letters(channel, BAD)
+        await connection.close()
+        assert service.running, "the service went down"
+    finally:
+        await processes.stop_all()
+    elapsed = time.monotonic() - started
+    check_exactly_once(found, good)
+    for index, (_, _, expected) in enumerate(bad):
+        assert expected in reasons[f"bad-{index}"], (index, reasons[f"bad-{index}"])
+    print(
+        f"\n{BAD} bad inputs interleaved with {GOOD} good faults: {len(reasons)} dead-lettered with a reason, "
+        f"{len(found.deliveries)} commands, {elapsed:.1f} s, service up throughout"
+    )
+
+
+async def drain_dead_letters(
+    channel: AbstractChannel, count: int, timeout: float = 120.0
+) -> dict[str, str]:
+    """message id -> x-mrwbus-error of every dead letter."""
+    queue = await channel.declare_queue(DEAD, passive=True)
+    reasons: dict[str, str] = {}
+    done = asyncio.Event()
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        reasons[str(message.message_id)] = str((message.headers or {}).get(ERROR_HEADER))
+        await message.ack()
+        if len(reasons) >= count:
+            done.set()
+
+    await channel.set_qos(prefetch_count=500)
+    await queue.consume(on_message)
+    await asyncio.wait_for(done.wait(), timeout)
+    return reasons
+
+
+JOURNAL_ENTRIES = 100_000
+
+
+async def test_start_up_with_a_long_journal_is_bounded_by_snapshots(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    config_text = cluster_yaml(GOOD)
+    config = parse_config(config_text)
+    (tmp_path / "cluster.yaml").write_text(config_text)
+    # Write the journal through the service's own code path: 100,000 entries, a snapshot every
+    # 9,000 (the newest at entry 99,000, so start-up has entries to replay after it).
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    await declare_journal(channel)
+    journal, restored, _ = await StateJournal.recover(
+        config, channel, await connection.channel(), await connection.channel(), snapshot_every=9_000
+    )
+    cluster = restored.cluster
+    pending = []
+    for index in range(JOURNAL_ENTRIES):
+        monitor = f"mrw-{index % GOOD}"
+        cluster.monitors[(monitor, "server1")] = cluster.state_of(monitor, "server1").record_fault(
+            f"f-{index}", f"dev-{index % GOOD}", "", utc_now()
+        )
+        cluster.dirty.add((monitor, "server1"))
+        pending.append(
+            journal.decision(
+                cluster, monitor, f"f-{index}", Published([], [], confirmed=True), shared=False
+            )
+        )
+        if len(pending) >= 5_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await asyncio.sleep(2)  # the last snapshot's offset comes back through the tail
+    await journal.close()
+    await connection.close()
+
+    processes = Processes(tmp_path / "cluster.yaml", tmp_path, amqp_url)
+    with_snapshots = await recovery_of(processes, "with-snapshots")
+    connection = await aio_pika.connect(amqp_url)
+    await (await (await connection.channel()).declare_queue(SNAPSHOT, passive=True)).purge()
+    await connection.close()
+    without = await recovery_of(processes, "without-snapshots")
+    print(
+        f"\njournal of {JOURNAL_ENTRIES} entries: start-up replayed {with_snapshots[0]} entries in "
+        f"{with_snapshots[1]:.2f} s from the newest snapshot; with no snapshot {without[0]} entries "
+        f"in {without[1]:.2f} s"
+    )
+    assert with_snapshots[0] == JOURNAL_ENTRIES % 9_000 and without[0] == JOURNAL_ENTRIES
+    restored_faults = with_snapshots[2]
+    assert restored_faults == JOURNAL_ENTRIES
+
+
+async def recovery_of(processes: Processes, name: str) -> tuple[int, float, int]:
+    """Start the service, read how its recovery went, ask for the status, stop it."""
+    service = await processes.service(name)
+    await wait_active(service)
+    line = next(line for line in service.output().splitlines() if "state recovered" in line)
+    match = re.search(r"(\d+) entries replayed, ([\d.]+) s", line)
+    assert match, line
+    reply = await ask_service(
+        processes.amqp_url, ControlRequest(id=new_id(), verb=ControlVerb.STATUS)
+    )
+    assert reply.status is not None
+    faults = sum(row.faults for row in reply.status.monitors)
+    assert await service.terminate() == 0
+    return int(match.group(1)), float(match.group(2)), faults
