@@ -272,6 +272,12 @@ def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
+    if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
+        yield ConfigIssue(
+            "agent.heartbeat_interval",
+            f"must be at most half of service.heartbeat_timeout ({config.service.heartbeat_timeout}), "
+            "or a live agent would look silent",
+        )
     for name, monitor in config.monitors.items():
         where = f"monitors.{name}"
         for server in monitor.servers or {}:

@@ -17,9 +17,9 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from mrwbus.agent.handlers import BEFORE_SCRIPT
+from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
 from mrwbus.agent.runtime import Agent
-from mrwbus.agent.shell import CommandScriptHandler, ShellHandler
+from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
 
@@ -54,20 +54,21 @@ def build_reference_agent(
             name for name, group in config.groups.items() if group.servers[0] == server
         ],
     )
+    guarded = {name: _named_scripts(config, server, name) for name in ("script", BEFORE_SCRIPT)}
+
+    def wrap(name: str, handler: Handler) -> Handler:
+        # Whoever runs a script, it must be one the configuration names for this server.
+        return NamedScriptsOnly(handler, name, guarded[name]) if name in guarded else handler
+
     for name, handler in settings.handlers.items():
-        agent.add_handler(name, ShellHandler.from_config(handler))
+        agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)))
     for group, handlers in settings.groups.items():
         for name, handler in handlers.items():
-            agent.add_handler(name, ShellHandler.from_config(handler), group=group)
+            agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)), group=group)
     timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
     for name in ("script", BEFORE_SCRIPT):
         if name not in settings.handlers:
-            allowed = frozenset(
-                line
-                for monitor in config.monitors.values()
-                if (line := getattr(monitor.recovery, name)) is not None
-            )
-            agent.add_handler(name, CommandScriptHandler(name, timeout, allowed))
+            agent.add_handler(name, wrap(name, CommandScriptHandler(name, timeout)))
     return agent
 
 
@@ -86,6 +87,16 @@ async def run_agent(
     """
     agent = build_reference_agent(config, server, amqp_url, state_dir=state_dir, source=source)
     await agent.run(stop)
+
+
+def _named_scripts(config: ClusterConfig, server: str, field: str) -> frozenset[str]:
+    """The scripts (`recovery.script` or `before_script`) of the monitors that watch `server`."""
+    return frozenset(
+        line
+        for name, monitor in config.monitors.items()
+        if server in config.monitored_servers(name)
+        and (line := getattr(monitor.recovery, field)) is not None
+    )
 
 
 def _seconds(value: object) -> float:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from mrwbus.agent.execution import clip
-from mrwbus.agent.handlers import HandlerResult
+from mrwbus.agent.handlers import Handler, HandlerResult
 from mrwbus.config import HandlerConfig
 from mrwbus.messages import Outcome, RecoveryCommand
 
@@ -52,6 +52,9 @@ def command_environment(command: RecoveryCommand) -> dict[str, str]:
     return {f"MRWBUS_{name}": value or "" for name, value in facts.items()}
 
 
+HIDDEN_VARIABLES = frozenset({"MRWBUS_AMQP_URL"})
+
+
 class ShellHandler:
     """Runs one configured command line for a command: `ShellHandler.from_config(config)`."""
 
@@ -80,35 +83,50 @@ class CommandScriptHandler:
 
     The reference agent uses it when no handler is configured for `script` or
     `before_script`: the cluster configuration names the script (`recovery.script`,
-    `recovery.before_script`), and the command carries that name, so the agent runs it.
+    `recovery.before_script`), and the command carries that name, so the agent runs it, behind
+    `NamedScriptsOnly`.
     """
 
-    def __init__(
-        self, field: str, timeout: float, allowed: frozenset[str], *, kill_grace: float = KILL_GRACE
-    ) -> None:
+    def __init__(self, field: str, timeout: float, *, kill_grace: float = KILL_GRACE) -> None:
         if field not in ("script", "before_script"):
             raise ValueError("field must be script or before_script")
         self.field = field
         self.timeout = timeout
-        self.allowed = allowed
-        """The scripts the agent's own configuration names: a command cannot smuggle in another."""
         self.kill_grace = kill_grace
 
     async def __call__(self, command: RecoveryCommand) -> HandlerResult:
         line = getattr(command, self.field)
         if not line:
             return HandlerResult(Outcome.REFUSED, f"the command carries no {self.field} to run")
-        if line not in self.allowed:
-            return HandlerResult(
-                Outcome.REFUSED,
-                f"{self.field} {line!r} is not named by any monitor in this agent's configuration",
-            )
         return await run_shell(
             line, command_environment(command), self.timeout, kill_grace=self.kill_grace
         )
 
     def __repr__(self) -> str:
         return f"CommandScriptHandler({self.field!r}, timeout={self.timeout:g})"
+
+
+class NamedScriptsOnly:
+    """Refuses a `script` or `before_script` that the agent's own configuration does not name
+    for this server, whatever handler would run it: a message on the bus cannot make an agent
+    run a command line of its choosing."""
+
+    def __init__(self, inner: Handler, field: str, allowed: frozenset[str]) -> None:
+        self.inner = inner
+        self.field = field
+        self.allowed = allowed
+
+    async def __call__(self, command: RecoveryCommand) -> HandlerResult | Outcome | None:
+        line = getattr(command, self.field)
+        if line and line not in self.allowed:
+            return HandlerResult(
+                Outcome.REFUSED,
+                f"{self.field} {line!r} is not named by any monitor of this server in the configuration",
+            )
+        return await self.inner(command)
+
+    def __repr__(self) -> str:
+        return f"NamedScriptsOnly({self.inner!r})"
 
 
 async def run_shell(
@@ -126,7 +144,8 @@ async def run_shell(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **variables},
+        # The agent's broker URL carries its password: a handler has no business seeing it.
+        env={**{k: v for k, v in os.environ.items() if k not in HIDDEN_VARIABLES}, **variables},
         start_new_session=True,  # its own process group, killed as one
     )
     assert process.stdout is not None and process.stderr is not None

@@ -68,7 +68,11 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
 async def declare_agent_queue(
     channel: AbstractChannel, exchanges: dict[str, AbstractExchange], server: str
 ) -> AbstractQueue:
-    queue = await channel.declare_queue(agent_queue(server), durable=True, arguments=_quorum())
+    # One active consumer: a second agent started for the same server by mistake stands by
+    # instead of splitting the server's commands with the first.
+    queue = await channel.declare_queue(
+        agent_queue(server), durable=True, arguments=_quorum(single_active_consumer=True)
+    )
     await queue.bind(exchanges[COMMANDS], routing_key=f"{server}.#")
     return queue
 

@@ -165,16 +165,16 @@ class _Planner:
             moved = [group for group in groups if self.failover(group)]
             return count_step(self.recovery, state, step) if moved else state
         for group in groups if action is Action.RESTART else [None]:
-            self.issue(
-                action, group=group, description=f"{action.value} of {self.target_label(group)}"
-            )
+            self.issue(action, group=group, description=self.describe(action, group))
         return count_step(self.recovery, state, step)
 
-    def target_label(self, group: str | None) -> str:
+    def describe(self, action: Action, group: str | None) -> str:
         if group is None:
             return f"script {self.recovery.script!r}"
         resource = self.resource()
-        return f"resource {resource} of {group}" if resource else f"group {group}"
+        return f"{action.value} of " + (
+            f"resource {resource} of {group}" if resource else f"group {group}"
+        )
 
     def resource(self) -> str | None:
         target = self.recovery.target

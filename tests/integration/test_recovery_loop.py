@@ -35,6 +35,7 @@ service:
   stop_timeout: 1s
   start_timeout: 2s
   heartbeat_timeout: 1s
+agent: {heartbeat_interval: 0.5}
 monitors:
   mrw1:
     category: NIC

@@ -210,7 +210,11 @@ async def test_start_up_with_a_long_journal_is_bounded_by_snapshots(
     channel = await connection.channel(publisher_confirms=True)
     await declare_journal(channel)
     journal, restored, _ = await StateJournal.recover(
-        config, channel, await connection.channel(), await connection.channel(), snapshot_every=9_000
+        config,
+        channel,
+        await connection.channel(),
+        await connection.channel(),
+        snapshot_every=9_000,
     )
     cluster = restored.cluster
     pending = []

@@ -549,3 +549,11 @@ def test_agent_handler_for_a_final_action_is_accepted(data: dict[str, Any]) -> N
     data["agent"] = {"groups": {"db": {"final_action.reboot": {"run": "reboot", "timeout": "2m"}}}}
     handler = accept(data).agent.groups["db"]["final_action.reboot"]
     assert (handler.run, handler.timeout) == ("reboot", timedelta(minutes=2))
+
+
+def test_an_agent_heartbeat_slower_than_half_the_timeout_is_refused(cluster_yaml: str) -> None:
+    text = cluster_yaml + "\nservice: {heartbeat_timeout: 10s}\nagent: {heartbeat_interval: 6s}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cluster.yaml")
+    assert [issue.path for issue in caught.value.issues] == ["agent.heartbeat_interval"]
+    assert "half of service.heartbeat_timeout" in str(caught.value)

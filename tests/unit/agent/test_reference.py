@@ -8,7 +8,7 @@ import pytest
 
 from mrwbus.agent import Agent, HandlerResult, build_reference_agent
 from mrwbus.agent.execution import carry_out
-from mrwbus.agent.shell import CommandScriptHandler, ShellHandler
+from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.config import ClusterConfig, parse_config
 from mrwbus.errors import ConfigError
 from mrwbus.messages import Outcome, RecoveryCommand
@@ -79,7 +79,10 @@ def test_handlers_are_wired_with_group_overrides(cluster: ClusterConfig) -> None
     # The command's own script and before_script run when no handler is configured.
     for name in ("script", "before_script"):
         fallback = table.find(name, "failover1")
-        assert isinstance(fallback, CommandScriptHandler) and fallback.field == name
+        assert isinstance(fallback, NamedScriptsOnly) and isinstance(
+            fallback.inner, CommandScriptHandler
+        )
+        assert fallback.inner.field == name
 
 
 async def test_the_reference_agent_carries_commands_out(

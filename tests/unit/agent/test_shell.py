@@ -11,6 +11,7 @@ import pytest
 from mrwbus.agent.shell import (
     DETAIL_CHARS,
     CommandScriptHandler,
+    NamedScriptsOnly,
     ShellHandler,
     command_environment,
 )
@@ -181,11 +182,11 @@ async def test_the_command_own_script_runs(make_command: CommandFactory, tmp_pat
     marker = tmp_path / "ran"
     line = f"echo $MRWBUS_MONITOR > {marker}"
     script = make_command(action="script", script=line)
-    result = await CommandScriptHandler("script", 10, frozenset({line}))(script)
+    result = await CommandScriptHandler("script", 10)(script)
     assert result.outcome is Outcome.SUCCEEDED
     assert marker.read_text() == "mrw1\n"
 
-    before_handler = CommandScriptHandler("before_script", 10, frozenset({"exit 2"}))
+    before_handler = CommandScriptHandler("before_script", 10)
     before = await before_handler(make_command(before_script="exit 2"))
     assert before.outcome is Outcome.FAILED
     nothing = await before_handler(make_command())
@@ -196,8 +197,20 @@ async def test_a_script_the_configuration_does_not_name_is_refused(
     make_command: CommandFactory, tmp_path: Path
 ) -> None:
     marker = tmp_path / "ran"
-    handler = CommandScriptHandler("script", 10, frozenset({"/opt/recover.sh"}))
+    handler = NamedScriptsOnly(
+        CommandScriptHandler("script", 10), "script", frozenset({"/opt/recover.sh"})
+    )
     result = await handler(make_command(action="script", script=f"touch {marker}"))
     assert result.outcome is Outcome.REFUSED
     assert "not named by any monitor" in result.detail
     assert not marker.exists()
+
+
+async def test_handlers_do_not_see_the_broker_password(
+    make_command: CommandFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MRWBUS_AMQP_URL", "amqp://agent:secret@broker/")
+    seen = tmp_path / "env"
+    await ShellHandler(f"env > {seen}", 10)(make_command())
+    assert "secret" not in seen.read_text()
+    assert "MRWBUS_MONITOR=mrw1" in seen.read_text()
