@@ -188,6 +188,16 @@ class StateJournal:
             log.info("snapshot saved at entry %d (offset %d)", seq, offset)
         except Exception as exc:  # the next one will do; the journal still has everything
             log.warning("snapshot at entry %d not saved: %s", seq, exc)
+            return
+        if self.writer.seq - seq >= self.snapshot_every:
+            # The journal ran ahead while this one was saved: the next is due already.
+            self._snapshotting = None
+            self._start_snapshot()
+
+    async def settle(self) -> None:
+        """Wait until no snapshot is being taken (tests and a graceful stop)."""
+        while self._snapshotting is not None and not self._snapshotting.done():
+            await asyncio.gather(self._snapshotting, return_exceptions=True)
 
     async def close(self) -> None:
         await self.writer.drain()
