@@ -238,22 +238,26 @@ class Event(WireModel):
         return f"{self.kind.value}.{self.monitor}"
 
 
-def parse_fault(body: bytes, routing_key: str) -> FaultNotification:
-    """Validate a fault notification off the wire, or raise `ContractError` saying what is wrong."""
+def json_object(body: bytes) -> dict[str, Any]:
+    """A message body as a JSON object, or `ContractError` saying why it is not one."""
     if len(body) > MAX_BODY_BYTES:
         raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
     try:
-        text = body.decode("utf-8")
+        data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
-    try:
-        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     if not isinstance(data, dict):
         raise ContractError("body must be a JSON object")
+    return data
+
+
+def parse_fault(body: bytes, routing_key: str) -> FaultNotification:
+    """Validate a fault notification off the wire, or raise `ContractError` saying what is wrong."""
+    data = json_object(body)
     try:
         fault = FaultNotification.model_validate(data)
     except ValidationError as exc:

@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from pydantic import ValidationError
 
 from mrwbus.actor import MonitorActor
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect_unless_stopped, redact
 from mrwbus.bus.journal import declare_journal, try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
@@ -121,7 +121,9 @@ class Service:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; survive broker outages by starting a new session."""
         while not stop.is_set():
-            connection = await self._connect_or_stop(stop)
+            connection = await connect_unless_stopped(
+                self.settings.amqp_url, stop, name="mrwbus-service"
+            )
             if connection is None:
                 break
             try:
@@ -135,16 +137,6 @@ class Service:
                 self.health.connected = False
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(connection.close(), 5)
-
-    async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
-        connecting = asyncio.create_task(connect(self.settings.amqp_url, name="mrwbus-service"))
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if connecting.done():
-            return connecting.result()
-        connecting.cancel()
-        return None
 
     def _lost(self, exc: BaseException) -> None:
         self.health.outages += 1

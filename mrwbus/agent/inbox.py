@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from pydantic import TypeAdapter, ValidationError
 
 from mrwbus.errors import ContractError
 from mrwbus.messages import (
-    MAX_BODY_BYTES,
     REPORT_REQUEST_WORD,
     MessageId,
     RecoveryCommand,
     describe_validation_error,
+    json_object,
 )
 
 _MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
@@ -29,7 +26,7 @@ def parse_command(body: bytes, routing_key: str, server: str) -> RecoveryCommand
     The routing key must be `<this server>.<the body's action>`. A body naming another server
     passes: the agent refuses it with a result, which tells the service more than silence.
     """
-    data = _json_object(body)
+    data = json_object(body)
     try:
         command = RecoveryCommand.model_validate(data)
     except ValidationError as exc:
@@ -47,23 +44,7 @@ def parse_command(body: bytes, routing_key: str, server: str) -> RecoveryCommand
 def salvage_id(body: bytes) -> str | None:
     """The `id` of a body that is not a valid command, when it has a usable one."""
     try:
-        data = _json_object(body)
+        data = json_object(body)
         return _MESSAGE_ID.validate_python(data.get("id"))
     except (ContractError, ValidationError):
         return None
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > MAX_BODY_BYTES:
-        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise ContractError(
-            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ContractError("body must be a JSON object")
-    return data

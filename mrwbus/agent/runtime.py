@@ -30,7 +30,7 @@ from mrwbus.agent.handlers import Handler, HandlerTable
 from mrwbus.agent.idempotent import IdempotentRunner
 from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
 from mrwbus.agent.journal import KEEP, Journal
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect_unless_stopped, redact
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
@@ -174,7 +174,9 @@ class Agent:
         failures = 0
         try:
             while not stop.is_set():
-                connection = await self._connect_or_stop(stop)
+                connection = await connect_unless_stopped(
+                    self.amqp_url, stop, name=f"mrwbus-agent-{self.server}"
+                )
                 if connection is None:
                     break
                 try:
@@ -195,18 +197,6 @@ class Agent:
             await self._drain(set(self._runner.running.values()))
             self._journal = self._runner = None
             journal.close()
-
-    async def _connect_or_stop(self, stop: asyncio.Event) -> AbstractConnection | None:
-        connecting = asyncio.create_task(connect(self.amqp_url, name=f"mrwbus-agent-{self.server}"))
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if connecting.done():
-            return connecting.result()
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
-        return None
 
     def _lost(self, exc: BaseException) -> None:
         self.health.outages += 1

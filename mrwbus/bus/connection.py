@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import aio_pika
@@ -64,3 +66,19 @@ async def connect(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def connect_unless_stopped(
+    url: str, stop: asyncio.Event, *, name: str
+) -> AbstractConnection | None:
+    """`connect`, retrying until connected or until `stop` is set (then None)."""
+    connecting = asyncio.create_task(connect(url, name=name))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if connecting.done():
+        return connecting.result()
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await connecting
+    return None

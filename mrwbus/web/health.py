@@ -41,7 +41,7 @@ class HealthReport:
 
 
 def role_of(health: Health) -> Role:
-    """The replica's role where replicas exist; `unknown` for a service that has none."""
+    """The replica's role: active, standby, or unknown while it starts."""
     found = getattr(health, "role", "unknown")
     role = str(getattr(found, "value", found))  # a plain str, or an enum of the three
     for known in ROLES:

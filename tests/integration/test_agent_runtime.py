@@ -384,7 +384,7 @@ async def test_the_reference_agent_runs_configured_command_lines(
             monitors:
               mrw1: {{category: NIC, recovery: {{action: restart, target: failover1, before_script: "exit 3"}}}}
             agent:
-              heartbeat_interval: 30s
+              heartbeat_interval: 5s
               handlers:
                 restart: {{run: 'echo "$MRWBUS_GROUP $MRWBUS_MONITOR" > {marker}'}}
         """),

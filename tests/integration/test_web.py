@@ -130,7 +130,7 @@ async def test_healthz_ok_while_consuming(
         "status": "ok",
         "broker_connected": True,
         "consuming": True,
-        "role": "unknown",
+        "role": "active",
         "outages": 0,
         "last_error": None,
     }
