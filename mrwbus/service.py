@@ -212,13 +212,13 @@ class Service:
         await self._flush_outbox()
         consumers = [
             (topology.results, await topology.results.consume(self._track(self._on_agent_message))),
-            (topology.faults, await topology.faults.consume(self._track(self._on_fault))),
             (topology.control, await topology.control.consume(self._track(self._on_control))),
+            (topology.faults, await topology.faults.consume(self._track(self._on_fault))),
         ]
-        await self._ask_agents_to_report()
         self.health.consuming = True
         self.consuming.set()
         log.info("active: consuming faults from %s", redact(self.settings.amqp_url))
+        await self._ask_agents_to_report()
 
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

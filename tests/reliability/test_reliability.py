@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aio_pika
@@ -54,25 +55,40 @@ def processes(amqp_url: str, tmp_path: Path) -> Processes:
     return Processes(config, tmp_path, amqp_url)
 
 
-async def test_faults_survive_two_broker_restarts(processes: Processes, amqp_url: str) -> None:
-    service = await processes.service()
-    await wait_active(service)
+Disruption = Callable[[], Awaitable[str]]
+
+
+async def stream_through(
+    processes: Processes, amqp_url: str, rate: float, disrupt: Disruption
+) -> str:
+    """5,000 faults published by a relay that never gives up while `disrupt` does its worst;
+    every fault must give exactly one command. Returns what `disrupt` measured."""
     faults = faults_for(FAULTS)
     collecting = asyncio.create_task(collect_commands(amqp_url, "server1", FAULTS))
-    publishing = asyncio.create_task(publish_all(amqp_url, faults, rate=500))
+    publishing = asyncio.create_task(publish_all(amqp_url, faults, rate=rate))
     try:
-        for _ in range(2):
-            await asyncio.sleep(3)
-            await restart_broker()
+        measured = await disrupt()
         reconnects = await publishing
         found = await collecting
     finally:
         await processes.stop_all()
     check_exactly_once(found, faults)
-    print(
-        f"\n{FAULTS} faults, 2 broker restarts: relay reconnects {reconnects}, "
-        f"commands {len(found.deliveries)}, same-id redeliveries {found.wire_duplicates}"
+    return (
+        f"{measured}; relay reconnects {reconnects}, commands {len(found.deliveries)}, "
+        f"same-id redeliveries {found.wire_duplicates}"
     )
+
+
+async def test_faults_survive_two_broker_restarts(processes: Processes, amqp_url: str) -> None:
+    await wait_active(await processes.service())
+
+    async def restart_twice() -> str:
+        for _ in range(2):
+            await asyncio.sleep(3)
+            await restart_broker()
+        return "2 broker restarts"
+
+    print(f"\n{FAULTS} faults, {await stream_through(processes, amqp_url, 500, restart_twice)}")
 
 
 async def test_service_killed_mid_stream_and_started_again(
@@ -80,25 +96,15 @@ async def test_service_killed_mid_stream_and_started_again(
 ) -> None:
     service = await processes.service()
     await wait_active(service)
-    faults = faults_for(FAULTS)
-    collecting = asyncio.create_task(collect_commands(amqp_url, "server1", FAULTS))
-    publishing = asyncio.create_task(publish_all(amqp_url, faults, rate=1000))
-    try:
+
+    async def kill_and_restart() -> str:
         await asyncio.sleep(2.5)
         await service.kill()
         restarted_at = time.monotonic()
-        again = await processes.service("service-again")
-        await wait_active(again)
-        startup = time.monotonic() - restarted_at
-        await publishing
-        found = await collecting
-    finally:
-        await processes.stop_all()
-    check_exactly_once(found, faults)
-    print(
-        f"\n{FAULTS} faults, service SIGKILLed mid-stream: restarted and active in {startup:.2f} s, "
-        f"commands {len(found.deliveries)}, same-id redeliveries {found.wire_duplicates}"
-    )
+        await wait_active(await processes.service("service-again"))
+        return f"service SIGKILLed mid-stream, restarted and active in {time.monotonic() - restarted_at:.2f} s"
+
+    print(f"\n{FAULTS} faults, {await stream_through(processes, amqp_url, 1000, kill_and_restart)}")
 
 
 async def test_active_replica_killed_while_a_standby_runs(
@@ -109,25 +115,17 @@ async def test_active_replica_killed_while_a_standby_runs(
     standby = await processes.service("replica-b")
     await asyncio.sleep(1)
     assert "active: consuming" not in standby.output()
-    faults = faults_for(FAULTS)
-    collecting = asyncio.create_task(collect_commands(amqp_url, "server1", FAULTS))
-    publishing = asyncio.create_task(publish_all(amqp_url, faults, rate=1000))
-    try:
+
+    async def kill_the_active() -> str:
         await asyncio.sleep(2.5)
         await active.kill()
         killed_at = time.monotonic()
         await wait_active(standby)
         takeover = time.monotonic() - killed_at
-        await publishing
-        found = await collecting
-    finally:
-        await processes.stop_all()
-    check_exactly_once(found, faults)
-    assert takeover < 10
-    print(
-        f"\n{FAULTS} faults, active replica SIGKILLed: standby active after {takeover:.2f} s, "
-        f"commands {len(found.deliveries)}, same-id redeliveries {found.wire_duplicates}"
-    )
+        assert takeover < 10
+        return f"active replica SIGKILLed, standby active after {takeover:.2f} s"
+
+    print(f"\n{FAULTS} faults, {await stream_through(processes, amqp_url, 1000, kill_the_active)}")
 
 
 GOOD = 1_000
