@@ -147,6 +147,10 @@ async def test_reports_tell_where_groups_run(
     start_service: RunningService, probe: BusProbe
 ) -> None:
     service = await start_service(cluster())
+    for _ in range(100):  # asked right after the service starts consuming
+        if len(probe.report_requests) == 3:
+            break
+        await asyncio.sleep(0.05)
     assert sorted(probe.report_requests) == ["server1.report", "server2.report", "server3.report"]
     await report(probe, "server1")
     await report(probe, "server3", "failover1")
