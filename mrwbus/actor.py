@@ -41,6 +41,9 @@ class DecisionLog(Protocol):
 
     def confirmed(self, monitor: str, fault_id: str) -> Awaitable[int]: ...
 
+    @property
+    def failed(self) -> bool: ...
+
 
 class MonitorActor:
     def __init__(
@@ -74,6 +77,10 @@ class MonitorActor:
                 fault, done = await self.mailbox.get()
                 try:
                     published = await self.handle(fault)
+                except asyncio.CancelledError:
+                    if not done.done():
+                        done.set_exception(ConnectionError("the monitor actor stopped"))
+                    raise
                 except Exception as exc:  # the caller decides: nack and let the broker redeliver
                     if not done.done():
                         done.set_exception(exc)
@@ -88,6 +95,9 @@ class MonitorActor:
                     done.set_exception(ConnectionError("the monitor actor stopped"))
 
     async def handle(self, fault: FaultNotification) -> Published:
+        if self.journal.failed:
+            # The state in memory is ahead of the journal: decide nothing until it is rebuilt.
+            raise ConnectionError("the journal failed; the state is being rebuilt")
         published = self._decided.get(fault.id)
         if published is None:
             # A fault id decided before is never decided again; only its publishing is retried.
@@ -95,9 +105,14 @@ class MonitorActor:
             published = Published(list(decision.commands), list(decision.events))
             self._remember(fault.id, published)
             shared = bool(decision.moves or decision.failovers)
-            await self.journal.decision(
-                self.cluster, self.monitor, fault.id, published, shared=shared
-            )
+            try:
+                await self.journal.decision(
+                    self.cluster, self.monitor, fault.id, published, shared=shared
+                )
+            except BaseException:
+                # Not journaled, so never to be published: the rebuilt state decides afresh.
+                self._decided.pop(fault.id, None)
+                raise
         if not published.confirmed:
             await self.publish(published.commands, published.events)
             published.confirmed = True

@@ -124,6 +124,11 @@ class StateJournal:
         )
         return journal, restored, recovery
 
+    @property
+    def failed(self) -> bool:
+        """A journal write failed: the state in memory may be ahead of the journal."""
+        return self.writer.failed is not None
+
     # --- appending: each call fixes the entry's place at once; await the future for the confirm
 
     def append(self, records: list[Record]) -> asyncio.Future[int]:

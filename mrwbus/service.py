@@ -17,6 +17,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import aiormq
 from aio_pika import Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
@@ -56,6 +57,15 @@ log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 200
 """Events kept in memory for the status page."""
+
+SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    aiormq.exceptions.AMQPChannelError,
+    aiormq.exceptions.DeliveryError,
+    aiormq.exceptions.PublishError,
+)
+"""What ends a session and starts a new one (with the state rebuilt): the broker went away,
+closed a channel, refused or returned a message."""
 
 _Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
@@ -128,7 +138,7 @@ class Service:
                 break
             try:
                 await self._session(connection, stop)
-            except CONNECTION_ERRORS as exc:
+            except SESSION_ERRORS as exc:
                 self._lost(exc)
             finally:
                 self._publisher = None
@@ -190,6 +200,7 @@ class Service:
         self.journal = journal
         self.health.last_recovery = recovery
         self.cluster = restored.cluster
+        self.cluster.restart_clocks(utc_now())
         self._outbox = restored.outbox
         self.actors = {
             name: MonitorActor(
@@ -361,8 +372,9 @@ class Service:
             return
         reaction_id = new_id()
         published = Published(reaction.commands, reaction.events)
-        self._outbox[reaction_id] = published
         await journal.reaction(self.cluster, reaction_id, published)
+        # Into the outbox only once journaled: nothing is published ahead of its journal entry.
+        self._outbox[reaction_id] = published
         await self._flush_outbox()
 
     async def _flush_outbox(self) -> None:

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -117,28 +117,34 @@ class Journal:
     # --- writing ------------------------------------------------------------------------
 
     def start(self, command_id: str) -> None:
-        self._append({"started": command_id, "at": utc_now().isoformat()})
-        with self._mutex:
-            self._remember(command_id, None)
+        self._append(
+            {"started": command_id, "at": utc_now().isoformat()},
+            lambda: self._remember(command_id, None),
+        )
 
     def finish(self, result: CommandResult, active_groups: Iterable[str]) -> None:
         groups = frozenset(active_groups)
+
+        def remember() -> None:
+            self._remember(result.command_id, result)
+            self._groups = groups
+
         self._append(
             {
                 "finished": result.command_id,
                 "result": result.model_dump(mode="json", exclude_none=True),
                 "active_groups": sorted(groups),
-            }
+            },
+            remember,
         )
-        with self._mutex:
-            self._remember(result.command_id, result)
-            self._groups = groups
 
     def record_groups(self, active_groups: Iterable[str]) -> None:
         groups = frozenset(active_groups)
-        self._append({"groups": sorted(groups), "at": utc_now().isoformat()})
-        with self._mutex:
+
+        def remember() -> None:
             self._groups = groups
+
+        self._append({"groups": sorted(groups), "at": utc_now().isoformat()}, remember)
 
     def close(self) -> None:
         with self._mutex:
@@ -157,7 +163,9 @@ class Journal:
         while len(self._entries) > self.keep:
             self._entries.popitem(last=False)
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: dict[str, Any], remember: Callable[[], None]) -> None:
+        """Write a line, then take it into memory, both before any compaction: a compaction
+        rewrites the file from memory, so it must already hold this line's news."""
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._mutex:
             if self._file is None:
@@ -166,6 +174,7 @@ class Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._lines += 1
+            remember()
             grown = self._lines > 2 * self.keep
         if grown:
             self._compact()

@@ -46,7 +46,7 @@ class Publisher:
         self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
     ) -> None:
         await self.exchanges[exchange].publish(
-            json_message(model), routing_key, mandatory=mandatory
+            json_message(model), routing_key, mandatory=mandatory, timeout=self.timeout
         )
 
     async def command(self, command: RecoveryCommand) -> None:

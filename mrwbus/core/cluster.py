@@ -7,18 +7,25 @@ so the service, `simulate` and the tests all drive the same code.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig
 from mrwbus.core import events
-from mrwbus.core.failover import FailoverInProgress, FailoverRules, FailoverStep, Phase
+from mrwbus.core.failover import (
+    FailoverInProgress,
+    FailoverRules,
+    FailoverStep,
+    Phase,
+    failover_command,
+)
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
 from mrwbus.core.recovery import Decision, Situation, decide_fault
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
+    CommandStep,
     Event,
     FaultNotification,
     GroupRow,
@@ -170,7 +177,7 @@ class ClusterState:
     def handle_result(self, result: CommandResult, now: datetime) -> Reaction:
         """An agent's result: an event, and the next step of a failover waiting for it."""
         reaction = Reaction()
-        command = self.issued.get(result.command_id)
+        command = self.issued.get(result.command_id) or self._awaited(result.command_id)
         monitor = command.monitor if command else "_"
         action = _describe(command) if command else f"command {result.command_id}"
         detail_text = f" ({result.detail})" if result.detail else ""
@@ -210,7 +217,12 @@ class ClusterState:
     def handle_report(self, report: AgentReport, now: datetime) -> Reaction:
         """An agent's report: it is alive, and these groups run on its server."""
         reaction = Reaction()
-        if report.server not in self.config.servers:
+        sent = min(now, report.sent_at)
+        if (
+            report.server not in self.config.servers
+            or now - sent > self.config.service.heartbeat_timeout
+        ):
+            # Unknown, or a report that waited in the queue (an outage): it proves nothing now.
             return reaction
         if report.server not in self.view.alive:
             self.view.alive.add(report.server)
@@ -218,7 +230,7 @@ class ClusterState:
                 events.SERVER_BACK.make(at=now, cause=report.id, server=report.server)
             )
         known = frozenset(group for group in report.active_groups if group in self.config.groups)
-        conflicts = self.view.apply_report(report.server, known, now)
+        conflicts = self.view.apply_report(report.server, known, sent)
         for group, servers in conflicts.items():
             reaction.events.append(
                 events.GROUP_ON_TWO_SERVERS.make(
@@ -244,6 +256,31 @@ class ClusterState:
         for progress in list(self.failovers.values()):
             self._advance(progress, self._rules().on_deadline(progress, now), reaction)
         return reaction
+
+    def _awaited(self, command_id: str) -> RecoveryCommand | None:
+        """The command a failover in progress waits for, as far as it can be told again (after a
+        restart the service no longer holds every command it issued, but it holds its failovers)."""
+        for progress in self.failovers.values():
+            if progress.awaiting == command_id:
+                step = CommandStep.START if progress.phase is Phase.STARTING else CommandStep.STOP
+                server = progress.to_server if step is CommandStep.START else progress.from_server
+                return failover_command(progress, step, server, progress.deadline)
+        return None
+
+    def restart_clocks(self, now: datetime) -> None:
+        """After the state was rebuilt (a restart, a takeover), time without an active service
+        counts for nothing: failover deadlines start again, and every agent gets a heartbeat's
+        grace before it counts as silent."""
+        service = self.config.service
+        for group, progress in self.failovers.items():
+            timeout = (
+                service.start_timeout if progress.phase is Phase.STARTING else service.stop_timeout
+            )
+            self.failovers[group] = replace(
+                progress, deadline=max(progress.deadline, now + timeout)
+            )
+        for server, seen in self.view.last_seen.items():
+            self.view.last_seen[server] = max(seen, now)
 
     def _rules(self) -> FailoverRules:
         return FailoverRules(self.config, self.view, self.servers_in_error())

@@ -156,14 +156,13 @@ class RecordSet:
             else:
                 values.pop(key, None)  # re-inserted last: `decided` keeps its age order
                 values[key] = value
+        decided = self.records.get(DECIDED, {})
+        while len(decided) > REMEMBERED_DECISIONS:
+            del decided[next(iter(decided))]  # the oldest
 
     def export(self) -> Records:
-        """All records, with only the newest decisions kept."""
-        records = {namespace: dict(values) for namespace, values in self.records.items()}
-        decided = records.get(DECIDED, {})
-        if len(decided) > REMEMBERED_DECISIONS:
-            records[DECIDED] = dict(list(decided.items())[-REMEMBERED_DECISIONS:])
-        return records
+        """All records (`apply` keeps only the newest decisions)."""
+        return {namespace: dict(values) for namespace, values in self.records.items()}
 
     def restore(self, config: ClusterConfig) -> RestoredState:
         """The state these records describe, for this configuration; what the configuration no

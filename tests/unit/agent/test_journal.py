@@ -136,6 +136,23 @@ def test_the_file_stays_bounded_while_running(directory: Path) -> None:
         journal.close()
 
 
+@pytest.mark.parametrize("writes", range(1, 12))
+def test_the_line_that_triggers_a_compaction_survives_it(directory: Path, writes: int) -> None:
+    journal = Journal.open(directory, keep=2)
+    try:
+        for number in range(writes):
+            journal.start(f"cmd-{number}")
+        last = f"cmd-{writes - 1}"
+    finally:
+        journal.close()
+    reopened = Journal.open(directory, keep=2)
+    try:
+        entry = reopened.lookup(last)
+        assert entry is not None and entry.interrupted  # started, never finished: never run again
+    finally:
+        reopened.close()
+
+
 def test_a_second_agent_on_the_same_journal_is_refused(journal: Journal) -> None:
     with pytest.raises(JournalLocked, match="another agent already uses"):
         Journal.open(journal.directory)

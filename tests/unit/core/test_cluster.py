@@ -276,14 +276,14 @@ def result(
     )
 
 
-def report(server: str, *groups: str, serial: int = 0) -> AgentReport:
+def report(server: str, *groups: str, serial: int = 0, at: datetime = T0) -> AgentReport:
     return AgentReport(
         id=f"report-{server}-{serial}",
         server=server,
         active_groups=list(groups),
         reason=ReportReason.CHANGE,
         heartbeat_interval=5,
-        sent_at=T0,
+        sent_at=at,
     )
 
 
@@ -578,9 +578,27 @@ def test_silent_agent_is_no_destination_until_it_reports_again(
     # mrw5 would fail web over to server2; server3 it is
     [stop] = cluster.handle_fault("mrw5", make_fault("server1", "SPS", "dd0"), T0).commands
     assert stop.to_server == "server3"
-    back = cluster.handle_report(report("server2", "db", serial=1), T0 + timeout * 2)
+    late = cluster.handle_report(report("server2", "db", serial=1), T0 + timeout * 2)
+    assert (
+        reaction_codes(late) == [] and "server2" not in cluster.view.alive
+    )  # it waited out the outage
+    fresh = report("server2", "db", serial=2, at=T0 + timeout * 2)
+    back = cluster.handle_report(fresh, T0 + timeout * 2)
     assert reaction_codes(back) == ["MRW-602"]
     assert "server2" in cluster.view.alive
+
+
+def test_rebuilt_state_restarts_failover_deadlines_and_heartbeat_clocks(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    cluster.handle_report(report("server2", "db"), T0)
+    [stop] = cluster.handle_fault("mrw5", make_fault("server1", "SPS", "dd0"), T0).commands
+    later = T0 + timedelta(hours=1)  # the service was down for an hour
+    cluster.restart_clocks(later)
+    assert cluster.tick(later + SECOND).events == []  # no deadline passed, nobody silent yet
+    (progress,) = cluster.failovers.values()
+    assert progress.deadline == later + cluster.config.service.stop_timeout
+    assert progress.awaiting == stop.id
 
 
 def test_shown_status(cluster: ClusterState, make_fault: FaultFactory) -> None:
