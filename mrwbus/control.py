@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
 
@@ -52,7 +53,15 @@ def handle_control(
                     now=now,
                     cause=request.id,
                 )
-        what = "cleared, counts reset" if request.reset_counts else "cleared, counts kept"
+        cleared = sorted(
+            {event.server or "" for event in found if event.code == events.STATUS_CLEARED.code}
+        )
+        counts = "counts reset" if request.reset_counts else "counts kept"
+        what = (
+            f"Error -> Normal on {', '.join(cleared)}, {counts}"
+            if cleared
+            else f"nothing was in Error, {counts}"
+        )
     elif request.verb is ControlVerb.SUSPEND:
         for monitor in monitors:
             found += cluster.suspend(monitor, by=request.by, now=now, cause=request.id)

@@ -319,7 +319,7 @@ class ClusterState:
                     at=now, cause=cause, monitor=monitor, server=server, by=by
                 )
             )
-        if reset_counts:
+        if reset_counts and state.has_counts:
             found.append(
                 events.COUNTS_RESET.make(at=now, cause=cause, monitor=monitor, server=server, by=by)
             )

@@ -111,7 +111,7 @@ def test_clear_while_normal_reports_nothing_unless_counts_are_reset(
     cluster: ClusterState,
 ) -> None:
     assert clear(cluster, "mrw1", "server1") == []
-    assert clear(cluster, "mrw1", "server1", reset=True) == ["MRW-402"]
+    assert clear(cluster, "mrw1", "server1", reset=True) == []  # no counts: nothing was reset
 
 
 def test_counts_are_per_monitor_and_server(cluster: ClusterState, make_fault: FaultFactory) -> None:
@@ -239,9 +239,10 @@ def test_final_action_is_suppressed_on_the_last_healthy_server(
     decision = cluster.handle_fault("mrw3", make_fault("server2", "HA/SS", "sdb"), T0)
     assert decision.commands == ()
     assert codes(decision)[-1] == "MRW-305"
-    # once another server is healthy again, the reboot goes ahead (after a reset)
+    assert not cluster.state_of("mrw3", "server2").final_action_taken  # suppressed: not taken
+    # once another server is healthy again, the reboot goes ahead (no reset needed)
     clear(cluster, "mrw2", "server3")
-    clear(cluster, "mrw3", "server2", reset=True)
+    clear(cluster, "mrw3", "server2")
     decision = cluster.handle_fault("mrw3", make_fault("server2", "HA/SS", "sdb"), T0)
     assert [c.final_action for c in decision.commands] == [FinalAction.REBOOT]
 
@@ -929,9 +930,10 @@ class LadderCheck:
                 model.failovers += 1
                 model.failover_rungs += 1
         elif not model.final_taken:
-            model.final_taken = True
             final = recovery.final_action
             healthy = alive - in_error - {fault.server}
+            # A suppressed final action was not taken: the next fault may take it.
+            model.final_taken = not (final.takes_server_down and not healthy)
             if final is FinalAction.NONE:
                 assert commands == ()
                 assert codes_[-1] == "MRW-304"
