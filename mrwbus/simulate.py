@@ -135,6 +135,8 @@ def simulate(
             cluster.monitors[(monitor, fault.server)] = before.with_counts_reset()
         ladder = describe_ladder(cluster, monitor, fault.server)
         decision = cluster.handle_fault(monitor, fault, now)
+        if ladder.startswith("failover") and not decision.failovers:
+            ladder += " (not taken: see the events; no count used)"
         outcomes.append(
             MonitorOutcome(
                 monitor=monitor,
