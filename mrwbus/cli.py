@@ -61,27 +61,24 @@ def _parser() -> argparse.ArgumentParser:
             )
         return sub
 
-    run = verb("run", run_service, "run the service")
-    run.add_argument("--config", required=True, help="the cluster configuration (YAML)")
-    run.add_argument("--log-level", default="INFO")
-    run.add_argument(
-        "--http",
-        default="127.0.0.1:8080",
-        metavar="HOST:PORT",
-        help="serve the status page, /metrics and /healthz here ('off' for none)",
-    )
-
-    demo = verb(
-        "demo", run_demo, "the service plus a reference agent for every server, in one process"
-    )
-    demo.add_argument("--config", required=True, help="the cluster configuration (YAML)")
-    demo.add_argument("--log-level", default="WARNING")
-    demo.add_argument(
-        "--http",
-        default="127.0.0.1:8080",
-        metavar="HOST:PORT",
-        help="the status page ('off' for none)",
-    )
+    for name, function, help_text, level in (
+        ("run", run_service, "run the service", "INFO"),
+        (
+            "demo",
+            run_demo,
+            "the service plus a reference agent for every server, in one process",
+            "WARNING",
+        ),
+    ):
+        serving = verb(name, function, help_text)
+        serving.add_argument("--config", required=True, help="the cluster configuration (YAML)")
+        serving.add_argument("--log-level", default=level)
+        serving.add_argument(
+            "--http",
+            default="127.0.0.1:8080",
+            metavar="HOST:PORT",
+            help="serve the status page, /metrics and /healthz here ('off' for none)",
+        )
 
     check = verb(
         "check-config",
@@ -159,32 +156,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_service(args: argparse.Namespace) -> int:
-    from mrwbus.logs import configure_logging
-    from mrwbus.service import Service
-    from mrwbus.web import StatusServer, parse_http_address
-
-    config = load_config(args.config)
-    http = None if args.http == "off" else parse_http_address(args.http)
-    configure_logging(args.log_level)
-    service = Service(config, ServiceSettings(amqp_url=amqp_url(args.amqp_url)))
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-        if http is None:
-            await service.run(stop)
-            return
-        async with StatusServer(service, *http):
-            await service.run(stop)
-
-    asyncio.run(serve())
-    return 0
+    return _serve(args, with_agents=False)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    return _serve(args, with_agents=True)
+
+
+def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
+    """The service (and, for the demo, a reference agent per server) until SIGTERM or Ctrl-C."""
     from mrwbus.agent import run_agent
     from mrwbus.logs import configure_logging
     from mrwbus.service import Service
@@ -201,18 +181,23 @@ def run_demo(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        agents = [
-            run_agent(config, server, url, stop, source=args.config) for server in config.servers
-        ]
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+        running = [service.run(stop)]
+        if with_agents:
+            running += [
+                run_agent(config, server, url, stop, source=args.config)
+                for server in config.servers
+            ]
         async with contextlib.AsyncExitStack() as stack:
             if http is not None:
                 await stack.enter_async_context(StatusServer(service, *http))
-                print(f"status page: http://{http[0]}:{http[1]}/", flush=True)
-            print(
-                f"service and agents for {', '.join(config.servers)} running; Ctrl-C stops",
-                flush=True,
-            )
-            await asyncio.gather(service.run(stop), *agents)
+            if with_agents:
+                page = f"; status page: http://{http[0]}:{http[1]}/" if http else ""
+                print(
+                    f"service and agents for {', '.join(config.servers)} running{page}; Ctrl-C stops",
+                    flush=True,
+                )
+            await asyncio.gather(*running)
 
     asyncio.run(serve())
     return 0
