@@ -12,11 +12,11 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.records import Published
 from mrwbus.messages import Event, FaultNotification, RecoveryCommand, utc_now
+from mrwbus.persistence import StateJournal
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +26,13 @@ REMEMBERED_FAULTS = 10_000
 """Fault ids each actor remembers, so a redelivered fault never decides twice."""
 
 
-class DecisionLog(Protocol):
-    """Where decisions are made durable (`persistence.StateJournal`)."""
-
-    def decision(
-        self,
-        cluster: ClusterState,
-        monitor: str,
-        fault_id: str,
-        published: Published,
-        *,
-        shared: bool,
-    ) -> Awaitable[int]: ...
-
-    def confirmed(self, monitor: str, fault_id: str) -> Awaitable[int]: ...
-
-    @property
-    def failed(self) -> bool: ...
-
-
 class MonitorActor:
     def __init__(
         self,
         monitor: str,
         cluster: ClusterState,
         publish: Publish,
-        journal: DecisionLog,
+        journal: StateJournal,
         decided: OrderedDict[str, Published] | None = None,
     ) -> None:
         self.monitor = monitor

@@ -50,7 +50,7 @@ from mrwbus.messages import (
     utc_now,
 )
 from mrwbus.metrics import Metrics
-from mrwbus.persistence import Recovery, StateJournal
+from mrwbus.persistence import StateJournal
 from mrwbus.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,6 @@ class Health:
     """active (holds the leader lock and consumes), standby (waits for the lock), or starting."""
     outages: int = 0
     last_error: str | None = None
-    last_recovery: Recovery | None = None
 
 
 @dataclass
@@ -190,7 +189,7 @@ class Service:
     async def _become_active(self, connection: AbstractConnection) -> list[asyncio.Task[None]]:
         """Rebuild the state from the journal, then start one actor per monitor."""
         journal_channel = await connection.channel(publisher_confirms=True)
-        journal, restored, recovery = await StateJournal.recover(
+        journal, restored, _ = await StateJournal.recover(
             self.config,
             journal_channel,
             await connection.channel(),
@@ -198,7 +197,6 @@ class Service:
             snapshot_every=self.settings.snapshot_every,
         )
         self.journal = journal
-        self.health.last_recovery = recovery
         self.cluster = restored.cluster
         self.cluster.restart_clocks(utc_now())
         self._outbox = restored.outbox
@@ -239,7 +237,7 @@ class Service:
             if not await _has_consumers(channel, *(tag for _, tag in consumers)):
                 # The broker cancelled a consumer (queue deleted, leader moved): start over.
                 raise ConnectionError("the broker cancelled a consumer")
-            if self.journal is not None and self.journal.writer.failed is not None:
+            if self.journal is not None and self.journal.failed:
                 raise ConnectionError(f"the journal failed: {self.journal.writer.failed}")
             await self._react(self.cluster.tick(utc_now()))
 
@@ -418,7 +416,8 @@ class Service:
         if not message.reply_to:
             return
         publisher = self._current_publisher()
-        await publisher.channel.default_exchange.publish(  # the reply: best effort, no confirm wait
+        # Not mandatory: an operator who gave up waiting has no queue any more.
+        await publisher.channel.default_exchange.publish(
             Message(
                 reply.to_body(),
                 content_type="application/json",

@@ -86,9 +86,7 @@ async def declare_service_topology(channel: AbstractChannel, servers: Iterable[s
     )
     await faults.bind(exchanges[FAULTS], routing_key="#")
     control = await channel.declare_queue(
-        CONTROL,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
+        CONTROL, durable=True, arguments=_quorum(single_active_consumer=True)
     )
     await control.bind(exchanges[CONTROL], routing_key="#")
     results = await channel.declare_queue(

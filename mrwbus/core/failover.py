@@ -58,7 +58,6 @@ class FailoverStep:
     events: list[Event] = field(default_factory=list)
     placement: str | None = None
     """Where the group runs when the failover is over (None: stopped, or left as it was)."""
-    over: bool = False
     leave_placement: bool = False
 
 
@@ -142,12 +141,11 @@ class FailoverRules:
             return FailoverStep(
                 None,
                 events=[self._event(events.FENCING_FAILED, progress, now, why=why)],
-                over=True,
                 leave_placement=True,
             )
         if succeeded:
             done = self._event(events.FAILOVER_DONE, progress, now)
-            return FailoverStep(None, events=[done], placement=progress.to_server, over=True)
+            return FailoverStep(None, events=[done], placement=progress.to_server)
         failed = self._event(events.START_FAILED, progress, now, why=why)
         return self._next_destination(progress, now, [failed])
 
@@ -161,9 +159,9 @@ class FailoverRules:
             failed = self._event(
                 events.FENCING_FAILED, progress, now, why=f"no answer within {_seconds(timeout)}"
             )
-            return FailoverStep(None, events=[failed], over=True, leave_placement=True)
+            return FailoverStep(None, events=[failed], leave_placement=True)
         unknown = self._event(events.START_NOT_CONFIRMED, progress, now, timeout=_seconds(timeout))
-        return FailoverStep(None, events=[unknown], placement=None, over=True)
+        return FailoverStep(None, events=[unknown], placement=None)
 
     def _source_unconfirmed(
         self, progress: FailoverInProgress, now: datetime, why: str
@@ -171,7 +169,7 @@ class FailoverRules:
         recovery = self.config.monitors[progress.monitor].recovery
         if not recovery.fence_first:
             refused = self._event(events.STOP_NOT_CONFIRMED, progress, now, why=why)
-            return FailoverStep(None, events=[refused], over=True, leave_placement=True)
+            return FailoverStep(None, events=[refused], leave_placement=True)
         fence = RecoveryCommand(
             id=derived_id(
                 "command",
@@ -244,7 +242,7 @@ class FailoverRules:
             found.append(
                 self._event(events.NO_SERVER_LEFT, progress, now, reason=destination.reason)
             )
-            return FailoverStep(None, events=found, placement=None, over=True)
+            return FailoverStep(None, events=found, placement=None)
         step = self._start(progress, now, destination.server)
         step.events[:0] = found
         return step
