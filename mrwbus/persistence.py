@@ -1,6 +1,6 @@
 """The service's state, journaled in RabbitMQ: recovered at start, appended to as it changes.
 
-Glue between the pure records (`core.records`) and the transport (`bus.journal`): every change
+Glue between the pure records (`core.records`) and the transport (`bus.journal_stream`): every change
 to the cluster state is appended to the journal before the messages it caused are published,
 and snapshots keep start-up time bounded however long the journal grows.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel
 
-from mrwbus.bus.journal import (
+from mrwbus.bus.journal_stream import (
     JournalTail,
     JournalWriter,
     Snapshot,

@@ -5,6 +5,7 @@ Pure: it reads the values it is given and returns text, so the tests need no ser
 
 from __future__ import annotations
 
+from mrwbus.health import Counters, Health
 from mrwbus.messages import Action, Category, Outcome, StatusReport
 from mrwbus.metrics import (
     MetricFamily,
@@ -15,7 +16,6 @@ from mrwbus.metrics import (
     labelled,
     render_text,
 )
-from mrwbus.service import Counters, Health
 
 
 def service_families(

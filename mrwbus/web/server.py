@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mrwbus.errors import MrwbusError
+from mrwbus.errors import StatusPageError
 from mrwbus.messages import Event
 from mrwbus.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mrwbus.metrics import Metrics
@@ -45,11 +45,6 @@ _PAGE_POLICY = (
     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
-
-
-class StatusPageError(MrwbusError):
-    """Raised when the status page cannot listen where asked: a malformed HOST:PORT, or an
-    address that is taken or not this machine's. The service refuses to start."""
 
 
 def parse_http_address(text: str) -> tuple[str, int]:

@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from mrwbus.bus.journal import SNAPSHOT, declare_journal
+from mrwbus.bus.topology import SNAPSHOT, declare_journal
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import DEAD, ERROR_HEADER, declare_exchanges

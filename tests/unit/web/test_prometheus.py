@@ -18,7 +18,7 @@ from mrwbus.metrics import (
     labelled,
     render_text,
 )
-from mrwbus.service import Counters, Health
+from mrwbus.health import Counters, Health
 from mrwbus.web.prometheus import render_metrics
 
 # Text format 0.0.4: `name{label="value",...} value`, the value a float, +Inf, -Inf or NaN.
