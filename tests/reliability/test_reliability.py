@@ -13,10 +13,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from mrwbus.bus.topology import SNAPSHOT, declare_journal
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.rpc import ask_service
-from mrwbus.bus.topology import DEAD, ERROR_HEADER, declare_exchanges
+from mrwbus.bus.topology import DEAD, ERROR_HEADER, SNAPSHOT, declare_exchanges, declare_journal
 from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
 from mrwbus.config import parse_config
 from mrwbus.core.records import Published
