@@ -6,7 +6,7 @@ import asyncio
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from mrwbus.bus.topology import (
     CONTROL,
@@ -24,6 +24,16 @@ from tests.integration.broker import BusProbe
 from tests.integration.conftest import RunningService
 
 pytestmark = pytest.mark.broker
+
+
+async def first_message(queue: AbstractQueue) -> AbstractIncomingMessage | None:
+    """The first message to arrive in `queue` within 10 s, acked; None if none came."""
+    for _ in range(100):
+        found = await queue.get(no_ack=True, fail=False)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.1)
+    return None
 
 
 @pytest.mark.parametrize("queue_name", [FAULTS, agent_queue("server1")])
@@ -51,13 +61,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_queue(
             await delivered.nack(requeue=True)  # as a consumer that dies on it would
 
         await queue.consume(crash)
-        dead_queue = await channel.declare_queue(DEAD, passive=True)
-        dead = None
-        for _ in range(100):
-            dead = await dead_queue.get(no_ack=True, fail=False)
-            if dead is not None:
-                break
-            await asyncio.sleep(0.1)
+        dead = await first_message(await channel.declare_queue(DEAD, passive=True))
         assert dead is not None, f"still looping after {deliveries} deliveries"
         assert dead.message_id == fault.id
         death = dead.headers["x-death"][0]  # type: ignore[index]
@@ -125,12 +129,7 @@ async def test_a_reply_goes_only_to_a_broker_generated_queue(
         aio_pika.Message(honest.to_body(), reply_to=replies.name, correlation_id=honest.id),
         routing_key=CONTROL,
     )
-    reply = None
-    for _ in range(100):
-        reply = await replies.get(no_ack=True, fail=False)
-        if reply is not None:
-            break
-        await asyncio.sleep(0.1)
+    reply = await first_message(replies)
     assert reply is not None and reply.correlation_id == honest.id
     await asyncio.sleep(0.5)  # the hostile request's handler, if it were to write, has written
 
