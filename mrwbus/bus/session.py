@@ -259,7 +259,9 @@ class SessionRunner:
         url = self.urls[self._attempt % len(self.urls)]
         self._attempt += 1
         try:
-            connection = await open_connection(url, self.name)
+            connection = await _unless_stopped(open_connection(url, self.name), stop)
+            if connection is None:
+                return  # told to stop while connecting
         except CONNECT_ERRORS as exc:
             self.health.last_error = str(exc) or type(exc).__name__
             log.warning("broker %s unreachable (%s); retrying", redact(url), self.health.last_error)
@@ -296,3 +298,19 @@ class SessionRunner:
         log.warning(
             "%s lost the broker session (%s); reconnecting", self.name, self.health.last_error
         )
+
+
+async def _unless_stopped(
+    connecting: Awaitable[AbstractConnection], stop: asyncio.Event
+) -> AbstractConnection | None:
+    """The connection, or None if `stop` is set first (a connect may take its whole timeout)."""
+    attempt = asyncio.ensure_future(connecting)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({attempt, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if attempt.done():
+        return attempt.result()
+    attempt.cancel()
+    with contextlib.suppress(asyncio.CancelledError, *CONNECT_ERRORS):
+        await attempt
+    return None
