@@ -15,12 +15,12 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from mrwbus.config import ActiveTiming, ClusterConfig, parse_config
-from mrwbus.core.cluster import ClusterState, Reaction
+from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import Decision
 from mrwbus.core.failover import Phase
 from mrwbus.core.matching import MonitorIndex
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import target_groups
-from mrwbus.core.recovery import Decision
 from mrwbus.messages import (
     Action,
     AgentReport,
@@ -288,7 +288,7 @@ def report(server: str, *groups: str, serial: int = 0, at: datetime = T0) -> Age
     )
 
 
-def reaction_codes(reaction: Reaction) -> list[str]:
+def reaction_codes(reaction: Decision) -> list[str]:
     return [event.code for event in reaction.events]
 
 
@@ -317,7 +317,7 @@ def test_failover_starts_on_the_destination_only_once_the_stop_is_confirmed(
     assert cluster.failovers["db"].awaiting == start.id
 
     started = cluster.handle_result(result(start), T0 + 5 * SECOND)
-    assert started.commands == []
+    assert started.commands == ()
     assert reaction_codes(started) == ["MRW-701", "MRW-320"]
     assert cluster.view.placement["db"] == "server3"
     assert cluster.view.moving == set()
@@ -355,7 +355,7 @@ def test_stop_not_confirmed_leaves_the_group_where_it_was(
 ) -> None:
     [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
     failed = cluster.handle_result(result(stop, Outcome.FAILED, detail="busy"), T0)
-    assert failed.commands == []
+    assert failed.commands == ()
     assert reaction_codes(failed) == ["MRW-702", "MRW-310"]
     assert "busy" in failed.events[0].text
     assert cluster.view.placement["db"] == "server2"
@@ -370,10 +370,10 @@ def test_stop_unanswered_until_the_deadline_is_given_up(
     cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0)
     deadline = T0 + cluster.config.service.stop_timeout
     early = cluster.tick(deadline - SECOND)
-    assert (early.commands, early.events) == ([], [])
+    assert (early.commands, early.events) == ((), ())
     assert set(cluster.failovers) == {"db"}
     late = cluster.tick(deadline)
-    assert late.commands == []
+    assert late.commands == ()
     assert reaction_codes(late) == ["MRW-310"]
     assert cluster.view.placement["db"] == "server2"
     assert cluster.failovers == {}
@@ -385,7 +385,7 @@ def test_a_result_delivered_twice_moves_the_failover_once(
     [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
     assert len(cluster.handle_result(result(stop), T0).commands) == 1
     again = cluster.handle_result(result(stop), T0)
-    assert again.commands == []
+    assert again.commands == ()
     assert reaction_codes(again) == ["MRW-701"]
     assert cluster.failovers["db"].phase is Phase.STARTING
 
@@ -407,7 +407,7 @@ def test_failed_start_moves_on_to_the_next_server_then_gives_up(
     assert reaction_codes(retried) == ["MRW-702", "MRW-313", "MRW-201"]
     assert start3.id != start2.id
     gave_up = cluster.handle_result(result(start3, Outcome.TIMED_OUT), T0)
-    assert gave_up.commands == []
+    assert gave_up.commands == ()
     assert reaction_codes(gave_up)[-1] == "MRW-314"
     assert cluster.view.placement["web"] is None
     assert cluster.failovers == {}
@@ -419,7 +419,7 @@ def test_start_unconfirmed_leaves_the_group_nowhere(
     [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
     cluster.handle_result(result(stop), T0)
     deadline = T0 + cluster.config.service.start_timeout
-    assert cluster.tick(deadline - SECOND).events == []
+    assert cluster.tick(deadline - SECOND).events == ()
     late = cluster.tick(deadline)
     assert reaction_codes(late) == ["MRW-315"]
     assert cluster.view.placement["db"] is None
@@ -450,7 +450,7 @@ def test_fence_first_fences_the_silent_source_then_starts_elsewhere(
     assert reaction_codes(fencing) == ["MRW-311"]
     assert cluster.failovers["db"].phase is Phase.FENCING
     assert cluster.view.placement["db"] == "server2"  # not known to be stopped yet
-    assert cluster.handle_result(result(stop), T0).commands == []  # too late: ignored
+    assert cluster.handle_result(result(stop), T0).commands == ()  # too late: ignored
     [start] = cluster.handle_result(result(fence), T0).commands
     assert (start.step, start.server) == (CommandStep.START, "server3")
     assert cluster.view.placement["db"] is None
@@ -463,7 +463,7 @@ def test_failed_fencing_starts_nothing(
     [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
     [fence] = cluster.handle_result(result(stop, Outcome.REFUSED), T0).commands
     failed = cluster.handle_result(result(fence, Outcome.FAILED), T0)
-    assert failed.commands == []
+    assert failed.commands == ()
     assert reaction_codes(failed)[-1] == "MRW-312"
     assert cluster.view.placement["db"] == "server2"
     assert cluster.failovers == {}
@@ -538,7 +538,7 @@ def test_result_of_an_unknown_command_is_only_reported(cluster: ClusterState) ->
         finished_at=T0,
     )
     reaction = cluster.handle_result(stray, T0)
-    assert reaction.commands == []
+    assert reaction.commands == ()
     [event] = reaction.events
     assert (event.code, event.monitor, event.command_id) == ("MRW-701", "_", "nobody-sent-this")
 
@@ -555,7 +555,7 @@ def test_agent_reports_correct_the_placement(cluster: ClusterState) -> None:
     assert cluster.view.placement["web"] == "server3"
     cluster.handle_report(report("server3"), T0)
     assert cluster.view.placement["web"] is None  # its server says it no longer runs it
-    assert cluster.handle_report(report("server9", "web"), T0).events == []  # unknown server
+    assert cluster.handle_report(report("server9", "web"), T0).events == ()  # unknown server
 
 
 def test_group_reported_on_two_servers_is_an_event(cluster: ClusterState) -> None:
@@ -572,7 +572,7 @@ def test_silent_agent_is_no_destination_until_it_reports_again(
 ) -> None:
     timeout = cluster.config.service.heartbeat_timeout
     cluster.handle_report(report("server2", "db"), T0)
-    assert cluster.tick(T0 + timeout).events == []  # exactly the timeout: not yet silent
+    assert cluster.tick(T0 + timeout).events == ()  # exactly the timeout: not yet silent
     silent = cluster.tick(T0 + timeout + SECOND)
     assert reaction_codes(silent) == ["MRW-601"]
     assert "server2" not in cluster.view.alive
@@ -596,7 +596,7 @@ def test_rebuilt_state_restarts_failover_deadlines_and_heartbeat_clocks(
     [stop] = cluster.handle_fault("mrw5", make_fault("server1", "SPS", "dd0"), T0).commands
     later = T0 + timedelta(hours=1)  # the service was down for an hour
     cluster.restart_clocks(later)
-    assert cluster.tick(later + SECOND).events == []  # no deadline passed, nobody silent yet
+    assert cluster.tick(later + SECOND).events == ()  # no deadline passed, nobody silent yet
     (progress,) = cluster.failovers.values()
     assert progress.deadline == later + cluster.config.service.stop_timeout
     assert progress.awaiting == stop.id
@@ -810,12 +810,12 @@ class LadderCheck:
             assert self.cluster.view.placement[group] is None
         # a repeated answer changes nothing
         again = self.cluster.handle_result(answer, self.now)
-        assert again.commands == []
+        assert again.commands == ()
 
     def tick(self) -> None:
         due = {g for g, p in self.cluster.failovers.items() if p.deadline <= self.now}
         reaction = self.cluster.tick(self.now)
-        assert reaction.commands == []  # no fencing configured: deadlines only give up
+        assert reaction.commands == ()  # no fencing configured: deadlines only give up
         assert not due & set(self.cluster.failovers)
 
     # --- checks ---
