@@ -73,12 +73,8 @@ def test_outside_server_group_when_the_group_stays_in_one_server_group_is_refuse
     data: dict[str, Any],
 ) -> None:
     target = data["monitors"]["mrw2"]["recovery"]["target"]
-    group = (
-        (data["groups"].get(target)
-        and target)
-        or next(
-            name for name, group in data["groups"].items() if target in group.get("resources", [])
-        )
+    group = (data["groups"].get(target) and target) or next(
+        name for name, group in data["groups"].items() if target in group.get("resources", [])
     )
     data["groups"][group]["servers"] = ["server1", "server2"]  # both in site-a
     problem = issues(data)["monitors.mrw2.recovery.outside_server_group"]
