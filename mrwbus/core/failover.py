@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from mrwbus.config import ClusterConfig
 from mrwbus.core import events
@@ -69,17 +70,29 @@ def failover_command(
     *,
     to_server: str | None = None,
 ) -> RecoveryCommand:
-    return recovery_command(
-        fault_id=progress.fault_id,
-        monitor=progress.monitor,
-        server=server,
+    """The stop (on the source) or the start (on `to_server`) of a failover."""
+    return _command(
+        progress,
+        server,
+        now,
         action=Action.FAILOVER,
-        group=progress.group,
         step=step,
         from_server=progress.from_server,
         to_server=to_server or progress.to_server,
         before_script=progress.before_script if step is CommandStep.STOP else None,
+    )
+
+
+def _command(
+    progress: FailoverInProgress, server: str, now: datetime, **facts: Any
+) -> RecoveryCommand:
+    return recovery_command(
+        fault_id=progress.fault_id,
+        monitor=progress.monitor,
+        server=server,
+        group=progress.group,
         issued_at=now,
+        **facts,
     )
 
 
@@ -156,15 +169,13 @@ class FailoverRules:
         if not recovery.fence_first:
             refused = self._event(events.STOP_NOT_CONFIRMED, progress, now, why=why)
             return _over(progress, [refused], leave=True)
-        fence = recovery_command(
-            fault_id=progress.fault_id,
-            monitor=progress.monitor,
-            server=progress.from_server,
+        fence = _command(
+            progress,
+            progress.from_server,
+            now,
             action=Action.FINAL_ACTION,
             fence=True,
-            group=progress.group,
             final_action=recovery.final_action,
-            issued_at=now,
         )
         fencing = replace(
             progress,
@@ -194,17 +205,12 @@ class FailoverRules:
             deadline=now + self.timeout(Phase.STARTING),
             tried=(*progress.tried, to),
         )
-        issued = events.COMMAND_ISSUED.make(
+        issued = events.command_issued(
+            start,
             at=now,
             cause=start.id,
-            monitor=progress.monitor,
             server=progress.from_server,
-            fault_id=progress.fault_id,
-            command_id=start.id,
-            group=progress.group,
             description=f"failover of group {progress.group} (start; {progress.from_server} -> {to})",
-            action=Action.FAILOVER.value,
-            target_server=to,
         )
         # Stopped (or fenced) on the source: the group runs nowhere until the start is confirmed.
         moves = {} if progress.phase is Phase.STARTING else {progress.group: None}

@@ -235,15 +235,7 @@ class _Planner:
             before_script=self.recovery.before_script,
         )
         stop = failover_command(progress, CommandStep.STOP, self.server, self.now)
-        self.commands.append(stop)
-        self.emit(
-            events.COMMAND_ISSUED,
-            description=f"failover of group {group} (stop; {self.server} -> {destination.server})",
-            command_id=stop.id,
-            group=group,
-            action=Action.FAILOVER.value,
-            target_server=self.server,
-        )
+        self.send(stop, f"failover of group {group} (stop; {self.server} -> {destination.server})")
         self.failovers.append(replace(progress, awaiting=stop.id))
         return True
 
@@ -297,12 +289,13 @@ class _Planner:
             before_script=self.recovery.before_script,
             issued_at=self.now,
         )
+        self.send(command, description)
+
+    def send(self, command: RecoveryCommand, description: str) -> None:
         self.commands.append(command)
-        self.emit(
-            events.COMMAND_ISSUED,
-            description=description,
-            command_id=command.id,
-            group=group,
-            action=action.value,
-            target_server=server,
+        cause = f"{self.fault.id}/{command.group or ''}/{command.id}"
+        self.events.append(
+            events.command_issued(
+                command, at=self.now, cause=cause, server=self.server, description=description
+            )
         )
