@@ -24,9 +24,9 @@ from mrwbus.bus.journal_stream import (
 )
 from mrwbus.config import ClusterConfig
 from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.core.records import (
     ChangeTracker,
-    Published,
     Record,
     RecordSet,
     RestoredState,
@@ -143,24 +143,24 @@ class StateJournal:
         cluster: ClusterState,
         monitor: str,
         fault_id: str,
-        published: Published,
+        decision: Decision,
         *,
         shared: bool,
     ) -> asyncio.Future[int]:
         """A fault's decision: the monitor's new state, what else changed, and its messages."""
         changes = self.tracker.changes(cluster, shared=shared)
-        return self.append([*changes, decided_record(monitor, fault_id, published)])
+        return self.append([*changes, decided_record(monitor, fault_id, decision)])
 
     def confirmed(self, monitor: str, fault_id: str) -> asyncio.Future[int]:
-        return self.append([decided_record(monitor, fault_id, Published([], [], confirmed=True))])
+        return self.append([decided_record(monitor, fault_id, CONFIRMED)])
 
     def reaction(
-        self, cluster: ClusterState, reaction_id: str, published: Published | None
+        self, cluster: ClusterState, reaction_id: str, decision: Decision | None
     ) -> asyncio.Future[int]:
         """A result, report, tick or operator request: what changed, and the messages pending."""
         records = self.tracker.changes(cluster)
-        if published is not None:
-            records += outbox_records(reaction_id, published)
+        if decision is not None:
+            records += outbox_records(reaction_id, decision)
         if not records:
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(self.writer.seq)

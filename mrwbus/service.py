@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import TypeAdapter
 
-from mrwbus.actor import MonitorActor
+from mrwbus.actor import MonitorActor, monitor_actors
 from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
@@ -29,9 +29,9 @@ from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
-from mrwbus.core.cluster import ClusterState, Reaction
+from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
-from mrwbus.core.records import Published
 from mrwbus.errors import ContractError, JournalFailed, NotConnected
 from mrwbus.health import Counters, Health
 from mrwbus.logs import log_event
@@ -51,6 +51,7 @@ from mrwbus.messages import (
     utc_now,
 )
 from mrwbus.metrics import Metrics
+from mrwbus.outbox import Outbox
 from mrwbus.persistence import StateJournal
 from mrwbus.settings import ServiceSettings
 
@@ -86,10 +87,8 @@ class Service:
         """Set while this replica consumes (it is active)."""
         self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._event_listeners: set[asyncio.Queue[Event]] = set()
-        self._outbox: OrderedDict[str, Published] = OrderedDict()
-        """Reactions applied to the state and journaled but not yet confirmed by the broker;
-        sent first when this replica becomes active, so a lost connection loses no command."""
-        self._outbox_lock = asyncio.Lock()
+        self.outbox: Outbox | None = None
+        """Journal, publish, ack (`mrwbus.outbox`); rebuilt with the state on becoming active."""
 
     def listen(self) -> asyncio.Queue[Event]:
         """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
@@ -155,20 +154,15 @@ class Service:
         self.journal = journal
         self.cluster = restored.cluster
         self.cluster.restart_clocks(utc_now())
-        self._outbox = restored.outbox
-        self.actors = {
-            name: MonitorActor(
-                name, self.cluster, self._publish, journal, restored.decided.get(name)
-            )
-            for name in self.config.monitors
-        }
+        self.outbox = Outbox(journal, self._publish, restored.outbox)
+        self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
         return [
             asyncio.create_task(actor.run(), name=f"actor:{name}")
             for name, actor in self.actors.items()
         ]
 
     async def _serve(self, session: Session, topology: Topology, stop: asyncio.Event) -> None:
-        await self._flush_outbox()
+        await self._current_outbox().flush()
         await session.consume(topology.results, self._on_agent_message)
         await session.consume(topology.control, self._on_control)
         await session.consume(topology.faults, self._on_fault)
@@ -280,34 +274,14 @@ class Service:
             )
         )
 
-    async def _react(self, reaction: Reaction) -> None:
-        """Journal what the state already changed, then publish its messages.
+    async def _react(self, decision: Decision) -> None:
+        """Journal, publish, then the caller acks: call it right after the change it reports."""
+        await self._current_outbox().send(self.cluster, decision)
 
-        Call it right after the change, with no await in between: the journal entry takes its
-        place in the same step."""
-        journal = self._current_journal()
-        if not reaction.commands and not reaction.events:
-            await journal.reaction(self.cluster, "", None)  # state only (a heartbeat, a move)
-            return
-        reaction_id = new_id()
-        published = Published(reaction.commands, reaction.events)
-        await journal.reaction(self.cluster, reaction_id, published)
-        # Into the outbox only once journaled: nothing is published ahead of its journal entry.
-        self._outbox[reaction_id] = published
-        await self._flush_outbox()
-
-    async def _flush_outbox(self) -> None:
-        async with self._outbox_lock:  # in order, and each reaction once
-            while self._outbox:
-                reaction_id, published = next(iter(self._outbox.items()))
-                await self._publish(published.commands, published.events)
-                del self._outbox[reaction_id]
-                self._current_journal().reaction_done(reaction_id).add_done_callback(_ignore)
-
-    def _current_journal(self) -> StateJournal:
-        if self.journal is None:
+    def _current_outbox(self) -> Outbox:
+        if self.outbox is None:
             raise NotConnected("this replica is not active")
-        return self.journal
+        return self.outbox
 
     # --- operators ----------------------------------------------------------------------
 
@@ -325,7 +299,7 @@ class Service:
                 await message.ack()
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
-            await self._react(Reaction(events=found))  # journaled before the reply says done
+            await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()
         except CONNECTION_ERRORS as exc:
@@ -346,11 +320,6 @@ def _reply_id(message_id: str | None) -> str:
         return _MESSAGE_ID.validate_python(message_id)
     except ValueError:
         return new_id()
-
-
-def _ignore(future: asyncio.Future[int]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: a lost outbox-done record only means a republish
 
 
 def _unmatched(fault: FaultNotification) -> Event:
