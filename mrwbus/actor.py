@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
+from mrwbus.errors import JournalFailed
 from mrwbus.messages import FaultNotification, utc_now
 from mrwbus.outbox import Outbox
 
@@ -70,7 +71,7 @@ class MonitorActor:
     async def handle(self, fault: FaultNotification) -> Decision:
         if self.outbox.journal.failed:
             # The state in memory is ahead of the journal: decide nothing until it is rebuilt.
-            raise ConnectionError("the journal failed; the state is being rebuilt")
+            raise JournalFailed("the journal failed; the state is being rebuilt")
         decision = self._decided.get(fault.id)
         if decision is None:
             # A fault id decided before is never decided again; only its publishing is retried.
