@@ -7,11 +7,17 @@ start against a working bus. Outside systemd (no $NOTIFY_SOCKET) every call does
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+POLL = 0.5
+"""How often `announce` looks at the daemon's state: quicker than anyone watching notices."""
 
 
 def notify(*assignments: str) -> bool:
@@ -43,3 +49,25 @@ def status(text: str) -> bool:
 
 def stopping() -> bool:
     return notify("STOPPING=1", "STATUS=stopping")
+
+
+async def announce(state: Callable[[], str | None], stop: asyncio.Event) -> None:
+    """Run beside a daemon until `stop`: READY=1 the first time `state()` names a state (e.g.
+    "consuming the commands of server1"), STATUS= on every change, STOPPING=1 at the end.
+
+    `state()` returns None while the daemon is not ready (connecting); once it was ready, None
+    shows as "reconnecting to the broker". Every verb that runs under a `Type=notify` unit
+    (run, demo, agent, relay) runs this.
+    """
+    told: str | None = None
+    while not stop.is_set():
+        now = state() or ("reconnecting to the broker" if told else None)
+        if now is not None and now != told:
+            if told is None:
+                ready(now)
+            else:
+                status(now)
+            told = now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL)
+    stopping()

@@ -11,15 +11,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
 
 from mrwbus import sd_notify
 from mrwbus.cli.common import add_log_level, add_verb
 from mrwbus.config import load_config
 from mrwbus.settings import ServiceSettings, amqp_url
-
-_POLL = 0.5
-"""How often the readiness task looks at the role of a replica: a person never notices it."""
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -113,6 +109,7 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     from mrwbus.logs import configure_logging
     from mrwbus.service import Service
     from mrwbus.web import StatusServer
+    from mrwbus.web.health import role_of
 
     config = load_config(args.config)
     http: tuple[str, int] | None = args.http
@@ -124,14 +121,14 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
         if service.consuming.is_set():
             return "active: consuming faults"
         # A standby replica is started too: it is where it should be, waiting for the lock.
-        if getattr(service.health, "role", None) == "standby":
+        if role_of(service.health) == "standby":
             return "standby: waiting for the leader lock"
         return None
 
     async def serve() -> None:
         stop = _stop_on_signals()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
-        running = [service.run(stop), _tell_systemd(service_state, stop)]
+        running = [service.run(stop), sd_notify.announce(service_state, stop)]
         if with_agents:
             running += [
                 run_agent(config, server, url, stop, source=args.config)
@@ -167,26 +164,10 @@ def run_agent(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = _stop_on_signals()
-        await asyncio.gather(agent.run(stop), _tell_systemd(agent_state, stop))
+        await asyncio.gather(agent.run(stop), sd_notify.announce(agent_state, stop))
 
     asyncio.run(serve())
     return 0
-
-
-async def _tell_systemd(state: Callable[[], str | None], stop: asyncio.Event) -> None:
-    """READY=1 the first time `state()` names a state; then STATUS= on every change."""
-    told: str | None = None
-    while not stop.is_set():
-        now = state() or ("reconnecting to the broker" if told else None)
-        if now is not None and now != told:
-            if told is None:
-                sd_notify.ready(now)
-            else:
-                sd_notify.status(now)
-            told = now
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), _POLL)
-    sd_notify.stopping()
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -38,3 +38,38 @@ def test_a_dead_socket_is_a_warning_not_a_failure(
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "nobody-listens"))
     assert sd_notify.status("x") is False
+
+
+async def test_announce_says_ready_once_then_each_change_then_stopping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    path = tmp_path / "notify"
+    states: list[str | None] = [None, "standby", "standby", "active", None]
+    stop = asyncio.Event()
+
+    def state() -> str | None:
+        current = states.pop(0) if states else None
+        if not states:
+            stop.set()
+        return current
+
+    monkeypatch.setattr(sd_notify, "POLL", 0.001)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        await sd_notify.announce(state, stop)
+        received = []
+        while True:
+            try:
+                received.append(server.recv(4096))
+            except BlockingIOError:
+                break
+    assert received == [
+        b"READY=1\nSTATUS=standby",
+        b"STATUS=active",
+        b"STATUS=reconnecting to the broker",
+        b"STOPPING=1\nSTATUS=stopping",
+    ]
