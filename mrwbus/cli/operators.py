@@ -11,6 +11,7 @@ import sys
 from mrwbus.cli.common import add_verb, ask, color_enabled, run
 from mrwbus.messages import Category, ControlVerb, Event, EventKind
 from mrwbus.settings import amqp_url
+from mrwbus.terminal import printable
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -158,13 +159,13 @@ def clear_monitor(args: argparse.Namespace) -> int:
         server=args.server,
         reset_counts=args.reset_counts,
     )
-    print(reply.text)
+    print(printable(reply.text))
     return 0
 
 
 def suspend_or_resume(args: argparse.Namespace) -> int:
     reply = ask(args, args.control, monitor=args.monitor, all=args.all)
-    print(reply.text)
+    print(printable(reply.text))
     return 0
 
 
@@ -174,7 +175,7 @@ def watch_events(args: argparse.Namespace) -> int:
     def show(event: Event) -> None:
         if args.server and event.server != args.server:
             return
-        print(event.model_dump_json() if args.json else format_event(event), flush=True)
+        print(event.model_dump_json() if args.json else printable(format_event(event)), flush=True)
 
     async def tail() -> None:
         stop = asyncio.Event()
