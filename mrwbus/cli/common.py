@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import textwrap
 from collections.abc import Callable, Coroutine
@@ -42,12 +43,16 @@ def add_verb(
     verbs: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     function: Verb,
-    help: str,
     *,
-    examples: str,
     broker: bool = True,
+    doc: str | None = None,
 ) -> argparse.ArgumentParser:
-    """One verb with its one-line help, its description and an epilog of examples."""
+    """One verb, documented by its function's docstring (or `doc`): the first line is the
+    one-line help, the lines after `Examples:` the epilog, so the help lives beside the code."""
+    text = inspect.cleandoc(doc or function.__doc__ or "")
+    summary, _, examples = text.partition("Examples:")
+    help = " ".join(summary.split())
+    assert help and examples.strip(), f"mrwbus {name}: the docstring needs a summary and Examples:"
     sub = verbs.add_parser(
         name,
         help=help,

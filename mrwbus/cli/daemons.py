@@ -19,29 +19,8 @@ from mrwbus.settings import ServiceSettings, amqp_url
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for name, function, help_text, level, examples in (
-        (
-            "run",
-            run_service,
-            "run the service: decide recoveries for faults, serve the status page",
-            "INFO",
-            """
-            mrwbus run --config /etc/mrwbus/cluster.yaml
-            mrwbus run --config cluster.yaml --http 0.0.0.0:8080   # in a container
-            mrwbus run --config cluster.yaml --http off --log-level WARNING
-            """,
-        ),
-        (
-            "demo",
-            run_demo,
-            "the service plus a harmless reference agent for every server, in one process",
-            "WARNING",
-            """
-            mrwbus demo --config config/cluster.yaml
-            """,
-        ),
-    ):
-        serving = add_verb(verbs, name, function, help_text, examples=examples)
+    for name, function, level in (("run", run_service, "INFO"), ("demo", run_demo, "WARNING")):
+        serving = add_verb(verbs, name, function)
         serving.set_defaults(one_shot=False)
         serving.add_argument(
             "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
@@ -56,16 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(default: 127.0.0.1:8080)",
         )
 
-    agent = add_verb(
-        verbs,
-        "agent",
-        run_agent,
-        "run the reference node agent of one server: carry out its recovery commands",
-        examples="""
-        mrwbus agent --server server1 --config /etc/mrwbus/cluster.yaml
-        mrwbus agent --server server1 --config cluster.yaml --state-dir /var/lib/mrwbus-agent
-        """,
-    )
+    agent = add_verb(verbs, "agent", run_agent)
     agent.set_defaults(one_shot=False)
     agent.add_argument(
         "--server",
@@ -96,10 +66,22 @@ def _http_address(text: str) -> tuple[str, int] | None:
 
 
 def run_service(args: argparse.Namespace) -> int:
+    """run the service: decide recoveries for faults, serve the status page
+
+    Examples:
+        mrwbus run --config /etc/mrwbus/cluster.yaml
+        mrwbus run --config cluster.yaml --http 0.0.0.0:8080   # in a container
+        mrwbus run --config cluster.yaml --http off --log-level WARNING
+    """
     return _serve(args, with_agents=False)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """the service plus a harmless reference agent for every server, in one process
+
+    Examples:
+        mrwbus demo --config config/cluster.yaml
+    """
     return _serve(args, with_agents=True)
 
 
@@ -150,6 +132,12 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
 
 
 def run_agent(args: argparse.Namespace) -> int:
+    """run the reference node agent of one server: carry out its recovery commands
+
+    Examples:
+        mrwbus agent --server server1 --config /etc/mrwbus/cluster.yaml
+        mrwbus agent --server server1 --config cluster.yaml --state-dir /var/lib/mrwbus-agent
+    """
     from mrwbus.agent import build_reference_agent
     from mrwbus.logs import configure_logging
 

@@ -13,29 +13,10 @@ from mrwbus.config import load_config
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    check = add_verb(
-        verbs,
-        "check-config",
-        check_config,
-        "validate a configuration: prints OK or every error with its key path",
-        examples="""
-        mrwbus check-config /etc/mrwbus/cluster.yaml
-        """,
-        broker=False,
-    )
+    check = add_verb(verbs, "check-config", check_config, broker=False)
     check.add_argument("path", metavar="PATH", help="the cluster configuration (YAML)")
 
-    sim = add_verb(
-        verbs,
-        "simulate",
-        simulate_fault,
-        "a dry run with no broker: what would this fault do?",
-        examples="""
-        mrwbus simulate --config cluster.yaml --fault '{"server": "server1", "category": "NIC", "device": "eth0"}'
-        mrwbus simulate --config cluster.yaml --fault '{"server": "server1", "category": "NIC", "device": "eth0"}' --state '{"alive": {"server2": false}}'
-        """,
-        broker=False,
-    )
+    sim = add_verb(verbs, "simulate", simulate_fault, broker=False)
     sim.add_argument(
         "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
     )
@@ -56,17 +37,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     from mrwbus.wire_schema import message_names
 
-    schema = add_verb(
-        verbs,
-        "schema",
-        write_schema,
-        "the JSON Schema of the wire messages, for relay and agent authors",
-        examples="""
-        mrwbus schema FaultNotification          # one schema on stdout
-        mrwbus schema --out docs/schema          # every message, one file each
-        """,
-        broker=False,
-    )
+    schema = add_verb(verbs, "schema", write_schema, broker=False)
     what = schema.add_mutually_exclusive_group()
     what.add_argument(
         "message",
@@ -82,18 +53,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="write MESSAGE.json for every message into DIR instead of printing",
     )
 
-    completion = add_verb(
-        verbs,
-        "completion",
-        print_completion,
-        "print a shell completion script for mrwbus",
-        examples="""
-        source <(mrwbus completion bash)                  # this shell
-        mrwbus completion bash > /etc/bash_completion.d/mrwbus
-        mrwbus completion zsh > "${fpath[1]}/_mrwbus"     # or: source <(mrwbus completion zsh)
-        """,
-        broker=False,
-    )
+    completion = add_verb(verbs, "completion", print_completion, broker=False)
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
 
 
@@ -108,12 +68,23 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """validate a configuration: prints OK or every error with its key path
+
+    Examples:
+        mrwbus check-config /etc/mrwbus/cluster.yaml
+    """
     load_config(args.path)
     print("OK")
     return 0
 
 
 def simulate_fault(args: argparse.Namespace) -> int:
+    """a dry run with no broker: what would this fault do?
+
+    Examples:
+        mrwbus simulate --config cluster.yaml --fault '{"server": "server1", "category": "NIC", "device": "eth0"}'
+        mrwbus simulate --config cluster.yaml --fault '{"server": "server1", "category": "NIC", "device": "eth0"}' --state '{"alive": {"server2": false}}'
+    """
     from mrwbus.messages import utc_now
     from mrwbus.simulate import build_state, parse_fault_argument, render_simulation, simulate
 
@@ -125,6 +96,13 @@ def simulate_fault(args: argparse.Namespace) -> int:
 
 
 def write_schema(args: argparse.Namespace) -> int:
+    """the JSON Schema of the wire messages, for relay and agent authors
+
+    Examples:
+        mrwbus schema FaultNotification          # one schema on stdout
+        mrwbus schema --out docs/schema          # every message, one file each
+        mrwbus schema | jq 'keys'                # every message, one JSON object
+    """
     from mrwbus.wire_schema import message_names, render, write_schemas
 
     if args.out is not None:
@@ -142,6 +120,13 @@ def write_schema(args: argparse.Namespace) -> int:
 
 
 def print_completion(args: argparse.Namespace) -> int:
+    """print a shell completion script for mrwbus
+
+    Examples:
+        source <(mrwbus completion bash)                  # this shell
+        mrwbus completion bash > /etc/bash_completion.d/mrwbus
+        mrwbus completion zsh > "${fpath[1]}/_mrwbus"     # or: source <(mrwbus completion zsh)
+    """
     from mrwbus.cli import build_parser
     from mrwbus.cli.completion import completion_script
 

@@ -15,17 +15,7 @@ from mrwbus.terminal import printable
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    notify = add_verb(
-        verbs,
-        "notify",
-        notify_fault,
-        "publish a fault exactly as a driver relay would",
-        examples="""
-        mrwbus notify --server server1 --category NIC --device eth0 --message "link down"
-        mrwbus notify --server server1 --category NIC --device eth0 --recovered
-        mrwbus notify --server server1 --category FC --device host1 --id fc-0001   # resend-safe
-        """,
-    )
+    notify = add_verb(verbs, "notify", notify_fault)
     notify.add_argument(
         "--server", required=True, metavar="NAME", help="the server whose driver saw the fault"
     )
@@ -51,29 +41,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--recovered", action="store_true", help="announce that the device works again"
     )
 
-    status = add_verb(
-        verbs,
-        "status",
-        show_status,
-        "every monitor on every server, every group and where it runs, every server",
-        examples="""
-        mrwbus status
-        mrwbus status --json | jq '.monitors[] | select(.status == "Error")'
-        NO_COLOR=1 mrwbus status
-        """,
-    )
+    status = add_verb(verbs, "status", show_status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    clear = add_verb(
-        verbs,
-        "clear",
-        clear_monitor,
-        "return a monitor's status to Normal (counts kept unless --reset-counts)",
-        examples="""
-        mrwbus clear mrw1
-        mrwbus clear mrw1 --server server1 --reset-counts
-        """,
-    )
+    clear = add_verb(verbs, "clear", clear_monitor)
     clear.add_argument("monitor", metavar="MONITOR", help="the monitor resource to clear")
     clear.add_argument(
         "--server", metavar="NAME", help="only on this server (default: every server)"
@@ -82,37 +53,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--reset-counts", action="store_true", help="also set restart/failover counts to zero"
     )
 
-    for control, help_text in (
+    for control, summary in (
         (ControlVerb.SUSPEND, "record faults but take no action until resumed"),
         (ControlVerb.RESUME, "let a suspended monitor act again"),
     ):
         name = control.value
-        sub = add_verb(
-            verbs,
-            name,
-            suspend_or_resume,
-            help_text,
-            examples=f"""
-            mrwbus {name} mrw1
-            mrwbus {name} --all
-            """,
-        )
+        doc = f"{summary}\n\nExamples:\n    mrwbus {name} mrw1\n    mrwbus {name} --all"
+        sub = add_verb(verbs, name, suspend_or_resume, doc=doc)
         sub.set_defaults(control=control)
         target = sub.add_mutually_exclusive_group(required=True)
         target.add_argument("monitor", nargs="?", metavar="MONITOR", help="the monitor resource")
         target.add_argument("--all", action="store_true", help="every monitor")
 
-    watch = add_verb(
-        verbs,
-        "watch",
-        watch_events,
-        "a live tail of events, one line each, until Ctrl-C",
-        examples="""
-        mrwbus watch
-        mrwbus watch --monitor mrw1 --kind command
-        mrwbus watch --server server1 --json
-        """,
-    )
+    watch = add_verb(verbs, "watch", watch_events)
     watch.add_argument("--monitor", metavar="NAME", help="only this monitor's events")
     watch.add_argument("--server", metavar="NAME", help="only events about this server")
     watch.add_argument(
@@ -124,6 +77,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def notify_fault(args: argparse.Namespace) -> int:
+    """publish a fault exactly as a driver relay would
+
+    Examples:
+        mrwbus notify --server server1 --category NIC --device eth0 --message "link down"
+        mrwbus notify --server server1 --category NIC --device eth0 --recovered
+        mrwbus notify --server server1 --category FC --device host1 --id fc-0001   # resend-safe
+    """
     from mrwbus.relay import make_fault, publish_fault
 
     fault = make_fault(
@@ -140,6 +100,13 @@ def notify_fault(args: argparse.Namespace) -> int:
 
 
 def show_status(args: argparse.Namespace) -> int:
+    """every monitor on every server, every group and where it runs, every server
+
+    Examples:
+        mrwbus status
+        mrwbus status --json | jq '.monitors[] | select(.status == "Error")'
+        NO_COLOR=1 mrwbus status
+    """
     from mrwbus.status_table import render_status
 
     reply = ask(args, ControlVerb.STATUS)
@@ -152,6 +119,12 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def clear_monitor(args: argparse.Namespace) -> int:
+    """return a monitor's status to Normal (counts kept unless --reset-counts)
+
+    Examples:
+        mrwbus clear mrw1
+        mrwbus clear mrw1 --server server1 --reset-counts
+    """
     reply = ask(
         args,
         ControlVerb.CLEAR,
@@ -170,6 +143,13 @@ def suspend_or_resume(args: argparse.Namespace) -> int:
 
 
 def watch_events(args: argparse.Namespace) -> int:
+    """a live tail of events, one line each, until Ctrl-C
+
+    Examples:
+        mrwbus watch
+        mrwbus watch --monitor mrw1 --kind command
+        mrwbus watch --server server1 --json
+    """
     from mrwbus.bus.watch import format_event, watch_events
 
     def show(event: Event) -> None:
