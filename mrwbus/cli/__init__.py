@@ -87,7 +87,8 @@ def _quiet_libraries() -> None:
         configure_logging("DEBUG")
         return
     root = logging.getLogger()
-    root.handlers[:] = [logging.NullHandler()]
+    if not root.handlers:  # a host that configured logging (pytest, an embedding) keeps it
+        root.addHandler(logging.NullHandler())
 
 
 if __name__ == "__main__":  # pragma: no cover
