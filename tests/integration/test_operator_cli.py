@@ -142,6 +142,6 @@ async def test_errors_are_one_sentence(amqp_url: str, capsys: pytest.CaptureFixt
         cli.main, ["status", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/"]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 1
+    assert code == 3  # broker unreachable, documented in `mrwbus --help`
     assert err.startswith("mrwbus: cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/")
     assert "Traceback" not in err and "\n" not in err
