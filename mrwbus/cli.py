@@ -149,6 +149,17 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir", help="where the agent keeps its journal (default: agent.state_dir)"
     )
     agent.add_argument("--log-level", default="INFO")
+
+    relay = verb(
+        "relay", run_relay, "run the driver relay of one server (NIC, FC, kernel log, exec)"
+    )
+    relay.add_argument("--server", required=True)
+    relay.add_argument("--config", required=True)
+    relay.add_argument(
+        "--once", action="store_true", help="print what the sources see now, and exit"
+    )
+    relay.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics here")
+    relay.add_argument("--log-level", default="INFO")
     return parser
 
 
@@ -310,6 +321,19 @@ def run_agent(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    from mrwbus.relay.command import run_relay
+
+    return run_relay(
+        args.config,
+        args.server,
+        amqp_url(args.amqp_url),
+        once=args.once,
+        http=args.http,
+        log_level=args.log_level,
+    )
 
 
 def _dump_tasks() -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
+from mrwbus.relay.config import RelayConfig, check_relay
 
 ALL_GROUPS = "all_groups"
 """The recovery target that means every group active on the server."""
@@ -147,6 +148,7 @@ class ClusterConfig(Strict):
     monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
     service: ServiceConfig = ServiceConfig()
     agent: AgentConfig = AgentConfig()
+    relay: RelayConfig = RelayConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 
@@ -272,6 +274,7 @@ def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
+    yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(
             "agent.heartbeat_interval",

@@ -1,0 +1,54 @@
+"""`mrwbus relay --server NAME --config PATH [--once] [--http HOST:PORT]`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from mrwbus.config import load_config
+from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.relay.daemon import Relay, snapshot
+
+
+def run_relay(
+    config_path: str,
+    server: str,
+    url: str,
+    *,
+    once: bool = False,
+    http: str | None = None,
+    log_level: str = "INFO",
+) -> int:
+    from mrwbus.logs import configure_logging
+
+    config = load_config(config_path)
+    if server not in config.servers:
+        raise ConfigError(
+            config_path, [ConfigIssue("servers", f"has no server {server!r} (--server)")]
+        )
+    settings = config.relay.for_server(server)
+    if once:
+        for line in asyncio.run(snapshot(settings)):
+            print(line)
+        return 0
+    configure_logging(log_level)
+
+    async def serve() -> None:
+        from mrwbus.relay.http import serve_http
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        relay = Relay(settings, url)
+        runner = await serve_http(relay, http) if http else None
+        try:
+            await relay.run(stop)
+        finally:
+            if runner is not None:
+                with contextlib.suppress(Exception):
+                    await runner.cleanup()
+
+    asyncio.run(serve())
+    return 0
