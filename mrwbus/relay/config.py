@@ -83,6 +83,8 @@ class PatternConfig(_Strict):
     regex: str
     device_group: str = "device"
     """The named group of `regex` that holds the device."""
+    device_prefix: str = ""
+    """Put before the device found: qla2xxx logs the SCSI host number `3`, the HBA is `host3`."""
     state: Literal["error", "recovered"] = "error"
 
     @field_validator("regex")

@@ -30,11 +30,17 @@ class CompiledPattern:
     regex: re.Pattern[str]
     device_group: str
     state: str
+    device_prefix: str = ""
 
     @classmethod
     def of(cls, config: PatternConfig) -> CompiledPattern:
         return cls(
-            config.name, config.category, config.compiled(), config.device_group, config.state
+            config.name,
+            config.category,
+            config.compiled(),
+            config.device_group,
+            config.state,
+            config.device_prefix,
         )
 
 
@@ -59,5 +65,9 @@ def match_line(patterns: Iterable[CompiledPattern], line: str) -> list[LineMatch
         device = hit.group(pattern.device_group)
         if not device:
             continue  # an optional group that did not take part names no device
-        found.append(LineMatch(pattern.name, pattern.category, device, pattern.state, line))
+        found.append(
+            LineMatch(
+                pattern.name, pattern.category, pattern.device_prefix + device, pattern.state, line
+            )
+        )
     return found
