@@ -13,7 +13,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.messages import FaultNotification, parse_fault
-from tests.integration.broker import BROKER_HOST
 
 
 class FaultCollector:
@@ -65,7 +64,7 @@ def free_port() -> int:
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to the broker while started; nothing listens there otherwise."""
 
-    def __init__(self, port: int, target: tuple[str, int] = (BROKER_HOST, 5672)) -> None:
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
         self.port = port
         self.target = target
         self._server: asyncio.Server | None = None

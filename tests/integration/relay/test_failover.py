@@ -20,7 +20,7 @@ SERVERS = {"server1", "server2"}
 
 def cluster_yaml(interface: str, tmp_path: Path) -> str:
     return f"""
-servers: {{server1: {{}}, server2: {{}}}}
+servers: {{server1: {{server_group: a}}, server2: {{server_group: b}}}}
 groups:
   failover1: {{servers: [server1, server2], resources: [app1]}}
 service: {{stop_timeout: 5s, start_timeout: 10s, heartbeat_timeout: 3s}}

@@ -64,14 +64,15 @@ async def test_an_fc_host_going_linkdown_is_a_fault_and_online_a_recovery(
 
 
 async def test_an_exec_source_is_read_and_restarted_when_it_exits(
-    start_relay: StartRelay, faults: FaultCollector
+    start_relay: StartRelay, faults: FaultCollector, tmp_path: Path
 ) -> None:
-    line = '{"category": "HA/AM", "device": "app1", "message": "app1 hung"}'
+    program = tmp_path / "watcher.sh"
+    program.write_text(
+        "echo 'not json'\n"
+        """echo '{"category": "HA/AM", "device": "app1", "message": "app1 hung"}'\n"""
+    )
     relay = await start_relay(
-        f"""
-        exec:
-          watcher: {{run: "echo 'not json'; echo '{line}'", restart_min: 0.2, restart_max: 1}}
-        """
+        f"exec: {{watcher: {{run: 'sh {program}', restart_min: 0.2, restart_max: 1}}}}"
     )
     first, second = await faults.next(timeout=5), await faults.next(timeout=5)
     assert (first.category, first.device, first.message) == (Category.HA_AM, "app1", "app1 hung")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from tests.integration.processes import Process, Processes
 from tests.integration.relay.bus import FaultCollector, TcpProxy, free_port
@@ -41,7 +42,8 @@ async def test_a_fault_spooled_while_the_broker_is_away_arrives_once_after_a_res
     amqp_url: str, faults: FaultCollector, veth: VethPair, tmp_path: Path
 ) -> None:
     port = free_port()
-    unreachable = amqp_url.replace(":5672/", f":{port}/")
+    broker = URL(amqp_url)
+    unreachable = str(broker.with_port(port))
     config = tmp_path / "cluster.yaml"
     config.write_text(relay_yaml(f"debounce: 0.5\nnic: {{interfaces: [{veth.host}]}}", tmp_path))
     processes = Processes(config, tmp_path, unreachable)
@@ -54,7 +56,7 @@ async def test_a_fault_spooled_while_the_broker_is_away_arrives_once_after_a_res
         await wait_for(lambda: "relay of server1" in process.output(), "the relay's start line")
         return process
 
-    proxy = TcpProxy(port)
+    proxy = TcpProxy(port, (broker.host or "127.0.0.1", broker.port or 5672))
     try:
         first = await start_relay()
         await asyncio.sleep(0.5)
