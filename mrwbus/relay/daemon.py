@@ -21,7 +21,7 @@ from pathlib import Path
 from mrwbus.messages import Category, FaultNotification, derived_id
 from mrwbus.relay.config import RelaySettings
 from mrwbus.relay.debounce import Debouncer, Transition
-from mrwbus.relay.delivery import Delivery, LinkFactory, PublisherLink
+from mrwbus.relay.delivery import Delivery, LinkFactory, PublisherLink, broker_urls
 from mrwbus.relay.sources import Level, Notice, Observation, Source, build_sources
 from mrwbus.relay.spool import Spool, SpoolState, replay
 
@@ -68,12 +68,16 @@ class Relay:
         self._categories: dict[str, Category] = {}
         self._changed = asyncio.Event()
 
+        urls = broker_urls(url)
+
         async def publisher_link() -> PublisherLink:
+            # A node that cannot be reached sends the next attempt to the next node.
+            urls.append(urls.pop(0))
             return await PublisherLink.open(
-                url, settings.server, set_user_id=settings.publish_user_id
+                urls[-1], settings.server, set_user_id=settings.publish_user_id
             )
 
-        self.delivery = Delivery(self.spool, open_link or publisher_link, url)
+        self.delivery = Delivery(self.spool, open_link or publisher_link)
 
     # --- observations -> faults -------------------------------------------------------------
 

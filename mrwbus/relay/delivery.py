@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +21,7 @@ from aio_pika.abc import AbstractConnection
 from aiormq.exceptions import PublishError
 from yarl import URL
 
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import BrokerUnavailable
@@ -40,6 +41,10 @@ class FaultLink(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def is_open(self) -> bool:
+        """False once the connection under it is known to be gone."""
+        ...
 
 
 class PublisherLink:
@@ -70,13 +75,22 @@ class PublisherLink:
         with contextlib.suppress(*CONNECTION_ERRORS, RuntimeError):
             await self.connection.close()
 
+    def is_open(self) -> bool:
+        return not self.connection.is_closed
+
+
+def broker_urls(url: str) -> list[str]:
+    """`amqp://a/,amqp://b/` -> every node of a cluster, shuffled so that relays spread."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    random.shuffle(urls)
+    return urls or [url]
+
 
 LinkFactory = Callable[[], Awaitable[FaultLink]]
 
 
 @dataclass
 class DeliveryStatus:
-    connected: bool = False
     confirmed: int = 0
     attempts_failed: int = 0
     last_error: str | None = None
@@ -85,16 +99,19 @@ class DeliveryStatus:
 class Delivery:
     """Sends what the spool holds, oldest first, until cancelled; `wake()` after adding."""
 
-    def __init__(self, spool: Spool, open_link: LinkFactory, url: str) -> None:
+    def __init__(self, spool: Spool, open_link: LinkFactory) -> None:
         self.spool = spool
         self.open_link = open_link
-        self.url = url
         self.status = DeliveryStatus()
         self._wake = asyncio.Event()
         self._link: FaultLink | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.is_open()
 
     async def run(self) -> None:
         retry = RETRY_FIRST
@@ -120,8 +137,7 @@ class Delivery:
         try:
             if self._link is None:
                 self._link = await self.open_link()
-                self.status.connected = True
-                log.info("connected to %s", redact(self.url))
+                log.info("connected to the broker")
             for fault in self.spool.pending:
                 await self._link.publish(fault)
                 self.spool.done(fault.id)
@@ -147,6 +163,5 @@ class Delivery:
 
     async def _drop_link(self) -> None:
         link, self._link = self._link, None
-        self.status.connected = False
         if link is not None:
             await link.close()

@@ -23,12 +23,13 @@ class RelayHttpError(MrwbusError):
 def health(relay: Relay) -> tuple[int, dict[str, Any]]:
     status = relay.delivery.status
     waiting = len(relay.spool.pending)
-    ok = all(relay.running.values()) and (status.connected or waiting == 0)
+    connected = relay.delivery.connected
+    ok = all(relay.running.values()) and (connected or waiting == 0)
     body = {
         "status": "ok" if ok else "degraded",
         "server": relay.settings.server,
         "sources": dict(relay.running),
-        "broker_connected": status.connected,
+        "broker_connected": connected,
         "spooled": waiting,
         "confirmed": status.confirmed,
         "last_error": status.last_error,
@@ -66,7 +67,7 @@ def families(relay: Relay) -> list[MetricFamily]:
         gauge(
             "mrwbus_relay_broker_connected",
             "1 while the relay has a connection to the broker.",
-            relay.delivery.status.connected,
+            relay.delivery.connected,
         ),
         labelled(
             "mrwbus_relay_source_failures_total",

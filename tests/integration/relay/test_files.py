@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,26 @@ async def test_an_exec_source_is_read_and_restarted_when_it_exits(
     assert (first.category, first.device, first.message) == (Category.HA_AM, "app1", "app1 hung")
     assert second.id != first.id, "each line printed is a notification of its own"
     assert relay.counters.seen["exec.watcher"] >= 2
+
+
+async def test_a_kernel_message_in_dev_kmsg_is_a_fault(
+    start_relay: StartRelay, faults: FaultCollector
+) -> None:
+    kmsg = Path("/dev/kmsg")
+    if not os.access(kmsg, os.W_OK):
+        pytest.skip("writing a kernel message needs root (/dev/kmsg is not writable)")
+    # A marker of this test's own, so that no other message of the kernel can match.
+    marker = f"mrwbus-test-{uuid.uuid4().hex[:8]}"
+    await start_relay(
+        f"""
+        logs:
+          kernel:
+            path: /dev/kmsg
+            patterns:
+              - {{name: test, category: SPS, regex: '{marker}: {MULTIPATH}'}}
+        """
+    )
+    kmsg.write_text(f"{marker}: device-mapper: multipath: 253:3: Failing path 8:48.\n")
+    fault = await faults.next(timeout=5)
+    assert (fault.category, fault.device) == (Category.SPS, "8:48")
+    assert marker in fault.message
