@@ -324,16 +324,10 @@ def run_agent(args: argparse.Namespace) -> int:
 
 
 def run_relay(args: argparse.Namespace) -> int:
-    from mrwbus.relay.command import run_relay
+    from mrwbus.relay.command import RelayOptions, run_relay
 
-    return run_relay(
-        args.config,
-        args.server,
-        amqp_url(args.amqp_url),
-        once=args.once,
-        http=args.http,
-        log_level=args.log_level,
-    )
+    options = RelayOptions(once=args.once, http=args.http, log_level=args.log_level)
+    return run_relay(args.config, args.server, amqp_url(args.amqp_url), options)
 
 
 def _dump_tasks() -> None:

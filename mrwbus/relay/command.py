@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import dataclass
 
 from mrwbus.config import load_config
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.relay.daemon import Relay, snapshot
 
 
-def run_relay(
-    config_path: str,
-    server: str,
-    url: str,
-    *,
-    once: bool = False,
-    http: str | None = None,
-    log_level: str = "INFO",
-) -> int:
+@dataclass(frozen=True)
+class RelayOptions:
+    once: bool = False
+    """Print what the sources see now and exit."""
+    http: str | None = None
+    """HOST:PORT for /healthz and /metrics."""
+    log_level: str = "INFO"
+
+
+def run_relay(config_path: str, server: str, url: str, options: RelayOptions) -> int:
+    """`--once`: print and return; else run until SIGTERM or SIGINT."""
     from mrwbus.logs import configure_logging
+
+    once, http, log_level = options.once, options.http, options.log_level
 
     config = load_config(config_path)
     if server not in config.servers:
