@@ -10,6 +10,8 @@ One concept per module:
   delivery.py  the broker-facing part: connect, publish with confirms, in spool order
   daemon.py    wires the sources, the debouncer, the spool and the delivery together
   http.py      `/healthz` and `/metrics` of a running relay
+  command.py   the `mrwbus relay` verb
+  notify.py    `make_fault` and `publish_fault`: one fault, published once (`mrwbus notify`)
 """
 
 from mrwbus.relay.notify import make_fault, publish_fault
