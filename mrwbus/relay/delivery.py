@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractConnection
 from aiormq.exceptions import PublishError
 from yarl import URL
 
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect
+from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import BrokerUnavailable
@@ -66,6 +66,7 @@ class PublisherLink:
         # The broker checks user_id against the connection's user; aio-pika logs in as guest
         # when the URL names nobody.
         user = (URL(url).user or "guest") if set_user_id else None
+        log.info("connected to %s", redact(url))
         return cls(connection, Publisher(channel, exchanges, user_id=user))
 
     async def publish(self, fault: FaultNotification) -> None:
@@ -137,7 +138,6 @@ class Delivery:
         try:
             if self._link is None:
                 self._link = await self.open_link()
-                log.info("connected to the broker")
             for fault in self.spool.pending:
                 await self._link.publish(fault)
                 self.spool.done(fault.id)
