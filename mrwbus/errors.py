@@ -4,7 +4,8 @@ MrwbusError
  ├── ConfigError        the cluster configuration is invalid; the service refuses to start
  ├── ContractError      a message on the bus breaks the wire contract; it is dead-lettered
  ├── BrokerUnavailable  RabbitMQ cannot be reached after the retries allowed
- └── ServiceError       the running service refused or did not answer an operator's request
+ ├── ServiceError       the running service refused or did not answer an operator's request
+ └── RelayError         `mrwbus relay` cannot start: its spool or its --http address
 """
 
 from __future__ import annotations
@@ -53,3 +54,8 @@ class BrokerUnavailable(MrwbusError):
 
 class ServiceError(MrwbusError):
     """Raised when the running service refuses an operator request or does not answer it."""
+
+
+class RelayError(MrwbusError):
+    """Raised when the relay cannot start: its spool cannot be written, or `--http` is not an
+    address it can listen on. The relay refuses to start rather than run without a spool."""

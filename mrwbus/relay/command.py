@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass
 
 from mrwbus.config import load_config
-from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.errors import ConfigError, ConfigIssue, RelayError
 from mrwbus.relay.daemon import Relay, snapshot
 
 
@@ -46,7 +46,12 @@ def run_relay(config_path: str, server: str, url: str, options: RelayOptions) ->
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        relay = Relay(settings, url)
+        try:
+            relay = Relay(settings, url)
+        except OSError as exc:
+            raise RelayError(
+                f"cannot use the spool in {settings.spool_dir}: {exc.strerror or exc}"
+            ) from exc
         runner = await serve_http(relay, http) if http else None
         try:
             await relay.run(stop)

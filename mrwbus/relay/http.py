@@ -11,13 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mrwbus.errors import MrwbusError
+from mrwbus.errors import RelayError
 from mrwbus.metrics import CONTENT_TYPE, MetricFamily, counter, gauge, labelled, render_text
 from mrwbus.relay.daemon import Relay
-
-
-class RelayHttpError(MrwbusError):
-    """Raised when `--http` is not HOST:PORT or that address cannot be listened on."""
 
 
 def health(relay: Relay) -> tuple[int, dict[str, Any]]:
@@ -83,7 +79,7 @@ def families(relay: Relay) -> list[MetricFamily]:
 def split_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise RelayHttpError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
+        raise RelayError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -110,5 +106,5 @@ async def serve_http(relay: Relay, address: str) -> web.AppRunner:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise RelayHttpError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+        raise RelayError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
     return runner
