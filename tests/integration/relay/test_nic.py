@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 
@@ -52,3 +53,22 @@ async def test_a_flap_shorter_than_the_debounce_publishes_nothing(
     veth.peer_up()
     await faults.nothing_more(quiet=DEBOUNCE * 4)
     assert relay.counters.spooled == 0
+
+
+async def test_a_vlan_on_the_link_is_a_device_of_its_own(
+    start_relay: StartRelay, faults: FaultCollector, veth: VethPair
+) -> None:
+    vlan = veth.host[:-1] + "v"  # removed with the veth it sits on
+    made = subprocess.run(
+        ["ip", "link", "add", "link", veth.host, "name", vlan, "type", "vlan", "id", "100"],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"this kernel cannot make a VLAN interface (8021q): {made.stderr.strip()}")
+    subprocess.run(["ip", "link", "set", vlan, "up"], check=True)
+    await start_relay(f"debounce: {DEBOUNCE}\nnic: {{interfaces: [{veth.host}, {vlan}]}}")
+    veth.peer_down()
+    found = {(fault.device, fault.state) for fault in [await faults.next(5), await faults.next(5)]}
+    assert found == {(veth.host, "error"), (vlan, "error")}
+    await faults.nothing_more(quiet=1.0)
