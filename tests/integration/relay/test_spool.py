@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,7 @@ from tests.integration.relay.kernel import VethPair
 pytestmark = pytest.mark.broker
 
 
-async def wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
-    assert callable(condition)
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
