@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
+from mrwbus.relay.config import RelayConfig
 
 ALL_GROUPS = "all_groups"
 """The recovery target that means every group active on the server."""
@@ -148,6 +149,7 @@ class ClusterConfig(Strict):
     monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
     service: ServiceConfig = ServiceConfig()
     agent: AgentConfig = AgentConfig()
+    relay: RelayConfig = RelayConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 

@@ -20,6 +20,7 @@ from mrwbus.config import (
 )
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action
+from mrwbus.relay.config import check_relay
 
 UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
     Action.SCRIPT: ("max_restarts", "max_failovers", "final_action", "reset_counts_after"),
@@ -55,6 +56,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
+    yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(
             "agent.heartbeat_interval",

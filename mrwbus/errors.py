@@ -8,7 +8,8 @@ MrwbusError
  ├── ServiceError       the running service refused or did not answer an operator's request
  ├── StatusPageError    the status page cannot listen where asked; the service refuses to start
  ├── JournalFailed      a journal (the service's stream, an agent's ledger) cannot be written
- └── JournalLocked      another agent process already uses the same command ledger
+ ├── JournalLocked      another agent process already uses the same command ledger
+ └── RelayError         `mrwbus relay` cannot start: its spool or its --http address
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
@@ -89,3 +90,8 @@ class JournalFailed(MrwbusError):
 
 class JournalLocked(MrwbusError):
     """Raised when another agent process already uses the same command ledger directory."""
+
+
+class RelayError(MrwbusError):
+    """Raised when the relay cannot start: its spool cannot be written, or `--http` is not an
+    address it can listen on. The relay refuses to start rather than run without a spool."""

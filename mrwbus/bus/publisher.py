@@ -46,16 +46,24 @@ class Publisher:
         exchanges: dict[str, AbstractExchange],
         *,
         timeout: float = PUBLISH_TIMEOUT,
+        user_id: str | None = None,
     ) -> None:
         self.channel = channel
         self.exchanges = exchanges
         self.timeout = timeout
+        self.user_id = user_id
+        """Set as every message's AMQP `user_id`: the connection's user, which the broker
+        verifies, so a consumer can trust who sent it."""
 
     async def publish(
         self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
     ) -> None:
+        properties = {"user_id": self.user_id} if self.user_id else {}
         await self.exchanges[exchange].publish(
-            json_message(model), routing_key, mandatory=mandatory, timeout=self.timeout
+            json_message(model, **properties),
+            routing_key,
+            mandatory=mandatory,
+            timeout=self.timeout,
         )
 
     async def command(self, command: RecoveryCommand) -> None:

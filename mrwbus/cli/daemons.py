@@ -53,6 +53,25 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_log_level(agent, "INFO")
 
+    relay = add_verb(verbs, "relay", run_relay)
+    relay.set_defaults(one_shot=False)
+    relay.add_argument(
+        "--server",
+        required=True,
+        metavar="NAME",
+        help="the server this relay watches (a key of `servers` in the configuration)",
+    )
+    relay.add_argument(
+        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
+    )
+    relay.add_argument(
+        "--once", action="store_true", help="print what the sources see now, and exit"
+    )
+    relay.add_argument(
+        "--http", metavar="HOST:PORT", help="serve /healthz and /metrics here (default: none)"
+    )
+    add_log_level(relay, "INFO")
+
 
 def _http_address(text: str) -> tuple[str, int] | None:
     from mrwbus.web import StatusPageError, parse_http_address
@@ -153,6 +172,36 @@ def run_agent(args: argparse.Namespace) -> int:
     async def serve() -> None:
         stop = _stop_on_signals()
         await asyncio.gather(agent.run(stop), sd_notify.announce(agent_state, stop))
+
+    asyncio.run(serve())
+    return 0
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    """run the driver relay of one server: NIC links, FC ports, kernel log, programs -> faults
+
+    Examples:
+        mrwbus relay --server server1 --config /etc/mrwbus/cluster.yaml
+        mrwbus relay --server server1 --config cluster.yaml --once   # what the sources see now
+        mrwbus relay --server server1 --config cluster.yaml --http 127.0.0.1:9102
+    """
+    from mrwbus.logs import configure_logging
+    from mrwbus.relay.command import print_once, relay_settings, serve_relay, start_relay
+
+    settings = relay_settings(load_config(args.config), args.config, args.server)
+    if args.once:
+        print_once(settings)
+        return 0
+    configure_logging(args.log_level)
+
+    async def serve() -> None:
+        stop = _stop_on_signals()
+        relay = start_relay(settings, amqp_url(args.amqp_url))
+        # Ready once watching: with the broker away, faults wait in the spool.
+        await asyncio.gather(
+            serve_relay(relay, args.http, stop),
+            sd_notify.announce(lambda: "watching its sources", stop),
+        )
 
     asyncio.run(serve())
     return 0
