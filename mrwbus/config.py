@@ -94,6 +94,13 @@ class RecoveryConfig(Strict):
     fence_first: bool = False
     """Failover only: when the source does not answer, send it the final action (fencing)
     and start the group elsewhere once that is confirmed."""
+    rearm_after: Duration | None = None
+    """Once a recovery succeeded and no new fault came for this long, the status returns to
+    Normal by itself (counts kept), so the next fault takes the next step. None: stay in Error
+    until a recovery notice (`clear_on_recovery`) or an operator's `clear`."""
+    move_groups_after_final_action: bool = True
+    """When a final action that takes the server down succeeded, fail the groups that were
+    active there over to the next eligible server."""
 
 
 class MonitorConfig(Strict):
@@ -102,6 +109,10 @@ class MonitorConfig(Strict):
     servers: dict[Name, MonitorServerConfig | None] | None = None
     timing: Literal["always"] | ActiveTiming = "always"
     recovery: RecoveryConfig
+
+
+ExcludeRule = Literal["any_error", "same_monitor"]
+"""`service.exclude_destinations`: which monitors in Error make a server unhealthy."""
 
 
 class ServiceConfig(Strict):
@@ -115,6 +126,10 @@ class ServiceConfig(Strict):
     """A server whose agent was heard from, then silent this long, is no destination."""
     protect_last_healthy_server: bool = True
     """Suppress a final action that would take down the last healthy server."""
+    exclude_destinations: ExcludeRule = "any_error"
+    """Which monitors in Error disqualify a server as a failover destination (and as a
+    healthy server for `protect_last_healthy_server`): any monitor there, or only the monitor
+    whose recovery is choosing."""
 
 
 class HandlerConfig(Strict):
@@ -125,6 +140,7 @@ class HandlerConfig(Strict):
 
 
 HANDLER_NAMES = (
+    "probe",
     "restart",
     "failover.stop",
     "failover.start",
@@ -139,6 +155,8 @@ class AgentConfig(Strict):
     """The reference node agent (`mrwbus agent`): its handlers, and per-group overrides."""
 
     heartbeat_interval: Duration = timedelta(seconds=5)
+    probe_interval: Duration = timedelta(seconds=10)
+    """How often the agent runs its `probe` handlers (also at start and after every command)."""
     state_dir: str = "var/agent"
     """Where each agent keeps the journal of commands it handled (per server)."""
     handlers: dict[str, HandlerConfig] = Field(default_factory=dict)

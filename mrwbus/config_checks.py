@@ -23,7 +23,13 @@ from mrwbus.messages import Action
 from mrwbus.relay.config import check_relay
 
 UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
-    Action.SCRIPT: ("max_restarts", "max_failovers", "final_action", "reset_counts_after"),
+    Action.SCRIPT: (
+        "max_restarts",
+        "max_failovers",
+        "final_action",
+        "reset_counts_after",
+        "move_groups_after_final_action",
+    ),
     Action.RESTART: ("max_failovers",),
     Action.FAILOVER: ("max_restarts",),
     Action.FINAL_ACTION: ("max_restarts", "max_failovers"),

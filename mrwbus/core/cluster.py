@@ -13,11 +13,14 @@ from datetime import datetime
 from mrwbus.config import ActiveTiming, ClusterConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision
+from mrwbus.core.downed import follow_downed_server, took_server_down
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
 from mrwbus.core.recovery import Situation, decide_fault
+from mrwbus.core.reports import learn_from_report
 from mrwbus.messages import (
+    Action,
     AgentReport,
     CommandResult,
     CommandStep,
@@ -78,11 +81,24 @@ class ClusterState:
         self._errors = Counter(
             server for (_, server), st in self.monitors.items() if st.status is Status.ERROR
         )
+        self._error_servers: dict[str, set[str]] = {}
+        """monitor -> the servers it is in Error on (`exclude_destinations: same_monitor`)."""
+        self._rearming: set[Key] = set()
+        """Monitors in Error whose recovery succeeded and that re-arm (`rearm_after`)."""
+        for key, state in self.monitors.items():
+            self._index(key, state)
 
     # --- queries ------------------------------------------------------------------------
 
     def servers_in_error(self) -> set[str]:
         return {server for server, count in self._errors.items() if count > 0}
+
+    def unhealthy_for(self, monitor: str) -> set[str]:
+        """The servers no failover of `monitor` may go to, and that do not count as healthy
+        for its final action: by `service.exclude_destinations`."""
+        if self.config.service.exclude_destinations == "same_monitor":
+            return set(self._error_servers.get(monitor, ()))
+        return self.servers_in_error()
 
     def state_of(self, monitor: str, server: str) -> MonitorServerState:
         return self.monitors[(monitor, server)]
@@ -142,9 +158,10 @@ class ClusterState:
         """Decide what a fault matched to `monitor` does, and apply it."""
         situation = Situation(
             view=self.view,
-            servers_in_error=self.servers_in_error(),
+            servers_in_error=self.unhealthy_for(monitor),
             suspended=monitor in self.suspended,
             protect_last_healthy_server=self.protect_last_healthy_server,
+            rule=self.config.service.exclude_destinations,
         )
         decision = decide_fault(
             self.config, monitor, fault, self.state_of(monitor, fault.server), situation, now
@@ -206,35 +223,33 @@ class ClusterState:
         decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
             if progress.awaiting == result.command_id:
-                decision += self.apply(self._rules().on_result(progress, result, now))
+                decision += self.apply(
+                    self._rules(progress.monitor).on_result(progress, result, now)
+                )
+        if command is not None and result.outcome is Outcome.SUCCEEDED:
+            self._recovered(command, now)
+            if took_server_down(command):
+                decision += self.apply(
+                    follow_downed_server(
+                        self.config, self.view, command, self.unhealthy_for(command.monitor), now
+                    )
+                )
         return decision
+
+    def _recovered(self, command: RecoveryCommand, now: datetime) -> None:
+        """A recovery succeeded: its monitor may re-arm (`rearm_after`)."""
+        if command.action is Action.FAILOVER:
+            if command.step is not CommandStep.START or command.from_server is None:
+                return  # a failover has succeeded only once its start did
+            key = (command.monitor, command.from_server)
+        else:
+            key = (command.monitor, command.server)
+        if key in self.monitors:
+            self._set(*key, self.monitors[key].recovered(now))
 
     def handle_report(self, report: AgentReport, now: datetime) -> Decision:
         """An agent's report: it is alive, and these groups run on its server."""
-        found: list[Event] = []
-        sent = min(now, report.sent_at)
-        if (
-            report.server not in self.config.servers
-            or now - sent > self.config.service.heartbeat_timeout
-        ):
-            # Unknown, or a report that waited in the queue (an outage): it proves nothing now.
-            return Decision()
-        if report.server not in self.view.alive:
-            self.view.alive.add(report.server)
-            found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))
-        known = frozenset(group for group in report.active_groups if group in self.config.groups)
-        conflicts = self.view.apply_report(report.server, known, sent)
-        for group, servers in conflicts.items():
-            found.append(
-                events.GROUP_ON_TWO_SERVERS.make(
-                    at=now,
-                    cause=report.id,
-                    group=group,
-                    servers=", ".join(servers),
-                    kept=self.view.placement.get(group) or "nowhere",
-                )
-            )
-        return Decision(events=tuple(found))
+        return Decision(events=tuple(learn_from_report(self.config, self.view, report, now)))
 
     def tick(self, now: datetime) -> Decision:
         """The passing of time: failover deadlines, and agents that fell silent."""
@@ -246,10 +261,30 @@ class ClusterState:
             found.append(
                 events.SERVER_SILENT.make(at=now, cause=seen, server=server, timeout=str(timeout))
             )
+        found += self._rearm(now)
         decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
-            decision += self.apply(self._rules().on_deadline(progress, now))
+            decision += self.apply(self._rules(progress.monitor).on_deadline(progress, now))
         return decision
+
+    def _rearm(self, now: datetime) -> list[Event]:
+        """Monitors whose recovery succeeded and that saw no fault for `rearm_after`: Normal."""
+        found: list[Event] = []
+        for monitor, server in sorted(self._rearming):
+            rearm_after = self.config.monitors[monitor].recovery.rearm_after
+            state = self.monitors[(monitor, server)]
+            if state.rearm_due(rearm_after, now):
+                self._set(monitor, server, state.cleared())
+                found.append(
+                    events.REARMED.make(
+                        at=now,
+                        cause=f"rearm/{state.last_fault_id}",
+                        monitor=monitor,
+                        server=server,
+                        rearm_after=str(rearm_after),
+                    )
+                )
+        return found
 
     def _awaited(self, command_id: str) -> RecoveryCommand | None:
         """The command a failover in progress waits for, as far as it can be told again (after a
@@ -276,8 +311,13 @@ class ClusterState:
         for server, seen in self.view.last_seen.items():
             self.view.last_seen[server] = max(seen, now)
 
-    def _rules(self) -> FailoverRules:
-        return FailoverRules(self.config, self.view, self.servers_in_error())
+    def _rules(self, monitor: str) -> FailoverRules:
+        return FailoverRules(
+            self.config,
+            self.view,
+            self.unhealthy_for(monitor),
+            self.config.service.exclude_destinations,
+        )
 
     def _remember(self, commands: tuple[RecoveryCommand, ...] | list[RecoveryCommand]) -> None:
         for command in commands:
@@ -304,6 +344,27 @@ class ClusterState:
         self._set(monitor, server, state.cleared(reset_counts=reset_counts))
         return found
 
+    def place(
+        self, group: str, server: str | None, *, reason: str, by: str, now: datetime, cause: str
+    ) -> list[Event]:
+        """An operator's correction of where a group runs (the caller refuses it while the
+        group's failover is in progress: that failover owns the placement)."""
+        assert group not in self.failovers
+        before = self.view.placement.get(group)
+        self.view.move(group, server)
+        return [
+            events.GROUP_PLACED.make(
+                at=now,
+                cause=cause,
+                group=group,
+                server=server,
+                where=server or "no server",
+                before=before or "nowhere",
+                by=by,
+                reason=reason,
+            )
+        ]
+
     def suspend(self, monitor: str, *, by: str, now: datetime, cause: str) -> list[Event]:
         if monitor in self.suspended:
             return []
@@ -321,6 +382,20 @@ class ClusterState:
         before = self.monitors[(monitor, server)]
         self.monitors[(monitor, server)] = state
         self._errors[server] += (state.status is Status.ERROR) - (before.status is Status.ERROR)
+        self._index((monitor, server), state)
+
+    def _index(self, key: Key, state: MonitorServerState) -> None:
+        monitor, server = key
+        in_error = self._error_servers.setdefault(monitor, set())
+        if state.status is Status.ERROR:
+            in_error.add(server)
+        else:
+            in_error.discard(server)
+        if state.recovered_at is not None and state.status is Status.ERROR:
+            if self.config.monitors[monitor].recovery.rearm_after is not None:
+                self._rearming.add(key)
+        else:
+            self._rearming.discard(key)
 
 
 def _describe(command: RecoveryCommand) -> str:

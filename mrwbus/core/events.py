@@ -126,6 +126,9 @@ COUNTS_EXPIRED = EventType(
     EventKind.COUNTS,
     "{monitor}: counts on {server} reset; {reset_after} passed since the last error.",
 )
+GROUP_PLACED = EventType(
+    "MRW-406", EventKind.CONTROL, "{group}: placed on {where} by {by} (was {before}): {reason}."
+)
 MONITOR_SUSPENDED = EventType("MRW-404", EventKind.CONTROL, "{monitor}: suspended by {by}.")
 MONITOR_RESUMED = EventType("MRW-405", EventKind.CONTROL, "{monitor}: resumed by {by}.")
 RECOVERY_NOTICE = EventType(
@@ -133,6 +136,11 @@ RECOVERY_NOTICE = EventType(
 )
 RECOVERED_TO_NORMAL = EventType(
     "MRW-502", S, "{monitor}: status on {server} back to Normal on a recovery notice; counts kept."
+)
+REARMED = EventType(
+    "MRW-503",
+    S,
+    "{monitor}: status on {server} back to Normal; its recovery succeeded and no error came for {rearm_after}; counts kept.",
 )
 FAILOVER_IN_PROGRESS = EventType(
     "MRW-306",
@@ -163,6 +171,16 @@ START_NOT_CONFIRMED = EventType(
     N,
     "{monitor}: {to_server} did not confirm the start of {group} within {timeout}; where it runs is unknown.",
 )
+GROUP_FOLLOWS_SERVER = EventType(
+    "MRW-321",
+    C,
+    "{monitor}: {server} went down ({final_action}); {group} fails over to {to_server}.",
+)
+GROUP_STRANDED = EventType(
+    "MRW-322",
+    N,
+    "{monitor}: {server} went down ({final_action}); {group} runs nowhere: {reason}.",
+)
 FAILOVER_DONE = EventType(
     "MRW-320", EventKind.RESULT, "{monitor}: failover of {group} done; it runs on {to_server}."
 )
@@ -187,4 +205,9 @@ GROUP_ON_TWO_SERVERS = EventType(
     "MRW-603",
     EventKind.SERVER,
     "{group} is reported active on {servers}; placement left at {kept}.",
+)
+REPORT_CONTRADICTS = EventType(
+    "MRW-604",
+    EventKind.SERVER,
+    "{group}: the agent of {server} reports it {state}; placement {before} -> {after}.",
 )

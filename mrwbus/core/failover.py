@@ -9,12 +9,13 @@ the failover in progress and what happened, and returns what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config import ClusterConfig, ExcludeRule
 from mrwbus.core import events
 from mrwbus.core.decision import Decision, recovery_command
 from mrwbus.core.placement import ClusterView, choose_failover_destination
@@ -100,11 +101,17 @@ class FailoverRules:
     """The facts a failover step needs from the configuration and the cluster view."""
 
     def __init__(
-        self, config: ClusterConfig, view: ClusterView, servers_in_error: set[str]
+        self,
+        config: ClusterConfig,
+        view: ClusterView,
+        servers_in_error: Collection[str],
+        rule: ExcludeRule = "any_error",
     ) -> None:
         self.config = config
         self.view = view
         self.servers_in_error = servers_in_error
+        """The servers `rule` (`service.exclude_destinations`) disqualifies as destinations."""
+        self.rule = rule
 
     def timeout(self, phase: Phase) -> timedelta:
         service = self.config.service
@@ -133,13 +140,13 @@ class FailoverRules:
         why = f"{result.outcome.value}: {result.detail}" if result.detail else result.outcome.value
         if progress.phase is Phase.STOPPING:
             return (
-                self._start(progress, now)
+                self.start(progress, now)
                 if succeeded
                 else self._source_unconfirmed(progress, now, why)
             )
         if progress.phase is Phase.FENCING:
             if succeeded:
-                return self._start(progress, now)
+                return self.start(progress, now)
             failed = self._event(events.FENCING_FAILED, progress, now, why=why)
             return _over(progress, [failed], leave=True)
         if succeeded:
@@ -188,13 +195,14 @@ class FailoverRules:
         )
         return _going_on(fencing, event, commands=(fence,))
 
-    def _start(
+    def start(
         self,
         progress: FailoverInProgress,
         now: datetime,
         to_server: str | None = None,
         found: tuple[Event, ...] = (),
     ) -> Decision:
+        """The start on the destination, once the source is known to be stopped (or down)."""
         to = to_server or progress.to_server
         start = failover_command(progress, CommandStep.START, to, now, to_server=to)
         starting = replace(
@@ -228,13 +236,14 @@ class FailoverRules:
             alive=self.view.alive,
             outside_server_group=recovery.outside_server_group,
             excluded=progress.tried,
+            rule=self.rule,
         )
         if destination.server is None:
             found.append(
                 self._event(events.NO_SERVER_LEFT, progress, now, reason=destination.reason)
             )
             return _over(progress, found, None, leave=False)
-        return self._start(progress, now, destination.server, tuple(found))
+        return self.start(progress, now, destination.server, tuple(found))
 
 
 def _seconds(delta: timedelta) -> str:

@@ -4,7 +4,9 @@ The ladder: a fault while Normal turns the status to Error and takes the next st
 configured action while its count is below its maximum (restart and failover are counted),
 then the final action, once. A fault while Error is counted and starts nothing. A clear keeps
 the counts (so flapping hardware still climbs the ladder); a reset, or `reset_counts_after`
-since the last fault on this monitor and server, sets them back to zero.
+since the last fault on this monitor and server, sets them back to zero. With `rearm_after`, a
+monitor whose recovery succeeded returns to Normal by itself once no fault came for that long
+(`rearm_due`), so flapping hardware climbs the ladder without recovery notices.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class MonitorServerState:
     last_fault_id: str | None = None
     last_device: str | None = None
     last_message: str | None = None
+    recovered_at: datetime | None = None
+    """When the recovery this Error took last succeeded (None: not yet, or Normal)."""
 
     def record_fault(
         self, fault_id: str, device: str, message: str, at: datetime
@@ -55,10 +59,21 @@ class MonitorServerState:
         )
 
     def to_error(self) -> MonitorServerState:
-        return replace(self, status=Status.ERROR)
+        return replace(self, status=Status.ERROR, recovered_at=None)
+
+    def recovered(self, at: datetime) -> MonitorServerState:
+        """Its recovery succeeded (only an Error waits for that)."""
+        return replace(self, recovered_at=at) if self.status is Status.ERROR else self
+
+    def rearm_due(self, rearm_after: timedelta | None, now: datetime) -> bool:
+        """True when the recovery succeeded and no fault came for `rearm_after` since."""
+        if rearm_after is None or self.status is not Status.ERROR or self.recovered_at is None:
+            return False
+        quiet_since = max(self.recovered_at, self.last_fault_at or self.recovered_at)
+        return now - quiet_since >= rearm_after
 
     def cleared(self, reset_counts: bool = False) -> MonitorServerState:
-        state = replace(self, status=Status.NORMAL)
+        state = replace(self, status=Status.NORMAL, recovered_at=None)
         return state.with_counts_reset() if reset_counts else state
 
     def with_counts_reset(self) -> MonitorServerState:

@@ -10,7 +10,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mrwbus.config import ALL_GROUPS, ClusterConfig
+from mrwbus.config import ALL_GROUPS, ClusterConfig, ExcludeRule
+
+EXCLUDED_BECAUSE: dict[ExcludeRule, str] = {
+    "any_error": "a monitor is in Error there",
+    "same_monitor": "the same monitor is in Error there",
+}
+"""Why `service.exclude_destinations` disqualifies a server, as `simulate` and events say it."""
 
 
 @dataclass
@@ -104,12 +110,14 @@ def choose_failover_destination(
     alive: Collection[str],
     outside_server_group: bool = False,
     excluded: Iterable[str] = (),
+    rule: ExcludeRule = "any_error",
 ) -> Destination:
     """The highest-priority server of the group, other than the one it leaves, that can take it.
 
-    A candidate must be alive and have no monitor in Error; with `outside_server_group`, it
-    must belong to a different server group than `leaving`. `excluded` lists servers already
-    tried (a start that failed there).
+    A candidate must be alive and not in `servers_in_error` (the servers the `rule`,
+    `service.exclude_destinations`, disqualifies); with `outside_server_group`, it must belong
+    to a different server group than `leaving`. `excluded` lists servers already tried (a
+    start that failed there).
     """
     leaving_group = config.server_group(leaving)
     skipped: dict[str, str] = {}
@@ -122,7 +130,7 @@ def choose_failover_destination(
         elif candidate not in alive:
             skipped[candidate] = "not alive"
         elif candidate in servers_in_error:
-            skipped[candidate] = "a monitor is in Error there"
+            skipped[candidate] = f"{EXCLUDED_BECAUSE[rule]} (exclude_destinations: {rule})"
         elif (
             outside_server_group
             and leaving_group is not None

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from mrwbus.config import ActiveTiming, ClusterConfig, MonitorConfig
+from mrwbus.config import ActiveTiming, ClusterConfig, ExcludeRule, MonitorConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision, LadderStep, NoStep, recovery_command
 from mrwbus.core.failover import FailoverInProgress, Phase, failover_command
@@ -32,8 +32,11 @@ class Situation:
 
     view: ClusterView
     servers_in_error: Collection[str] = ()
+    """The servers `rule` counts as unhealthy for this monitor (no destination, not healthy)."""
     suspended: bool = False
     protect_last_healthy_server: bool = True
+    rule: ExcludeRule = "any_error"
+    """`service.exclude_destinations`, named in the reasons."""
 
 
 def decide_fault(
@@ -218,6 +221,7 @@ class _Planner:
             servers_in_error=self.situation.servers_in_error,
             alive=self.situation.view.alive,
             outside_server_group=self.recovery.outside_server_group,
+            rule=self.situation.rule,
         )
         if destination.server is None:
             self.emit(events.NO_DESTINATION, group=group, reason=destination.reason)
@@ -252,7 +256,10 @@ class _Planner:
                 - {self.server}
             )
             if not healthy:
-                reason = f"{self.server} is the last healthy server of the cluster"
+                reason = (
+                    f"{self.server} is the last healthy server of the cluster"
+                    f" (exclude_destinations: {self.situation.rule})"
+                )
                 self.emit(events.FINAL_ACTION_SUPPRESSED, final_action=final.value, reason=reason)
                 self.not_taken(NoStep.SUPPRESSED, f"{final.value}: {reason}")
                 return False

@@ -42,7 +42,11 @@ def monitor_with(action: Action, **recovery: object) -> dict[str, Any]:
 def test_a_key_the_action_never_reads_is_refused(
     data: dict[str, Any], action: Action, key: str
 ) -> None:
-    value = {"final_action": "reboot", "reset_counts_after": "1h"}.get(key, 3)
+    value = {
+        "final_action": "reboot",
+        "reset_counts_after": "1h",
+        "move_groups_after_final_action": False,
+    }.get(key, 3)
     data["monitors"]["extra"] = monitor_with(action, **{key: value})
     assert issues(data) == {
         f"monitors.extra.recovery.{key}": f"is never read when action is {action.value}; remove it"

@@ -1,0 +1,93 @@
+"""Groups follow a server that a final action took down.
+
+A final action that takes its server down (stop of the cluster service, shutdown, reboot,
+panic, keepalive, BMC) has succeeded, or the server was fenced: whatever ran there runs no
+more, so the stop is confirmed. The groups that were active there fail over by the usual rules
+(the next eligible server in priority order), each start waiting for its confirmation as any
+failover's does (`core.failover`). Per monitor: `recovery.move_groups_after_final_action`.
+
+A server that merely fell silent is never treated as down: without a confirmed final action
+nothing proves its groups stopped, and starting them elsewhere could run them twice. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from mrwbus.config import ClusterConfig
+from mrwbus.core import events
+from mrwbus.core.decision import Decision
+from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase
+from mrwbus.core.placement import ClusterView, choose_failover_destination
+from mrwbus.messages import Action, RecoveryCommand
+
+
+def took_server_down(command: RecoveryCommand) -> bool:
+    """A final action that, once it succeeded, leaves nothing running on its server."""
+    return (
+        command.action is Action.FINAL_ACTION
+        and command.final_action is not None
+        and command.final_action.takes_server_down
+    )
+
+
+def follow_downed_server(
+    config: ClusterConfig,
+    view: ClusterView,
+    command: RecoveryCommand,
+    servers_in_error: Collection[str],
+    now: datetime,
+) -> Decision:
+    """The failovers of the groups active on `command.server`, which `command` (a succeeded
+    final action that takes the server down) stopped; an empty decision when the monitor says
+    `move_groups_after_final_action: false` or nothing ran there."""
+    monitor = config.monitors.get(command.monitor)
+    if monitor is None or not monitor.recovery.move_groups_after_final_action:
+        return Decision()
+    assert command.final_action is not None
+    recovery = monitor.recovery
+    server = command.server
+    rule = config.service.exclude_destinations
+    rules = FailoverRules(config, view, servers_in_error, rule)
+    decision = Decision()
+    for group in view.groups_on(server):
+        if group in view.moving:
+            continue  # its own failover (the fencing one, say) moves it
+        facts = {
+            "at": now,
+            "cause": f"{command.id}/down/{group}",
+            "monitor": command.monitor,
+            "server": server,
+            "fault_id": command.fault_id,
+            "group": group,
+            "final_action": command.final_action.value,
+        }
+        destination = choose_failover_destination(
+            config,
+            group,
+            server,
+            servers_in_error=servers_in_error,
+            alive=view.alive,
+            outside_server_group=recovery.outside_server_group
+            and recovery.action is Action.FAILOVER,
+            rule=rule,
+        )
+        if destination.server is None:
+            stranded = events.GROUP_STRANDED.make(**facts, reason=destination.reason)
+            decision += Decision(events=(stranded,), moves={group: None})
+            continue
+        following = events.GROUP_FOLLOWS_SERVER.make(**facts, to_server=destination.server)
+        # Stopped by the final action: the failover goes straight to its start.
+        stopped = FailoverInProgress(
+            group=group,
+            monitor=command.monitor,
+            fault_id=command.fault_id,
+            from_server=server,
+            to_server=destination.server,
+            phase=Phase.STOPPING,
+            awaiting=command.id,
+            deadline=now,
+        )
+        decision += rules.start(stopped, now, found=(following,))
+    return decision
