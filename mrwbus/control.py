@@ -25,6 +25,8 @@ def handle_control(
         return ControlReply(id=request.id, ok=True, text="pong"), []
     if request.verb is ControlVerb.STATUS:
         return ControlReply(id=request.id, ok=True, status=cluster.snapshot()), []
+    if request.verb is ControlVerb.PLACE:
+        return _place(cluster, request, now)
 
     if request.all:
         monitors = list(cluster.config.monitors)
@@ -73,3 +75,34 @@ def handle_control(
     where = f" on {request.server}" if request.server else ""
     text = f"{', '.join(monitors)}{where}: {what}."
     return ControlReply(id=request.id, ok=True, text=text), found
+
+
+def _place(
+    cluster: ClusterState, request: ControlRequest, now: datetime
+) -> tuple[ControlReply, list[Event]]:
+    """An operator says where a group really runs (or that it runs nowhere)."""
+    config = cluster.config
+
+    def refuse(error: str) -> tuple[ControlReply, list[Event]]:
+        return ControlReply(id=request.id, ok=False, error=error), []
+
+    group, server = request.group, request.server
+    if group is None or group not in config.groups:
+        return refuse(f"there is no group {group!r} (known: {', '.join(config.groups) or 'none'})")
+    if server is not None and server not in config.groups[group].servers:
+        listed = ", ".join(config.groups[group].servers)
+        return refuse(f"group {group} cannot run on {server!r} (its servers: {listed})")
+    if not request.reason.strip():
+        return refuse("say why with --reason; it goes into the event log")
+    if group in cluster.failovers:
+        progress = cluster.failovers[group]
+        return refuse(
+            f"a failover of {group} is in progress ({progress.from_server} -> "
+            f"{progress.to_server}, {progress.phase.value}); it owns the placement until it is over"
+        )
+    found = cluster.place(
+        group, server, reason=request.reason, by=request.by, now=now, cause=request.id
+    )
+    return ControlReply(
+        id=request.id, ok=True, text=f"{group}: placed on {server or 'no server'}."
+    ), found

@@ -361,6 +361,11 @@ class AgentReport(WireModel):
     id: MessageId = Field(description="Unique per report.")
     server: Name = Field(description="The agent's server; must match the routing key.")
     active_groups: list[Name] = Field(description="The groups active on this server now.")
+    probed_groups: list[Name] = Field(
+        default_factory=list,
+        description="The groups a probe checked for this report (their state is a fact of the "
+        "system); the others are as the agent's journal remembers them.",
+    )
     reason: ReportReason = Field(description="Why it was sent.")
     heartbeat_interval: float = Field(
         gt=0, description="Seconds until the next heartbeat at the latest."
@@ -397,6 +402,7 @@ class ControlVerb(StrEnum):
     CLEAR = "clear"
     SUSPEND = "suspend"
     RESUME = "resume"
+    PLACE = "place"
 
 
 class ControlRequest(WireModel):
@@ -405,7 +411,14 @@ class ControlRequest(WireModel):
     id: MessageId = Field(description="Unique; also the correlation id of the reply.")
     verb: ControlVerb = Field(description="What to do.")
     monitor: Name | None = Field(default=None, description="clear, suspend, resume: the monitor.")
-    server: Name | None = Field(default=None, description="clear: only on this server.")
+    server: Name | None = Field(
+        default=None,
+        description="clear: only on this server. place: where the group runs (none: nowhere).",
+    )
+    group: Name | None = Field(default=None, description="place: the group whose server is set.")
+    reason: str = Field(
+        default="", max_length=500, description="place: why, for the event log (required)."
+    )
     all: bool = Field(default=False, description="suspend, resume: every monitor.")
     reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")

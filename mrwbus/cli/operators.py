@@ -1,5 +1,5 @@
 """The operators' one-shot verbs against a running service: status, clear, suspend, resume,
-watch, and notify (a fault published exactly as a driver relay would)."""
+place, watch, and notify (a fault published exactly as a driver relay would)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,17 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         target = sub.add_mutually_exclusive_group(required=True)
         target.add_argument("monitor", nargs="?", metavar="MONITOR", help="the monitor resource")
         target.add_argument("--all", action="store_true", help="every monitor")
+
+    place = add_verb(verbs, "place", place_group)
+    place.add_argument("group", metavar="GROUP", help="the failover group to correct")
+    place.add_argument(
+        "server",
+        metavar="SERVER|none",
+        help="the server the group really runs on, or 'none' when it runs nowhere",
+    )
+    place.add_argument(
+        "--reason", required=True, help="why the service's view was wrong, for the event log"
+    )
 
     watch = add_verb(verbs, "watch", watch_events)
     watch.add_argument("--monitor", metavar="NAME", help="only this monitor's events")
@@ -138,6 +149,22 @@ def clear_monitor(args: argparse.Namespace) -> int:
 
 def suspend_or_resume(args: argparse.Namespace) -> int:
     reply = ask(args, args.control, monitor=args.monitor, all=args.all)
+    print(printable(reply.text))
+    return 0
+
+
+def place_group(args: argparse.Namespace) -> int:
+    """correct where a group runs when the service's view is wrong (refused during its failover)
+
+    The service then acts on the corrected view: recoveries target the group where you placed
+    it, and failovers leave from there. Agents' next reports (their probes) still win.
+
+    Examples:
+        mrwbus place pg db2 --reason "failover ended half-done; postgres runs on db2"
+        mrwbus place pg none --reason "stopped by hand for maintenance"
+    """
+    server = None if args.server == "none" else args.server
+    reply = ask(args, ControlVerb.PLACE, group=args.group, server=server, reason=args.reason)
     print(printable(reply.text))
     return 0
 
