@@ -85,6 +85,8 @@ class HandlerTable:
         self._by_group: dict[str, dict[str, Handler]] = {}
 
     def add(self, name: str, handler: Handler, *, group: str | None = None) -> None:
+        if name == "probe":
+            raise ValueError("a probe is no command handler: use Agent.add_probe")
         if name not in HANDLER_NAMES:
             raise ValueError(f"{name!r} is not a handler name; known: {', '.join(HANDLER_NAMES)}")
         table = self._generic if group is None else self._by_group.setdefault(group, {})

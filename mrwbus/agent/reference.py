@@ -7,8 +7,11 @@ cluster configuration's `agent` section.
   command line the command carries (the configuration's `recovery.script` and
   `recovery.before_script`), with the handler default timeout. A configured handler wins.
 - Every other action with no handler is refused, the dangerous final actions included.
+- `probe` (generic, or a group's own) is no command handler: it asks the system whether a
+  group runs here (`agent.probes`), at start, after every command and every
+  `agent.probe_interval`; what it sees replaces the journal's belief.
 - The groups initially active (on the journal's first start) are those whose priority list
-  starts with this server: where the cluster starts them.
+  starts with this server: where the cluster starts them, until a probe says otherwise.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
+from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
+
+PROBE = "probe"
 
 DEFAULT_SCRIPT_TIMEOUT = HandlerConfig.model_fields["timeout"].default
 """A command's own script runs with the same default timeout as a configured handler."""
@@ -53,6 +59,8 @@ def build_reference_agent(
         initial_groups=[
             name for name, group in config.groups.items() if group.servers[0] == server
         ],
+        probe_interval=settings.probe_interval.total_seconds(),
+        listed_groups=[name for name, group in config.groups.items() if server in group.servers],
     )
     guarded = {name: _named_scripts(config, server, name) for name in ("script", BEFORE_SCRIPT)}
 
@@ -61,10 +69,16 @@ def build_reference_agent(
         return NamedScriptsOnly(handler, name, guarded[name]) if name in guarded else handler
 
     for name, handler in settings.handlers.items():
-        agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)))
+        if name == PROBE:
+            agent.add_probe(ShellProbe.from_config(handler, server))
+        else:
+            agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)))
     for group, handlers in settings.groups.items():
         for name, handler in handlers.items():
-            agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)), group=group)
+            if name == PROBE:
+                agent.add_probe(ShellProbe.from_config(handler, server), group=group)
+            else:
+                agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)), group=group)
     timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
     for name in ("script", BEFORE_SCRIPT):
         if name not in settings.handlers:

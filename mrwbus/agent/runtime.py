@@ -28,6 +28,7 @@ from mrwbus.agent.handlers import Handler, HandlerTable
 from mrwbus.agent.idempotent import IdempotentRunner
 from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
 from mrwbus.agent.ledger import KEEP, CommandLedger
+from mrwbus.agent.probes import Probe, ProbeTable, groups_probed
 from mrwbus.bus.connection import redact
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
@@ -68,6 +69,8 @@ class Agent:
         watchdog_interval: float = 1.0,
         shutdown_grace: float | None = None,
         journal_keep: int = KEEP,
+        probe_interval: float = 10.0,
+        listed_groups: Iterable[str] = (),
     ) -> None:
         if not re.fullmatch(NAME_PATTERN, server):
             raise ValueError(f"{server!r} is not a valid server name (letters, digits, _ and -)")
@@ -82,6 +85,14 @@ class Agent:
         """Seconds a stop waits for the running command; None: until it finishes."""
         self.journal_keep = journal_keep
         self.handlers = HandlerTable()
+        self.probes = ProbeTable()
+        """`add_probe`: what asks the system whether a group runs here (`agent.probes`)."""
+        self.probe_interval = probe_interval
+        self.listed_groups = _group_names(listed_groups)
+        """The groups the configuration lists for this server: probed, and a warning at start
+        when none of them is active."""
+        self._probed: frozenset[str] = frozenset()
+        self._probing = asyncio.Lock()
         self.session = SessionRunner(amqp_url, name=f"mrwbus-agent-{server}", prefetch=1)
         self.health = self.session.health
         self.ready = self.session.ready
@@ -106,6 +117,11 @@ class Agent:
 
     def add_handler(self, name: str, handler: Handler, *, group: str | None = None) -> None:
         self.handlers.add(name, handler, group=group)
+
+    def add_probe(self, probe: Probe, *, group: str | None = None) -> None:
+        """`probe(group) -> True | False | None`: whether the group runs here (None: cannot
+        tell); for one group, or for every group without its own."""
+        self.probes.add(probe, group)
 
     @property
     def active_groups(self) -> frozenset[str]:
@@ -148,6 +164,15 @@ class Agent:
             await asyncio.to_thread(journal.record_groups, self._groups)
         elif journal.active_groups is not None:
             self._groups = journal.active_groups
+        await self.probe()
+        if not self._groups and self.listed_groups:
+            log.warning(
+                "agent of %s reports no group active while the configuration lists %s for it; "
+                "without probes or initial_groups the service will find every recovery target "
+                "not active here",
+                self.server,
+                ", ".join(sorted(self.listed_groups)),
+            )
         log.info(
             "agent of %s: handlers %s, active groups %s, journal %s",
             self.server,
@@ -155,9 +180,12 @@ class Agent:
             ", ".join(sorted(self._groups)) or "(none)",
             journal.path,
         )
+        prober = asyncio.create_task(self._probe_periodically())
         try:
             await self.session.run(stop, lambda session: self._session(session, stop))
         finally:
+            prober.cancel()
+            await asyncio.gather(prober, return_exceptions=True)
             await self._drain(set(self._runner.running.values()))
             self._journal = self._runner = None
             journal.close()
@@ -217,6 +245,7 @@ class Agent:
             return
         result = await self._current_runner().result_for(command)
         await self._send(result)
+        await self.probe()
         await self._report_change()
         await message.ack()
 
@@ -253,6 +282,7 @@ class Agent:
             id=new_id(),
             server=self.server,
             active_groups=sorted(self._groups),
+            probed_groups=sorted(self._probed),
             reason=reason,
             heartbeat_interval=self.heartbeat_interval,
             sent_at=utc_now(),
@@ -285,6 +315,41 @@ class Agent:
             except SESSION_ERRORS as exc:
                 # The watchdog ends the session when the channel is gone; until then, go on.
                 log.warning("agent of %s could not report: %s", self.server, exc)
+
+    # --- probes -------------------------------------------------------------------------
+
+    async def probe(self) -> dict[str, bool]:
+        """Run the probes now; the active groups follow what they see. Returns what they saw."""
+        if not self.probes:
+            return {}
+        async with self._probing:
+            runner = self._runner
+            done_before = runner.commands_run if runner else 0
+            seen = await self.probes.run(self.listed_groups | self._groups)
+            if runner is not None and (runner.running or runner.commands_run != done_before):
+                return seen  # a command changed the groups meanwhile: its probe decides
+            self._probed = frozenset(seen)
+            groups = groups_probed(self._groups, seen)
+            if groups != self._groups:
+                log.info(
+                    "agent of %s: probes see %s active (journal said %s)",
+                    self.server,
+                    ", ".join(sorted(groups)) or "no group",
+                    ", ".join(sorted(self._groups)) or "no group",
+                )
+                if self._journal is not None:
+                    await asyncio.to_thread(self._journal.record_groups, groups)
+                self._groups = groups
+                self._groups_unreported = True
+                self._changed.set()
+            return seen
+
+    async def _probe_periodically(self) -> None:
+        while self.probes:
+            await asyncio.sleep(self.probe_interval)
+            runner = self._runner
+            if runner is None or not runner.running:  # a command's own probe follows it
+                await self.probe()
 
     # --- inside -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from mrwbus.core import events
 from mrwbus.core.decision import Decision
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase
 from mrwbus.core.placement import ClusterView, choose_failover_destination
-from mrwbus.messages import Action, RecoveryCommand
+from mrwbus.messages import Action, Event, RecoveryCommand
 
 
 def took_server_down(command: RecoveryCommand) -> bool:
@@ -48,21 +48,26 @@ def follow_downed_server(
     assert command.final_action is not None
     recovery = monitor.recovery
     server = command.server
+    final_action = command.final_action.value
     rule = config.service.exclude_destinations
     rules = FailoverRules(config, view, servers_in_error, rule)
     decision = Decision()
     for group in view.groups_on(server):
         if group in view.moving:
             continue  # its own failover (the fencing one, say) moves it
-        facts = {
-            "at": now,
-            "cause": f"{command.id}/down/{group}",
-            "monitor": command.monitor,
-            "server": server,
-            "fault_id": command.fault_id,
-            "group": group,
-            "final_action": command.final_action.value,
-        }
+
+        def event(kind: events.EventType, group: str = group, **detail: str) -> Event:
+            return kind.make(
+                at=now,
+                cause=f"{command.id}/down/{group}",
+                monitor=command.monitor,
+                server=server,
+                fault_id=command.fault_id,
+                group=group,
+                final_action=final_action,
+                **detail,
+            )
+
         destination = choose_failover_destination(
             config,
             group,
@@ -74,10 +79,10 @@ def follow_downed_server(
             rule=rule,
         )
         if destination.server is None:
-            stranded = events.GROUP_STRANDED.make(**facts, reason=destination.reason)
+            stranded = event(events.GROUP_STRANDED, reason=destination.reason)
             decision += Decision(events=(stranded,), moves={group: None})
             continue
-        following = events.GROUP_FOLLOWS_SERVER.make(**facts, to_server=destination.server)
+        following = event(events.GROUP_FOLLOWS_SERVER, to_server=destination.server)
         # Stopped by the final action: the failover goes straight to its start.
         stopped = FailoverInProgress(
             group=group,
