@@ -32,7 +32,10 @@ class ClusterView:
     moving: set[str] = field(default_factory=set)
     last_seen: dict[str, datetime] = field(default_factory=dict)
     reported: dict[str, frozenset[str]] = field(default_factory=dict)
-    """The groups each server's agent last reported active."""
+    """The groups each server's agent last reported active (as moves since corrected it)."""
+    last_report: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Each server's last report as it was sent, to tell a changed belief from a repeated one
+    (not journaled: after a restart, every first report counts in full)."""
 
     @classmethod
     def initial(cls, config: ClusterConfig) -> ClusterView:
@@ -52,15 +55,32 @@ class ClusterView:
         return {server for server, seen in self.last_seen.items() if now - seen > timeout}
 
     def apply_report(
-        self, server: str, groups: frozenset[str], now: datetime
+        self,
+        server: str,
+        groups: frozenset[str],
+        now: datetime,
+        probed: frozenset[str] | None = None,
     ) -> dict[str, list[str]]:
-        """Learn from an agent's report; return the groups that alive servers both claim."""
+        """Learn from an agent's report; return the groups that alive servers both claim.
+
+        What a probe saw (`probed`) is a fact and always counts. What the agent only believes
+        (its journal) counts on its first report and when it changed: a heartbeat repeating
+        an old belief does not undo a move the service or an operator made since.
+        """
         self.last_seen[server] = now
+        previous = self.last_report.get(server)
+        # A moving group's news is kept unseen: it counts once its failover is over.
+        self.last_report[server] = (groups - self.moving) | (
+            (previous or frozenset()) & self.moving
+        )
         self.reported[server] = groups
+        relevant = None if previous is None else (groups ^ previous) | (probed or frozenset())
         conflicts: dict[str, list[str]] = {}
         for group in self.placement:
             if group in self.moving:
                 continue  # the failover in progress owns its group's placement
+            if relevant is not None and group not in relevant:
+                continue
             holders = sorted(
                 s for s, held in self.reported.items() if group in held and s in self.alive
             )

@@ -30,7 +30,8 @@ def learn_from_report(
         found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))
     known = frozenset(group for group in report.active_groups if group in config.groups)
     believed = dict(view.placement)
-    conflicts = view.apply_report(report.server, known, sent)
+    probed = frozenset(group for group in report.probed_groups if group in config.groups)
+    conflicts = view.apply_report(report.server, known, sent, probed)
     for group, before in believed.items():
         after = view.placement[group]
         if after != before:
