@@ -247,13 +247,17 @@ def _parse_config(text: str, source: str) -> ClusterConfig:
             source,
             [*duplicates, ConfigIssue("", "must be a mapping with servers, groups, monitors")],
         )
+    # Imported here: the checks read the models defined above (and the core's target lookup).
+    from mrwbus.config_checks import check_references, references_despite
+
     try:
         config = ClusterConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [*duplicates, *_issues_from(exc)]) from exc
-    # Imported here: the checks read the models defined above (and the core's target lookup).
-    from mrwbus.config_checks import check_references
-
+        # Every error in one run: the names are checked too, on what is left of the file
+        # once the entries with type errors are taken out.
+        shape = _issues_from(exc)
+        names = references_despite(data, [error["loc"] for error in exc.errors()])
+        raise ConfigError(source, [*duplicates, *shape, *names]) from exc
     issues = [*duplicates, *check_references(config)]
     if issues:
         raise ConfigError(source, issues)

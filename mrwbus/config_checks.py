@@ -7,7 +7,11 @@ Each problem is a `ConfigIssue` with its key path; `parse_config` reports them w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import ValidationError
 
 from mrwbus.config import (
     ALL_GROUPS,
@@ -36,6 +40,76 @@ UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
 }
 """Recovery keys each action never reads. A script runs on every fault while Normal: it is not
 counted, so it never reaches a final action and has no counts to expire."""
+
+
+NAMED_ENTRIES = ("groups", "monitors")
+"""Sections whose entries other entries name: one with a type error is left out whole."""
+
+
+def references_despite(
+    data: dict[str, Any], errors: Sequence[tuple[int | str, ...]]
+) -> list[ConfigIssue]:
+    """The cross-reference issues of a configuration that has type errors (at `errors`, as
+    pydantic locates them): checked on the rest, without the entries in error, so that one run
+    of `check-config` tells everything. Issues about a left-out entry are not repeated."""
+    rest = copy.deepcopy(data)
+    left_out: set[str] = set()
+    leaves_taken: set[tuple[int | str, ...]] = set()
+    for _ in range(10):  # each round takes out what failed; a few rounds always suffice
+        for loc in errors:
+            # First only the key in error (its default takes its place); if that key is
+            # required, the next round takes the whole entry out.
+            if loc not in leaves_taken and _take_leaf(rest, loc):
+                leaves_taken.add(loc)
+            else:
+                left_out |= _take_out(rest, loc)
+        try:
+            config = ClusterConfig.model_validate(rest)
+        except ValidationError as exc:
+            errors = [error["loc"] for error in exc.errors()]
+            continue
+        return [
+            issue
+            for issue in check_references(config)
+            if not any(
+                issue.path.startswith(f"{name}") or f"'{name.split('.')[-1]}'" in issue.problem
+                for name in left_out
+            )
+        ]
+    return []
+
+
+def _take_leaf(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the mapping key `loc` ends at, if it is one (not a list item, nor an entry)."""
+    keys = [part for part in loc if isinstance(part, str)]
+    if len(keys) != len(loc) or len(loc) < 3:
+        return False
+    node: Any = data
+    for key in loc[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    if isinstance(node, dict) and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
+
+
+def _take_out(data: dict[str, Any], loc: tuple[int | str, ...]) -> set[str]:
+    """Remove what `loc` points into: a named entry whole, else the top-level key's item."""
+    if not loc or not isinstance(data, dict) or loc[0] not in data:
+        return set()
+    top = str(loc[0])
+    section = data[top]
+    if len(loc) >= 2 and isinstance(section, dict) and loc[1] in section:
+        name = str(loc[1])
+        if top == "servers":
+            section[name] = None  # a server with no settings is still a server
+        else:
+            del section[name]
+        return {f"{top}.{name}"} if top in NAMED_ENTRIES else set()
+    del data[top]
+    return set()
 
 
 def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:

@@ -68,12 +68,20 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """validate a configuration: prints OK or every error with its key path
+    """validate a configuration: prints every error with its key path, or OK and any warnings
+
+    Type errors and wrong names are reported together, in one run (exit status 1). A valid
+    configuration prints OK (exit status 0), after a warning for each action that no
+    configured agent handler would carry out on a server the monitor watches.
 
     Examples:
         mrwbus check-config /etc/mrwbus/cluster.yaml
     """
-    load_config(args.path)
+    from mrwbus.config_warnings import unhandled_actions
+
+    config = load_config(args.path)
+    for warning in unhandled_actions(config):
+        print(f"{args.path}: warning: {warning}")
     print("OK")
     return 0
 

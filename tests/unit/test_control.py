@@ -1,0 +1,47 @@
+"""Operators' requests answered from the state (`control.handle_control`): `place`."""
+
+from __future__ import annotations
+
+from mrwbus.control import handle_control
+from mrwbus.messages import ControlRequest, ControlVerb
+
+from .conftest import T0
+from .core.pg import fault, pg_cluster
+
+
+def place(group: str, server: str | None, reason: str = "checked by hand") -> ControlRequest:
+    return ControlRequest(
+        id="r-1", verb=ControlVerb.PLACE, group=group, server=server, reason=reason, by="op"
+    )
+
+
+def test_place_moves_the_group_with_an_event() -> None:
+    cluster = pg_cluster()
+    reply, found = handle_control(cluster, place("pg", "db2"), T0)
+    assert reply.ok and reply.text == "pg: placed on db2."
+    assert cluster.view.placement["pg"] == "db2"
+    [event] = found
+    assert event.code == "MRW-406"
+    assert event.text == "pg: placed on db2 by op (was db1): checked by hand."
+    reply, found = handle_control(cluster, place("pg", None), T0)
+    assert reply.ok and cluster.view.placement["pg"] is None
+
+
+def test_place_is_refused_during_a_failover_of_the_group() -> None:
+    cluster = pg_cluster()
+    cluster.handle_fault("nic", fault("db1", "NIC", "eth0", 1), T0)
+    reply, found = handle_control(cluster, place("pg", "db2"), T0)
+    assert not reply.ok and found == []
+    assert reply.error is not None and "failover of pg is in progress" in reply.error
+
+
+def test_place_refuses_unknown_names_a_foreign_server_and_no_reason() -> None:
+    cluster = pg_cluster()
+    for request, expected in (
+        (place("nope", "db1"), "there is no group 'nope'"),
+        (place("pg", "db9"), "cannot run on 'db9'"),
+        (place("pg", "db2", reason=" "), "--reason"),
+    ):
+        reply, _ = handle_control(cluster, request, T0)
+        assert not reply.ok and reply.error is not None and expected in reply.error
+    assert cluster.view.placement["pg"] == "db1"
