@@ -9,7 +9,8 @@ MrwbusError
  ├── StatusPageError    the status page cannot listen where asked; the service refuses to start
  ├── JournalFailed      a journal (the service's stream, an agent's ledger) cannot be written
  ├── JournalLocked      another agent process already uses the same command ledger
- └── RelayError         `mrwbus relay` cannot start: its spool or its --http address
+ ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
+ └── AgentError         `mrwbus agent` cannot serve its --http address
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
@@ -95,3 +96,7 @@ class JournalLocked(MrwbusError):
 class RelayError(MrwbusError):
     """Raised when the relay cannot start: its spool cannot be written, or `--http` is not an
     address it can listen on. The relay refuses to start rather than run without a spool."""
+
+
+class AgentError(MrwbusError):
+    """Raised when `mrwbus agent` cannot start: its `--http` address cannot be served."""

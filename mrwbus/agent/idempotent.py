@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from mrwbus.agent.execution import carry_out, groups_after, make_result
-from mrwbus.agent.handlers import HandlerTable
+from mrwbus.agent.handlers import HandlerTable, NoHandlerName, handler_name
 from mrwbus.agent.ledger import CommandLedger
+from mrwbus.agent.stats import AgentStats
 from mrwbus.errors import JournalFailed
 from mrwbus.messages import CommandResult, Outcome, RecoveryCommand
 
@@ -41,6 +43,7 @@ class IdempotentRunner:
         *,
         groups: Callable[[], frozenset[str]],
         set_groups: Callable[[frozenset[str]], None],
+        stats: AgentStats | None = None,
     ) -> None:
         self.server = server
         self.handlers = handlers
@@ -49,6 +52,7 @@ class IdempotentRunner:
         self._set_groups = set_groups
         self.running: dict[str, asyncio.Task[CommandResult]] = {}
         self.commands_run = 0
+        self.stats = stats
 
     async def result_for(self, command: RecoveryCommand) -> CommandResult:
         """The command's result: run it the first time; every later delivery gets the same."""
@@ -68,7 +72,12 @@ class IdempotentRunner:
     async def _execute(self, command: RecoveryCommand) -> CommandResult:
         await self._write(self.journal.start, command.id)
         log.info("command %s: %s on %s", command.id, command.routing_key, command.group or "-")
+        started = time.monotonic()
         result = await carry_out(command, self.server, self.handlers)
+        if self.stats is not None:
+            self.stats.command_done(
+                _handler_of(command), result.outcome.value, time.monotonic() - started
+            )
         groups = groups_after(self._groups(), command, result.outcome)
         await self._write(self.journal.finish, result, groups)
         self.commands_run += 1
@@ -88,3 +97,10 @@ class IdempotentRunner:
             await asyncio.to_thread(write, *args)
         except OSError as exc:
             raise JournalFailed(f"cannot write the journal: {exc}") from exc
+
+
+def _handler_of(command: RecoveryCommand) -> str:
+    try:
+        return handler_name(command)
+    except NoHandlerName:
+        return command.action.value

@@ -103,6 +103,20 @@ async def run_agent(
     await agent.run(stop)
 
 
+def print_probes(config: ClusterConfig, server: str, *, source: str = "configuration") -> None:
+    """`mrwbus agent --once`: what the probes see now, one line per group listed for `server`."""
+    agent = build_reference_agent(config, server, "amqp://unused", source=source)
+    seen = asyncio.run(agent.probes.run(agent.listed_groups))
+    for group in sorted(agent.listed_groups):
+        if agent.probes.find(group) is None:
+            state = "no probe configured"
+        elif group not in seen:
+            state = "unknown (the probe could not tell)"
+        else:
+            state = "running" if seen[group] else "not running"
+        print(f"{server} {group}: {state}")
+
+
 def _named_scripts(config: ClusterConfig, server: str, field: str) -> frozenset[str]:
     """The scripts (`recovery.script` or `before_script`) of the monitors that watch `server`."""
     return frozenset(

@@ -29,6 +29,7 @@ from mrwbus.agent.idempotent import IdempotentRunner
 from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
 from mrwbus.agent.ledger import KEEP, CommandLedger
 from mrwbus.agent.probes import Probe, ProbeTable, groups_probed
+from mrwbus.agent.stats import AgentStats
 from mrwbus.bus.connection import redact
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
@@ -91,6 +92,8 @@ class Agent:
         self.listed_groups = _group_names(listed_groups)
         """The groups the configuration lists for this server: probed, and a warning at start
         when none of them is active."""
+        self.stats = AgentStats()
+        """Commands by outcome, handler durations, reports: `--http`'s /metrics."""
         self._probed: frozenset[str] = frozenset()
         self._probing = asyncio.Lock()
         self.session = SessionRunner(amqp_url, name=f"mrwbus-agent-{server}", prefetch=1)
@@ -159,6 +162,7 @@ class Agent:
             journal,
             groups=lambda: self._groups,
             set_groups=self._groups_changed,
+            stats=self.stats,
         )
         if self._groups_given:
             await asyncio.to_thread(journal.record_groups, self._groups)
@@ -290,6 +294,7 @@ class Agent:
         await self.session.current_publisher().publish(
             RESULTS, report.routing_key, report, mandatory=False
         )
+        self.stats.reported()
 
     async def _report_change(self) -> None:
         if not self._groups_unreported:

@@ -51,6 +51,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="where the agent keeps its journal of handled commands (default: agent.state_dir)",
     )
+    agent.add_argument(
+        "--once", action="store_true", help="print what the probes see now, and exit"
+    )
+    agent.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        type=_http_address,
+        help="serve /healthz and /metrics here (default: none)",
+    )
     add_log_level(agent, "INFO")
 
     relay = add_verb(verbs, "relay", run_relay)
@@ -156,22 +165,36 @@ def run_agent(args: argparse.Namespace) -> int:
     Examples:
         mrwbus agent --server server1 --config /etc/mrwbus/cluster.yaml
         mrwbus agent --server server1 --config cluster.yaml --state-dir /var/lib/mrwbus-agent
+        mrwbus agent --server server1 --config cluster.yaml --once   # what the probes see now
+        mrwbus agent --server server1 --config cluster.yaml --http 127.0.0.1:9103
     """
     from mrwbus.agent import build_reference_agent
+    from mrwbus.agent.reference import print_probes
     from mrwbus.logs import configure_logging
 
     config = load_config(args.config)
+    if args.once:
+        print_probes(config, args.server, source=args.config)
+        return 0
     configure_logging(args.log_level)
     agent = build_reference_agent(
         config, args.server, amqp_url(args.amqp_url), state_dir=args.state_dir, source=args.config
     )
+    http: tuple[str, int] | None = args.http
 
     def agent_state() -> str | None:
         return f"consuming the commands of {args.server}" if agent.ready.is_set() else None
 
     async def serve() -> None:
+        from mrwbus.agent.http import serve_agent_http
+
         stop = _stop_on_signals()
-        await asyncio.gather(agent.run(stop), sd_notify.announce(agent_state, stop))
+        runner = await serve_agent_http(agent, *http) if http else None
+        try:
+            await asyncio.gather(agent.run(stop), sd_notify.announce(agent_state, stop))
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
     asyncio.run(serve())
     return 0

@@ -6,14 +6,14 @@ be reached. Read-only, no authentication: it binds to 127.0.0.1 unless told othe
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from mrwbus.errors import RelayError
-from mrwbus.metrics import CONTENT_TYPE, MetricFamily, counter, gauge, labelled, render_text
+from mrwbus.metrics import MetricFamily, counter, gauge, labelled
 from mrwbus.relay.daemon import Relay
+from mrwbus.web.endpoints import serve_endpoints
 
 
 def health(relay: Relay) -> tuple[int, dict[str, Any]]:
@@ -86,25 +86,7 @@ def split_address(text: str) -> tuple[str, int]:
 async def serve_http(relay: Relay, address: str) -> web.AppRunner:
     """Start serving; the caller cleans the returned runner up."""
     host, port = split_address(address)
-
-    async def healthz(request: web.Request) -> web.Response:
-        code, body = health(relay)
-        return web.Response(
-            body=json.dumps(body).encode(), status=code, content_type="application/json"
-        )
-
-    async def metrics(request: web.Request) -> web.Response:
-        text = render_text(families(relay))
-        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        return await serve_endpoints(host, port, lambda: health(relay), lambda: families(relay))
     except OSError as exc:
-        await runner.cleanup()
         raise RelayError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
-    return runner
