@@ -189,6 +189,15 @@ class RecoveryCommand(WireModel):
     final_action: FinalAction | None = Field(default=None, description="For action final_action.")
     script: str | None = Field(default=None, description="For action script: what to run.")
     before_script: str | None = Field(default=None, description="Run before the action itself.")
+    category: Category | None = Field(
+        default=None, description="The fault's category, for handlers (MRWBUS_CATEGORY)."
+    )
+    device: Keyword | None = Field(
+        default=None, description="The fault's device, for handlers (MRWBUS_DEVICE)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        default=None, description="The driver's message of the fault (MRWBUS_MESSAGE)."
+    )
     issued_at: Timestamp = Field(description="When the service issued it, RFC 3339.")
 
     @property

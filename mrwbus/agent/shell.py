@@ -48,6 +48,9 @@ def command_environment(command: RecoveryCommand) -> dict[str, str]:
         "FINAL_ACTION": command.final_action.value if command.final_action else None,
         "SCRIPT": command.script,
         "BEFORE_SCRIPT": command.before_script,
+        "CATEGORY": command.category.value if command.category else None,
+        "DEVICE": command.device,
+        "MESSAGE": command.message,
     }
     return {f"MRWBUS_{name}": value or "" for name, value in facts.items()}
 

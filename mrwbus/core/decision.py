@@ -19,8 +19,10 @@ from pydantic import TypeAdapter
 
 from mrwbus.messages import (
     Action,
+    Category,
     CommandStep,
     Event,
+    FaultNotification,
     FinalAction,
     RecoveryCommand,
     derived_id,
@@ -29,6 +31,19 @@ from mrwbus.messages import (
 if TYPE_CHECKING:
     from mrwbus.core.failover import FailoverInProgress
     from mrwbus.core.monitor import MonitorServerState
+
+
+@dataclass(frozen=True)
+class FaultFacts:
+    """What the fault said, carried by every command it causes so handlers can read it."""
+
+    category: Category
+    device: str
+    message: str
+
+    @classmethod
+    def of(cls, fault: FaultNotification) -> FaultFacts:
+        return cls(fault.category, fault.device, fault.message)
 
 
 class NoStep(StrEnum):
@@ -144,6 +159,7 @@ def recovery_command(
     final_action: FinalAction | None = None,
     script: str | None = None,
     before_script: str | None = None,
+    fault: FaultFacts | None = None,
 ) -> RecoveryCommand:
     """The one way to build a command. Its id derives from the fault, monitor, server, action,
     group and failover step, so a redelivered fault or a replay gives the same id again and
@@ -171,5 +187,8 @@ def recovery_command(
         final_action=final_action,
         script=script,
         before_script=before_script,
+        category=fault.category if fault else None,
+        device=fault.device if fault else None,
+        message=fault.message if fault else None,
         issued_at=issued_at,
     )

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from mrwbus.config import ClusterConfig
 from mrwbus.core import events
-from mrwbus.core.decision import Decision
+from mrwbus.core.decision import Decision, FaultFacts
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase
 from mrwbus.core.placement import ClusterView, choose_failover_destination
 from mrwbus.messages import Action, Event, RecoveryCommand
@@ -93,6 +93,9 @@ def follow_downed_server(
             phase=Phase.STOPPING,
             awaiting=command.id,
             deadline=now,
+            fault=FaultFacts(command.category, command.device or "", command.message or "")
+            if command.category
+            else None,
         )
         decision += rules.start(stopped, now, found=(following,))
     return decision

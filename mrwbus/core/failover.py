@@ -17,7 +17,7 @@ from typing import Any
 
 from mrwbus.config import ClusterConfig, ExcludeRule
 from mrwbus.core import events
-from mrwbus.core.decision import Decision, recovery_command
+from mrwbus.core.decision import Decision, FaultFacts, recovery_command
 from mrwbus.core.placement import ClusterView, choose_failover_destination
 from mrwbus.messages import (
     Action,
@@ -48,6 +48,8 @@ class FailoverInProgress:
     deadline: datetime
     tried: tuple[str, ...] = ()
     before_script: str | None = None
+    fault: FaultFacts | None = None
+    """What the fault said, passed on to every step's command."""
 
 
 def _going_on(progress: FailoverInProgress, *found: Event, **more: object) -> Decision:
@@ -93,6 +95,7 @@ def _command(
         server=server,
         group=progress.group,
         issued_at=now,
+        fault=progress.fault,
         **facts,
     )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig, ExcludeRule, MonitorConfig
 from mrwbus.core import events
-from mrwbus.core.decision import Decision, LadderStep, NoStep, recovery_command
+from mrwbus.core.decision import Decision, FaultFacts, LadderStep, NoStep, recovery_command
 from mrwbus.core.failover import FailoverInProgress, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
@@ -237,6 +237,7 @@ class _Planner:
             awaiting="",
             deadline=self.now + self.config.service.stop_timeout,
             before_script=self.recovery.before_script,
+            fault=FaultFacts.of(self.fault),
         )
         stop = failover_command(progress, CommandStep.STOP, self.server, self.now)
         self.send(stop, f"failover of group {group} (stop; {self.server} -> {destination.server})")
@@ -295,6 +296,7 @@ class _Planner:
             script=self.recovery.script if action is Action.SCRIPT else None,
             before_script=self.recovery.before_script,
             issued_at=self.now,
+            fault=FaultFacts.of(self.fault),
         )
         self.send(command, description)
 
