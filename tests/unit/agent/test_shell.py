@@ -16,7 +16,7 @@ from mrwbus.agent.shell import (
     command_environment,
 )
 from mrwbus.config import HandlerConfig
-from mrwbus.messages import Outcome
+from mrwbus.messages import Category, Outcome
 from tests.unit.agent.conftest import CommandFactory
 
 VARIABLES = [
@@ -85,6 +85,16 @@ def test_the_environment_of_a_final_action(make_command: CommandFactory) -> None
     assert variables["MRWBUS_FINAL_ACTION"] == "reboot"
     assert variables["MRWBUS_GROUP"] == ""
     assert variables["MRWBUS_STEP"] == ""
+
+
+def test_the_environment_tells_the_fault(make_command: CommandFactory) -> None:
+    command = make_command().model_copy(
+        update={"category": Category.SPS, "device": "sps0", "message": "path down"}
+    )
+    variables = command_environment(command)
+    assert variables["MRWBUS_CATEGORY"] == "SPS"
+    assert variables["MRWBUS_DEVICE"] == "sps0"
+    assert variables["MRWBUS_MESSAGE"] == "path down"
 
 
 async def test_the_rest_of_the_environment_is_inherited(
