@@ -62,3 +62,18 @@ def test_once_prints_what_the_probes_see(
     (tmp_path / "up-db2-pg").touch()
     print_probes(parse_config(CONFIG), "db2")
     assert capsys.readouterr().out == "db2 pg: running\n"
+
+
+async def test_an_agent_with_no_group_of_its_configuration_warns_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from mrwbus.agent.runtime import Agent
+
+    agent = Agent("db1", "amqp://127.0.0.1:1/", tmp_path, listed_groups=["pg"])
+    stop = asyncio.Event()
+    stop.set()  # no session: the warning comes before it
+    with caplog.at_level("WARNING", logger="mrwbus.agent.runtime"):
+        await asyncio.wait_for(agent.run(stop), 10)
+    assert "reports no group active while the configuration lists pg" in caplog.text
