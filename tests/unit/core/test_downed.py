@@ -30,6 +30,7 @@ def test_a_succeeded_shutdown_starts_the_group_on_the_next_server() -> None:
     assert codes == ["MRW-701", "MRW-321", "MRW-201"]
     [start] = decision.commands
     assert (start.action, start.step, start.server) == (Action.FAILOVER, CommandStep.START, "db2")
+    assert (start.category, start.device, start.from_server) == ("SPS", "sps0", "db1")
     assert cluster.view.placement["pg"] is None and "pg" in cluster.view.moving
     done = cluster.handle_result(succeeded(start), T0)
     assert "MRW-320" in [event.code for event in done.events]
@@ -59,3 +60,13 @@ def test_move_groups_after_final_action_off_leaves_the_group() -> None:
     [shutdown] = shut_down_db1(cluster)
     assert cluster.handle_result(succeeded(shutdown), T0).commands == ()
     assert cluster.view.placement["pg"] == "db1"
+
+
+def test_every_step_carries_the_faults_facts() -> None:
+    cluster = pg_cluster()
+    [stop] = cluster.handle_fault("nic", fault("db1", "NIC", "eth0", 7), T0).commands
+    [start] = cluster.handle_result(succeeded(stop), T0).commands
+    for command in (stop, start):
+        assert (command.category, command.device) == ("NIC", "eth0")
+    [shutdown] = shut_down_db1(pg_cluster())
+    assert (shutdown.category, shutdown.device) == ("SPS", "sps0")
