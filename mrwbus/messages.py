@@ -29,6 +29,10 @@ from mrwbus.errors import ContractError
 MAX_BODY_BYTES = 64 * 1024
 """Larger message bodies are refused before they are parsed."""
 
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""A control reply comes from the service itself and lists every monitor on every server: a
+status of 10,000 monitors is megabytes, not kilobytes."""
+
 KEYWORD_MAX_BYTES = 1023
 CATEGORY_MAX_BYTES = 32
 
@@ -241,14 +245,14 @@ class Event(WireModel):
         return f"{self.kind.value}.{self.monitor}"
 
 
-def json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """A message body as a JSON object, or `ContractError` saying why it is not one.
 
     Whatever the body holds, nothing but `ContractError` comes out: a body nested 50,000
     deep (RecursionError) or a 5,000-digit number (ValueError) would otherwise escape the
     consumer and leave its message unacknowledged, holding a prefetch slot for ever."""
-    if len(body) > MAX_BODY_BYTES:
-        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
+    if len(body) > max_bytes:
+        raise ContractError(f"body is {len(body)} bytes, at most {max_bytes} allowed")
     try:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -266,14 +270,20 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_message(model: type[M], body: bytes, routing_key: str | None = None) -> M:
+def parse_message(
+    model: type[M],
+    body: bytes,
+    routing_key: str | None = None,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> M:
     """THE parse of every wire input: the body as `model`, or `ContractError` saying why not.
 
     With `routing_key`, the message's own `routing_key` must equal it. Any problem at all
     (size, encoding, JSON, nesting depth, huge numbers, the schema) is a `ContractError`, so
     every consumer can dead-letter (or refuse) what it cannot read instead of stalling on it.
     """
-    data = json_object(body)
+    data = json_object(body, max_bytes)
     noun = _NOUNS.get(model.__name__, model.__name__)
     try:
         message = model.model_validate(data)

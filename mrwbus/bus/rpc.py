@@ -11,7 +11,7 @@ from mrwbus.bus.connection import connect
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
 from mrwbus.errors import ContractError, ServiceError
-from mrwbus.messages import ControlReply, ControlRequest, parse_message
+from mrwbus.messages import MAX_REPLY_BYTES, ControlReply, ControlRequest, parse_message
 
 
 async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
@@ -36,7 +36,9 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
         async def on_reply(message: AbstractIncomingMessage) -> None:
             if message.correlation_id == request.id and not answer.done():
                 try:
-                    answer.set_result(parse_message(ControlReply, message.body))
+                    answer.set_result(
+                        parse_message(ControlReply, message.body, max_bytes=MAX_REPLY_BYTES)
+                    )
                 except ContractError as exc:
                     answer.set_exception(ServiceError(f"the service's reply is unreadable: {exc}"))
 
