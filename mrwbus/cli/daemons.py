@@ -13,7 +13,7 @@ import signal
 import sys
 
 from mrwbus import sd_notify
-from mrwbus.cli.common import add_log_level, add_verb
+from mrwbus.cli.common import Verb, add_log_level, add_verb
 from mrwbus.config import load_config
 from mrwbus.settings import ServiceSettings, amqp_url
 
@@ -35,17 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(default: 127.0.0.1:8080)",
         )
 
-    agent = add_verb(verbs, "agent", run_agent)
-    agent.set_defaults(one_shot=False)
-    agent.add_argument(
-        "--server",
-        required=True,
-        metavar="NAME",
-        help="the server this agent acts for (a key of `servers` in the configuration)",
-    )
-    agent.add_argument(
-        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
-    )
+    agent = _per_server_daemon(verbs, "agent", run_agent, "acts for")
     agent.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -53,17 +43,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_log_level(agent, "INFO")
 
-    relay = add_verb(verbs, "relay", run_relay)
-    relay.set_defaults(one_shot=False)
-    relay.add_argument(
-        "--server",
-        required=True,
-        metavar="NAME",
-        help="the server this relay watches (a key of `servers` in the configuration)",
-    )
-    relay.add_argument(
-        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
-    )
+    relay = _per_server_daemon(verbs, "relay", run_relay, "watches")
     relay.add_argument(
         "--once", action="store_true", help="print what the sources see now, and exit"
     )
@@ -71,6 +51,27 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--http", metavar="HOST:PORT", help="serve /healthz and /metrics here (default: none)"
     )
     add_log_level(relay, "INFO")
+
+
+def _per_server_daemon(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    function: Verb,
+    does: str,
+) -> argparse.ArgumentParser:
+    """A daemon that runs once per server (agent, relay): `--server` and `--config`."""
+    sub = add_verb(verbs, name, function)
+    sub.set_defaults(one_shot=False)
+    sub.add_argument(
+        "--server",
+        required=True,
+        metavar="NAME",
+        help=f"the server this {name} {does} (a key of `servers` in the configuration)",
+    )
+    sub.add_argument(
+        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
+    )
+    return sub
 
 
 def _http_address(text: str) -> tuple[str, int] | None:
