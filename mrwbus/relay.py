@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiormq.exceptions import PublishError
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import ServiceError
@@ -40,7 +40,11 @@ async def publish_fault(url: str, fault: FaultNotification) -> None:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_exchanges(channel)
         try:
-            await exchanges[FAULTS].publish(json_message(fault), fault.routing_key, mandatory=True)
+            await exchanges[FAULTS].publish(
+                json_message(fault, user_id=connection_user(channel)),
+                fault.routing_key,
+                mandatory=True,
+            )
         except PublishError as exc:
             raise ServiceError(
                 "no queue takes faults yet: start the service once (mrwbus run) so it declares mrwbus.faults"

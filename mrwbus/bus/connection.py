@@ -8,7 +8,7 @@ import logging
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -20,6 +20,7 @@ from tenacity import (
 from yarl import URL
 
 from mrwbus.errors import BrokerUnavailable
+from mrwbus.settings import connection_parameters
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ def redact(url: str) -> str:
 async def connect(
     url: str, *, attempts: int | None = None, name: str = "mrwbus"
 ) -> AbstractConnection:
-    """Connect, retrying with exponential backoff (forever unless `attempts` is given)."""
+    """Connect, retrying with exponential backoff (forever unless `attempts` is given).
+
+    The password file and TLS files named in the URL are read on each attempt (see
+    `mrwbus.settings`), so a rotated password is picked up by the next reconnect."""
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -58,14 +62,25 @@ async def connect(
     try:
         async for attempt in retrying:
             with attempt:
+                parameters = connection_parameters(url)
                 return await aio_pika.connect(
-                    url, client_properties={"connection_name": name}, timeout=10
+                    parameters.url,
+                    ssl_context=parameters.ssl_context,
+                    client_properties={"connection_name": name},
+                    timeout=10,
                 )
     except CONNECTION_ERRORS as exc:
         raise BrokerUnavailable(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def connection_user(channel: AbstractChannel) -> str | None:
+    """The user a channel's connection logged in as: what the broker accepts as `user_id`."""
+    connection = getattr(channel, "_connection", None)
+    url = getattr(connection, "url", None)
+    return url.user if isinstance(url, URL) and url.user else None
 
 
 async def connect_unless_stopped(

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from mrwbus.bus.connection import connection_user
 from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
 from mrwbus.messages import Event, RecoveryCommand, WireModel
 
@@ -41,12 +42,18 @@ class Publisher:
         self.channel = channel
         self.exchanges = exchanges
         self.timeout = timeout
+        self.user_id = connection_user(channel)
+        """Set on every message: the broker refuses a `user_id` that is not the connection's
+        user, so consumers can trust it (see docs/security.md)."""
 
     async def publish(
         self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
     ) -> None:
         await self.exchanges[exchange].publish(
-            json_message(model), routing_key, mandatory=mandatory, timeout=self.timeout
+            json_message(model, user_id=self.user_id),
+            routing_key,
+            mandatory=mandatory,
+            timeout=self.timeout,
         )
 
     async def command(self, command: RecoveryCommand) -> None:

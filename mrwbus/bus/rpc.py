@@ -8,7 +8,7 @@ from aio_pika import Message
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.topology import CONTROL
 from mrwbus.errors import ServiceError
 from mrwbus.messages import ControlReply, ControlRequest
@@ -38,7 +38,10 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
                 answer.set_result(ControlReply.model_validate_json(message.body))
 
         await replies.consume(on_reply, no_ack=True)
-        await channel.default_exchange.publish(
+        # Through the control exchange, keyed by the verb: only the service may write to the
+        # default exchange, and the broker's topic permissions decide who may send which verb.
+        exchange = await channel.get_exchange(CONTROL, ensure=False)
+        await exchange.publish(
             Message(
                 request.to_body(),
                 content_type="application/json",
@@ -46,8 +49,9 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
                 correlation_id=request.id,
                 reply_to=replies.name,
                 expiration=timeout,
+                user_id=connection_user(channel),
             ),
-            routing_key=CONTROL,
+            routing_key=request.routing_key,
         )
         try:
             return await asyncio.wait_for(answer, timeout)
