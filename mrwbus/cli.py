@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--amqp-url", help="broker URL (default: $MRWBUS_AMQP_URL or the local broker)"
             )
+            _add_secret_options(sub)
         return sub
 
     for name, function, help_text, level in (
@@ -142,6 +143,24 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON: placement, alive, suspended, monitors' status and counts",
     )
 
+    prov = verb(
+        "provision",
+        provision_broker,
+        "create the vhost, the topology and one broker user per role (idempotent)",
+    )
+    prov.add_argument("--config", required=True, help="the cluster configuration (YAML)")
+    prov.add_argument(
+        "--management-url",
+        required=True,
+        help="the management API as an administrator, e.g. https://admin@broker:15671/ "
+        "(password: --password-file)",
+    )
+    prov.add_argument("--vhost", default="/", help="the vhost to create and use (default: /)")
+    prov.add_argument(
+        "--secrets", required=True, metavar="DIR", help="where each user's password file goes"
+    )
+    prov.add_argument("--rotate", metavar="USER", help="replace this user's password only")
+
     agent = verb("agent", run_agent, "run the reference node agent of one server")
     agent.add_argument("--server", required=True)
     agent.add_argument("--config", required=True)
@@ -173,8 +192,15 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     config = load_config(args.config)
     http = None if args.http == "off" else parse_http_address(args.http)
     configure_logging(args.log_level)
-    url = amqp_url(args.amqp_url)
+    url = _amqp_url(args)
     service = Service(config, ServiceSettings(amqp_url=url))
+    if not config.security.verify_senders:
+        print(
+            "mrwbus: UNVERIFIED: security.verify_senders is false, so anyone who can log in to"
+            " the broker can send commands; development only (docs/security.md)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -220,7 +246,7 @@ def notify_fault(args: argparse.Namespace) -> int:
         state="recovered" if args.recovered else "error",
         fault_id=args.fault_id,
     )
-    _run(publish_fault(amqp_url(args.amqp_url), fault))
+    _run(publish_fault(_amqp_url(args), fault))
     print(f"published fault {fault.id} ({fault.routing_key})")
     return 0
 
@@ -268,9 +294,7 @@ def watch_events(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await watch_events(
-            amqp_url(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
-        )
+        await watch_events(_amqp_url(args), show, stop, kind=args.kind, monitor=args.monitor)
 
     _run(tail())
     return 0
@@ -304,11 +328,27 @@ def run_agent(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(
-            config, args.server, amqp_url(args.amqp_url), stop, state_dir=args.state_dir
-        )
+        await run_agent(config, args.server, _amqp_url(args), stop, state_dir=args.state_dir)
 
     asyncio.run(serve())
+    return 0
+
+
+def provision_broker(args: argparse.Namespace) -> int:
+    from mrwbus.provision import provision
+
+    config = load_config(args.config)
+    done = _run(
+        provision(
+            config.servers,
+            management_url=args.management_url,
+            amqp_url=_amqp_url(args),
+            vhost=args.vhost,
+            secrets_dir=args.secrets,
+            rotate=args.rotate,
+        )
+    )
+    print(done.summary(args.secrets))
     return 0
 
 
@@ -327,10 +367,38 @@ def _ask(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
     from mrwbus.errors import ServiceError
 
     request = ControlRequest(id=new_id(), verb=verb, by=_operator(), **fields)
-    reply = _run(ask_service(amqp_url(args.amqp_url), request))
+    reply = _run(ask_service(_amqp_url(args), request))
     if not reply.ok:
         raise ServiceError(reply.error or "the service refused the request")
     return reply
+
+
+def _add_secret_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--password-file",
+        help="read the broker password from this file (default: $MRWBUS_AMQP_PASSWORD_FILE), "
+        "so that it is in no URL, environment or argv",
+    )
+    for option, what in (
+        ("ca", "the CA that signs the broker's certificate"),
+        ("cert", "this client's certificate"),
+        ("key", "this client's key"),
+    ):
+        sub.add_argument(
+            f"--tls-{option}",
+            metavar="FILE",
+            help=f"amqps://: {what} (default: $MRWBUS_TLS_{option.upper()})",
+        )
+
+
+def _amqp_url(args: argparse.Namespace) -> str:
+    return amqp_url(
+        args.amqp_url,
+        password_file=args.password_file,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
 
 
 def _operator() -> str:
