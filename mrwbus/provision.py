@@ -1,13 +1,14 @@
 """`mrwbus provision`: the vhost, the topology and one broker user per role, idempotently.
 
-Users and permissions go through the management HTTP API; the topology is declared over AMQP
-by `bus.topology` (the one place that declares it), as the administrator. Each user's password
+Users and permissions go through the management HTTP API, as the administrator; the topology
+is declared over AMQP by `bus.topology` (the one place that declares it), as the service user. Each user's password
 is generated into `<secrets>/<user>` (mode 0600) and never printed or logged; a user whose file
 exists keeps its password, and `rotate` replaces exactly one. See docs/security.md.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -24,7 +25,7 @@ from yarl import URL
 from mrwbus.bus.connection import connect
 from mrwbus.bus.topology import declare_service_topology
 from mrwbus.errors import MrwbusError
-from mrwbus.roles import Role, roles_for
+from mrwbus.roles import SERVICE, Role, roles_for
 from mrwbus.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
 
 log = logging.getLogger(__name__)
@@ -79,14 +80,15 @@ class Management:
     ) -> None:
         base = URL(url)
         password = read_password(password_file) if password_file else base.password
-        self.auth = aiohttp.BasicAuth(base.user or "guest", password or "")
+        credentials = f"{base.user or 'guest'}:{password or ''}".encode()
+        self.headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
         self.base = base.with_user(None).with_password(None)
         self.session = session
         self.vhost = quote(vhost, safe="")
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> int:
         async with self.session.request(
-            method, f"{str(self.base).rstrip('/')}/api/{path}", json=body, auth=self.auth
+            method, f"{str(self.base).rstrip('/')}/api/{path}", json=body, headers=self.headers
         ) as response:
             if response.status >= 400 and not (method == "GET" and response.status == 404):
                 # The API's reason names the object, never a password (we send those only in
@@ -132,8 +134,9 @@ async def provision(
 ) -> Provisioned:
     """Create (or bring up to date) the vhost, the topology and every role's user.
 
-    The administrator's password file and TLS files are those named in `amqp_url` (see
-    `mrwbus.settings.amqp_url`): one administrator for the API and AMQP."""
+    `amqp_url` gives the broker's AMQP host and TLS files, and the administrator's password file
+    for the management API when `management_url` carries none (see `mrwbus.settings.amqp_url`).
+    """
     servers = list(servers)
     directory = Path(secrets_dir)
     roles = roles_for(servers)
@@ -164,19 +167,23 @@ async def provision(
                 write_secret(directory, role.user, password)
                 (rotated if exists else created).append(role.user)
             await api.grant(role)
-    await declare_topology(amqp_url, vhost, servers)
+    await declare_topology(amqp_url, vhost, servers, directory / SERVICE)
     log.info(
         "provisioned vhost %s: %d users created, %d rotated", vhost, len(created), len(rotated)
     )
     return Provisioned(tuple(created), tuple(rotated), tuple(kept))
 
 
-async def declare_topology(amqp_url: str, vhost: str, servers: list[str]) -> None:
-    """Declare the topology in `vhost` as the administrator of `amqp_url`."""
+async def declare_topology(
+    amqp_url: str, vhost: str, servers: list[str], service_password: Path
+) -> None:
+    """Declare the topology in `vhost` as the service user (which may, and so proves it can),
+    on the host of `amqp_url` with its TLS files."""
     url = URL(amqp_url)
     path = "/" if vhost == "/" else "/" + quote(vhost, safe="")
-    url = url.with_path(path, encoded=True).with_query(url.query)
-    connection = await connect(str(url), attempts=1, name="mrwbus-provision")
+    query = {**url.query, PASSWORD_FILE: str(service_password)}
+    url = url.with_user(SERVICE).with_password(None).with_path(path, encoded=True)
+    connection = await connect(str(url.with_query(query)), attempts=1, name="mrwbus-provision")
     try:
         channel = await connection.channel()
         await declare_service_topology(channel, servers)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mrwbus.bus.topology import COMMANDS, CONTROL, EVENTS, FAULTS, RESULTS, agent_queue
+from mrwbus.bus.topology import COMMANDS, CONTROL, DEAD, EVENTS, FAULTS, RESULTS, agent_queue
 from mrwbus.messages import ControlVerb
 
 SERVICE = "mrwbus-service"
@@ -87,7 +87,7 @@ def agent_role(server: str) -> Role:
     return Role(
         agent_user(server),
         configure=names(queue),
-        write=names(queue, exact(RESULTS)),
+        write=names(queue, exact(RESULTS), exact(DEAD)),
         read=names(queue, exact(COMMANDS)),
         topics=(
             TopicPermission(COMMANDS, read=rf"^{exact(server)}\."),

@@ -69,7 +69,8 @@ class Publisher:
         await asyncio.gather(*map(self.command, commands), *map(self.event, events))
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Copy a message that cannot be processed to `mrwbus.dead`, with the reason."""
+        """Copy a message that cannot be processed to `mrwbus.dead` (through the exchange of
+        that name, which every role that consumes may write), with the reason."""
         headers = dict(message.headers or {})
         headers[ERROR_HEADER] = reason
         headers["x-mrwbus-routing-key"] = message.routing_key or ""
@@ -81,6 +82,6 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
         )
-        await self.channel.default_exchange.publish(
+        await self.exchanges[DEAD].publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
         )

@@ -64,11 +64,15 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
     Declaring needs the configure permission, which only the service holds on a provisioned
     broker (`mrwbus provision` declares the topology); relays, agents and operators find it."""
     if await _exchanges_exist(channel):
-        return {name: await channel.get_exchange(name, ensure=False) for name in EXCHANGES}
+        return {name: await channel.get_exchange(name, ensure=False) for name in (*EXCHANGES, DEAD)}
     exchanges = {}
     for name in EXCHANGES:
         exchanges[name] = await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
-    await channel.declare_queue(DEAD, durable=True, arguments={"x-queue-type": "quorum"})
+    # Dead letters go through an exchange of their own: only the service may write to the
+    # default exchange, yet agents dead-letter too.
+    exchanges[DEAD] = await channel.declare_exchange(DEAD, ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(DEAD, durable=True, arguments={"x-queue-type": "quorum"})
+    await dead.bind(exchanges[DEAD])
     return exchanges
 
 
@@ -79,7 +83,7 @@ async def _exchanges_exist(channel: AbstractChannel) -> bool:
         return False
     probe = await connection.channel(publisher_confirms=False)
     try:
-        for name in EXCHANGES:
+        for name in (*EXCHANGES, DEAD):
             await probe.declare_exchange(name, passive=True)
         await probe.declare_queue(DEAD, passive=True)
     except ChannelNotFoundEntity:
