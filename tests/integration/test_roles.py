@@ -1,21 +1,26 @@
-"""The provisioned roles against the real broker: what each user may do, and what the broker
-refuses. One vhost and one set of users for the module (users are broker-wide: cleaned up)."""
+"""The provisioned roles on a real RabbitMQ 3.10 node, every connection over TLS: what each user
+may do, and what the broker refuses. The node is the session's own (`tls_node`), so the users,
+which are broker-wide, never meet another test's; one vhost for the module, deleted after."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import ssl
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import AMQPError
 
 from mrwbus.bus.connection import connect
@@ -30,67 +35,93 @@ from mrwbus.bus.topology import (
     declare_exchanges,
 )
 from mrwbus.messages import ControlRequest, ControlVerb, new_id
-from mrwbus.provision import provision
+from mrwbus.provision import Provisioned, provision
 from mrwbus.relay import make_fault, publish_fault
 from mrwbus.roles import SERVICE, roles_for
 from mrwbus.settings import amqp_url
-from tests.integration.broker import BROKER_HOST, _management, delete_vhost, unique_vhost
+from tests.integration.broker import unique_vhost
 from tests.integration.test_agent_runtime import command
+from tests.integration.tls_node import TlsNode
 
 SERVERS = ["server1", "server2"]
-MANAGEMENT_URL = f"http://guest:guest@{BROKER_HOST}:15672/"
-ADMIN_URL = f"amqp://guest:guest@{BROKER_HOST}:5672/"
 USERS = [role.user for role in roles_for(SERVERS)]
 
 
 @dataclass(frozen=True)
 class Deployment:
+    node: TlsNode
     vhost: str
     secrets: Path
 
-    def url(self, user: str) -> str:
+    def url(self, user: str, *, password_file: Path | None = None, vhost: str | None = None) -> str:
         return amqp_url(
-            f"amqp://{user}@{BROKER_HOST}:5672/{self.vhost}",
-            password_file=str(self.secrets / user),
+            f"amqps://{user}@localhost:{self.node.tls_port}/{self.vhost if vhost is None else vhost}",
+            password_file=str(password_file or self.secrets / user),
+            tls_ca=self.node.cert("ca.pem"),
+            tls_cert=self.node.cert("client.pem"),
+            tls_key=self.node.cert("client.key"),
         )
+
+    @property
+    def admin_url(self) -> str:
+        """guest, the node's administrator (its password in a file like everyone's)."""
+        return self.url("guest", password_file=self.node.dir / "guest-password", vhost="")
+
+    @property
+    def management_url(self) -> str:
+        return f"https://guest@localhost:{self.node.management_port}/"
+
+    def management(self, method: str, path: str, body: dict[str, object] | None = None) -> None:
+        context = ssl.create_default_context(cafile=self.node.cert("ca.pem"))
+        request = urllib.request.Request(
+            f"{self.management_url.replace('guest@', '')}api{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q=", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30, context=context):
+            pass
 
     def passwords(self) -> dict[str, str]:
         return {user: (self.secrets / user).read_text().strip() for user in USERS}
 
 
-def _provision(vhost: str, secrets: Path, rotate: str | None = None) -> object:
+def _provision(deployment: Deployment, rotate: str | None = None) -> Provisioned:
     return asyncio.run(
         provision(
             SERVERS,
-            management_url=MANAGEMENT_URL,
-            amqp_url=ADMIN_URL,
-            vhost=vhost,
-            secrets_dir=secrets,
+            management_url=deployment.management_url,
+            amqp_url=deployment.admin_url,
+            vhost=deployment.vhost,
+            secrets_dir=deployment.secrets,
             rotate=rotate,
         )
     )
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    vhost = unique_vhost()
-    secrets = tmp_path_factory.mktemp("secrets")
+def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    (tls_node.dir / "guest-password").write_text("guest\n")
+    deployment = Deployment(tls_node, unique_vhost(), tmp_path_factory.mktemp("secrets"))
     try:
-        _provision(vhost, secrets)
+        _provision(deployment)
         # guest (the test's administrator) looks at the queues.
-        _management(
-            "PUT", f"/permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"}
+        deployment.management(
+            "PUT",
+            f"/permissions/{deployment.vhost}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
         )
-        yield Deployment(vhost, secrets)
+        yield deployment
     finally:
-        delete_vhost(vhost)
-        for user in USERS:
+        for path in [f"/vhosts/{deployment.vhost}", *(f"/users/{user}" for user in USERS)]:
             with contextlib.suppress(Exception):  # never created: nothing to clean
-                _management("DELETE", f"/users/{user}")
+                deployment.management("DELETE", path)
 
 
 async def _queue_depth(deployment: Deployment, queue: str) -> int:
-    connection = await aio_pika.connect(f"{ADMIN_URL}{deployment.vhost}")
+    connection = await connect(
+        deployment.url("guest", password_file=deployment.node.dir / "guest-password"), attempts=1
+    )
     try:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
@@ -229,9 +260,14 @@ async def test_the_service_publishes_commands_with_its_verified_user_id(
         assert publisher.user_id == SERVICE
         await publisher.command(command(server="server2"))
         queue = await channel.get_queue(agent_queue("server2"), ensure=False)
-        message = await queue.get(timeout=5, fail=True)
-        assert message is not None and message.user_id == SERVICE
-        await message.ack()
+        received: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            if not received.done():
+                received.set_result(message.user_id)
+
+        await queue.consume(on_message, no_ack=True)
+        assert await asyncio.wait_for(received, 10) == SERVICE
     finally:
         await connection.close()
 
@@ -256,14 +292,14 @@ def test_password_files_are_private_and_provisioning_again_changes_nothing(
         mode = stat.S_IMODE(os.stat(deployment.secrets / user).st_mode)
         assert mode == 0o600, (user, oct(mode))
     before = deployment.passwords()
-    done = _provision(deployment.vhost, deployment.secrets)
-    assert done.kept == tuple(USERS) and not done.created and not done.rotated  # type: ignore[attr-defined]
+    done = _provision(deployment)
+    assert done.kept == tuple(USERS) and not done.created and not done.rotated
     assert deployment.passwords() == before
 
 
 async def test_rotate_replaces_one_password_and_it_works(deployment: Deployment) -> None:
     before = deployment.passwords()
-    await asyncio.to_thread(_provision, deployment.vhost, deployment.secrets, "relay-server2")
+    await asyncio.to_thread(_provision, deployment, "relay-server2")
     after = deployment.passwords()
     assert {user for user in USERS if before[user] != after[user]} == {"relay-server2"}
     await publish_fault(deployment.url("relay-server2"), make_fault("server2", "FC", "fc0"))
@@ -271,20 +307,14 @@ async def test_rotate_replaces_one_password_and_it_works(deployment: Deployment)
     old = deployment.secrets / "old"
     old.write_text(before["relay-server2"])
     with pytest.raises(Exception, match=r"ACCESS_REFUSED|refused|auth"):
-        await connect(
-            amqp_url(
-                f"amqp://relay-server2@{BROKER_HOST}:5672/{deployment.vhost}",
-                password_file=str(old),
-            ),
-            attempts=1,
-        )
+        await connect(deployment.url("relay-server2", password_file=old), attempts=1)
 
 
 def test_no_password_reaches_the_output_the_logs_or_argv(
     deployment: Deployment, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    _provision(deployment.vhost, deployment.secrets, rotate="viewer")
+    _provision(deployment, rotate="viewer")
     argv = [
         sys.executable,
         "-m",
@@ -293,9 +323,17 @@ def test_no_password_reaches_the_output_the_logs_or_argv(
         "--config",
         str(Path(__file__).parents[2] / "config" / "cluster.yaml"),
         "--management-url",
-        MANAGEMENT_URL,
+        deployment.management_url,
         "--amqp-url",
-        ADMIN_URL,
+        f"amqps://guest@localhost:{deployment.node.tls_port}/",
+        "--password-file",
+        str(deployment.node.dir / "guest-password"),
+        "--tls-ca",
+        deployment.node.cert("ca.pem"),
+        "--tls-cert",
+        deployment.node.cert("client.pem"),
+        "--tls-key",
+        deployment.node.cert("client.key"),
         "--vhost",
         deployment.vhost,
         "--secrets",
