@@ -16,6 +16,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import aio_pika
@@ -23,24 +24,27 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import AMQPError
 
+from mrwbus.agent import build_reference_agent
 from mrwbus.bus.connection import connect
 from mrwbus.bus.publisher import Publisher, json_message
 from mrwbus.bus.topology import (
     COMMANDS,
     CONTROL,
+    DEAD,
     FAULTS,
     RESULTS,
     agent_queue,
     declare_agent_queue,
     declare_exchanges,
 )
-from mrwbus.messages import ControlRequest, ControlVerb, new_id
+from mrwbus.config import parse_config
+from mrwbus.messages import ControlRequest, ControlVerb, Outcome, new_id, utc_now
 from mrwbus.provision import Provisioned, provision
 from mrwbus.relay import make_fault, publish_fault
 from mrwbus.roles import SERVICE, roles_for
-from mrwbus.settings import amqp_url
+from mrwbus.settings import amqp_url, connection_parameters
 from tests.integration.broker import unique_vhost
-from tests.integration.test_agent_runtime import command
+from tests.integration.test_agent_runtime import Calls, ResultsProbe, command, running
 from tests.integration.tls_node import TlsNode
 
 SERVERS = ["server1", "server2"]
@@ -350,3 +354,72 @@ def test_no_password_reaches_the_output_the_logs_or_argv(
         assert password not in shown
     # config/cluster.yaml names server3 too: its users were created here; cleaned with the rest.
     USERS.extend(user for user in cli_users if user not in USERS)
+
+
+AGENT_CONFIG = """
+servers: {server1: {}, server2: {}}
+groups:
+  failover1: {servers: [server1, server2], resources: [app1]}
+monitors:
+  mrw1: {category: NIC, recovery: {action: restart, target: failover1}}
+agent:
+  max_command_age: 1m
+"""
+
+
+async def test_the_agent_runs_only_the_services_commands(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The reference agent as agent-server1, verifying senders (the default): a command the
+    broker administrator publishes, a stale one and one for an unknown group are refused and
+    dead-lettered with the reason; the handler runs only the service's good command."""
+    config = parse_config(AGENT_CONFIG, "test.yaml")
+    assert config.security.verify_senders
+    calls = Calls()
+    agent = build_reference_agent(
+        config, "server1", deployment.url("agent-server1"), state_dir=tmp_path
+    )
+    agent.add_handler("restart", calls.succeed)
+    # aiormq reads the TLS files from the query itself; the probe passes the URL as it is.
+    guest = deployment.url("guest", password_file=deployment.node.dir / "guest-password")
+    admin = str(connection_parameters(guest).url)
+    admin += "?" + "&".join(
+        f"{key}={deployment.node.cert(name)}"
+        for key, name in (
+            ("cafile", "ca.pem"),
+            ("certfile", "client.pem"),
+            ("keyfile", "client.key"),
+        )
+    )
+    before = await _queue_depth(deployment, DEAD)
+    async with (
+        ResultsProbe.open(admin) as probe,
+        running(agent),
+    ):
+        service = await connect(deployment.url(SERVICE), attempts=1)
+        try:
+            channel = await service.channel(publisher_confirms=True)
+            publisher = Publisher(channel, await declare_exchanges(channel))
+            forged = command()
+            await probe.command(forged)  # the administrator: user_id absent
+            stale = command(issued_at=utc_now() - timedelta(minutes=2))
+            unknown = command(group="failover9")
+            good = command()
+            for each in (stale, unknown, good):
+                await publisher.command(each)
+            results = {}
+            for _ in range(4):
+                _, result = await probe.next_result()
+                results[result.command_id] = result
+        finally:
+            await service.close()
+    assert [c.id for c in calls.seen] == [good.id]
+    assert results[good.id].outcome is Outcome.SUCCEEDED
+    for refused, why in (
+        (forged, "not by 'mrwbus-service'"),
+        (stale, "max_command_age"),
+        (unknown, "not in the configuration"),
+    ):
+        assert results[refused.id].outcome is Outcome.REFUSED
+        assert why in results[refused.id].detail
+    assert await _queue_depth(deployment, DEAD) == before + 3
