@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import ssl
 import stat
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,18 +73,7 @@ class Deployment:
         return f"https://guest@localhost:{self.node.management_port}/"
 
     def management(self, method: str, path: str, body: dict[str, object] | None = None) -> None:
-        context = ssl.create_default_context(cafile=self.node.cert("ca.pem"))
-        request = urllib.request.Request(
-            f"{self.management_url.replace('guest@', '')}api{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q=", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30, context=context):
-            pass
-
-    def passwords(self) -> dict[str, str]:
-        return {user: (self.secrets / user).read_text().strip() for user in USERS}
+        self.node.management(method, path, body)
 
 
 def _provision(deployment: Deployment, rotate: str | None = None) -> Provisioned:
@@ -105,7 +91,6 @@ def _provision(deployment: Deployment, rotate: str | None = None) -> Provisioned
 
 @pytest.fixture(scope="module")
 def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    (tls_node.dir / "guest-password").write_text("guest\n")
     deployment = Deployment(tls_node, unique_vhost(), tmp_path_factory.mktemp("secrets"))
     try:
         _provision(deployment)

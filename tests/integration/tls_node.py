@@ -9,15 +9,20 @@ https, so the provisioned roles can be tried over TLS.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from mrwbus.settings import amqp_url
 
 PORT0 = int(os.environ.get("MRWBUS_TEST_TLS_PORT", "5691"))
 
@@ -32,6 +37,31 @@ class TlsNode:
 
     def cert(self, name: str) -> str:
         return str(self.dir / "certs" / name)
+
+    def management(self, method: str, path: str, body: dict[str, object] | None = None) -> None:
+        """The node's management API over https, as guest."""
+        request = urllib.request.Request(
+            f"https://localhost:{self.management_port}/api{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q=", "Content-Type": "application/json"},
+        )
+        context = ssl.create_default_context(cafile=self.cert("ca.pem"))
+        with urllib.request.urlopen(request, timeout=30, context=context):
+            pass
+
+    def url(
+        self, vhost: str, *, ca: str = "ca", client: str = "client", scheme: str = "amqps"
+    ) -> str:
+        """guest's URL for `vhost` with the password in a file, as every client should."""
+        port = self.tls_port
+        return amqp_url(
+            f"{scheme}://guest@localhost:{port}/{vhost}",
+            password_file=str(self.dir / "guest-password"),
+            tls_ca=self.cert(f"{ca}.pem") if scheme == "amqps" else None,
+            tls_cert=self.cert(f"{client}.pem") if scheme == "amqps" else None,
+            tls_key=self.cert(f"{client}.key") if scheme == "amqps" else None,
+        )
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -153,6 +183,7 @@ def start_tls_node() -> TlsNode:
         timeout=60,
         check=False,
     )
+    (base / "guest-password").write_text("guest\n")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if _ctl(node.node, "await_startup", timeout=60).returncode == 0:
