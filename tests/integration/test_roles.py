@@ -24,6 +24,7 @@ from aiormq.exceptions import AMQPError
 from mrwbus.agent import build_reference_agent
 from mrwbus.bus.connection import connect
 from mrwbus.bus.publisher import Publisher, json_message
+from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import (
     COMMANDS,
     CONTROL,
@@ -34,13 +35,15 @@ from mrwbus.bus.topology import (
     declare_agent_queue,
     declare_exchanges,
 )
+from mrwbus.bus.watch import watch_events
 from mrwbus.config import parse_config
-from mrwbus.messages import ControlRequest, ControlVerb, Outcome, new_id, utc_now
+from mrwbus.messages import ControlRequest, ControlVerb, Event, Outcome, new_id, utc_now
 from mrwbus.provision import Provisioned, provision
 from mrwbus.relay import make_fault, publish_fault
 from mrwbus.roles import SERVICE, roles_for
 from mrwbus.settings import amqp_url, connection_parameters
 from tests.integration.broker import unique_vhost
+from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, ResultsProbe, command, running
 from tests.integration.tls_node import TlsNode
 
@@ -408,3 +411,51 @@ async def test_the_agent_runs_only_the_services_commands(
         assert results[refused.id].outcome is Outcome.REFUSED
         assert why in results[refused.id].detail
     assert await _queue_depth(deployment, DEAD) == before + 3
+
+
+SERVICE_CONFIG = """
+servers: {server1: {server_group: a}, server2: {server_group: a}}
+groups:
+  failover1: {servers: [server1, server2], resources: [app1]}
+monitors:
+  mrw1: {category: NIC, recovery: {action: restart, target: failover1}}
+"""
+
+
+async def test_the_service_runs_as_its_role_and_operator_tools_as_theirs(
+    deployment: Deployment,
+) -> None:
+    """The service with nothing but mrwbus-service's rights (journal, snapshot, leader lock,
+    replies); `status` as operator and viewer, `clear` and `suspend` as operator; a viewer's `clear` refused by
+    the broker; `watch` as a viewer sees the service's events."""
+    config = parse_config(SERVICE_CONFIG, "test.yaml")
+    events: list[Event] = []
+    stop_watch = asyncio.Event()
+    watching = asyncio.Event()
+    async with running_service(config, deployment.url(SERVICE)):
+        watch = asyncio.create_task(
+            watch_events(deployment.url("viewer"), events.append, stop_watch, ready=watching)
+        )
+        await asyncio.wait_for(watching.wait(), 10)
+        for user in ("operator", "viewer"):
+            reply = await ask_service(
+                deployment.url(user), ControlRequest(id=new_id(), verb=ControlVerb.STATUS)
+            )
+            assert reply.ok and reply.status is not None
+        for verb in (ControlVerb.CLEAR, ControlVerb.SUSPEND):
+            done = await ask_service(
+                deployment.url("operator"), ControlRequest(id=new_id(), verb=verb, monitor="mrw1")
+            )
+            assert done.ok, done.error
+        with pytest.raises(AMQPError):
+            await ask_service(
+                deployment.url("viewer"),
+                ControlRequest(id=new_id(), verb=ControlVerb.CLEAR, monitor="mrw1"),
+            )
+        for _ in range(50):
+            if events:
+                break
+            await asyncio.sleep(0.1)
+        stop_watch.set()
+        await asyncio.wait_for(watch, 10)
+    assert events, "the viewer's watch saw no event"
