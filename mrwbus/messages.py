@@ -405,7 +405,7 @@ class GroupRow(WireModel):
 
 class ServerRow(WireModel):
     server: str
-    server_group: str | None
+    server_group: str | None = None
     alive: bool
 
 

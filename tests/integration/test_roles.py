@@ -419,7 +419,7 @@ async def test_the_agent_runs_only_the_services_commands(
 
 
 SERVICE_CONFIG = """
-servers: {server1: {server_group: a}, server2: {server_group: a}}
+servers: {server1: {}, server2: {}}
 groups:
   failover1: {servers: [server1, server2], resources: [app1]}
 monitors:

@@ -23,9 +23,8 @@ from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, make_agent, running
 from tests.integration.tls_node import TlsNode
 
-# Server groups given: `status` cannot read a reply about a server without one (reported).
 CLUSTER = """
-servers: {server1: {server_group: a}, server2: {server_group: a}}
+servers: {server1: {}, server2: {}}
 security: {verify_senders: false}
 groups:
   failover1: {servers: [server1, server2], resources: [app1]}
