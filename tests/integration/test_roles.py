@@ -5,14 +5,7 @@ which are broker-wide, never meet another test's; one vhost for the module, dele
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,91 +31,22 @@ from mrwbus.bus.topology import (
 from mrwbus.bus.watch import watch_events
 from mrwbus.config import parse_config
 from mrwbus.messages import ControlRequest, ControlVerb, Event, Outcome, new_id, utc_now
-from mrwbus.provision import Provisioned, provision
 from mrwbus.relay import make_fault, publish_fault
-from mrwbus.roles import SERVICE, roles_for
-from mrwbus.settings import amqp_url, connection_parameters
-from tests.integration.broker import unique_vhost
+from mrwbus.roles import SERVICE
+from mrwbus.settings import connection_parameters
 from tests.integration.conftest import running_service
+from tests.integration.deployment import (
+    Deployment,
+    deployment_fixture,
+    queue_depth,
+)
 from tests.integration.test_agent_runtime import Calls, ResultsProbe, command, running
 from tests.integration.tls_node import TlsNode
-
-SERVERS = ["server1", "server2"]
-USERS = [role.user for role in roles_for(SERVERS)]
-
-
-@dataclass(frozen=True)
-class Deployment:
-    node: TlsNode
-    vhost: str
-    secrets: Path
-
-    def url(self, user: str, *, password_file: Path | None = None, vhost: str | None = None) -> str:
-        return amqp_url(
-            f"amqps://{user}@localhost:{self.node.tls_port}/{self.vhost if vhost is None else vhost}",
-            password_file=str(password_file or self.secrets / user),
-            tls_ca=self.node.cert("ca.pem"),
-            tls_cert=self.node.cert("client.pem"),
-            tls_key=self.node.cert("client.key"),
-        )
-
-    @property
-    def admin_url(self) -> str:
-        """guest, the node's administrator (its password in a file like everyone's)."""
-        return self.url("guest", password_file=self.node.dir / "guest-password", vhost="")
-
-    @property
-    def management_url(self) -> str:
-        return f"https://guest@localhost:{self.node.management_port}/"
-
-    def management(self, method: str, path: str, body: dict[str, object] | None = None) -> None:
-        self.node.management(method, path, body)
-
-    def passwords(self) -> dict[str, str]:
-        return {user: (self.secrets / user).read_text().strip() for user in USERS}
-
-
-def _provision(deployment: Deployment, rotate: str | None = None) -> Provisioned:
-    return asyncio.run(
-        provision(
-            SERVERS,
-            management_url=deployment.management_url,
-            amqp_url=deployment.admin_url,
-            vhost=deployment.vhost,
-            secrets_dir=deployment.secrets,
-            rotate=rotate,
-        )
-    )
 
 
 @pytest.fixture(scope="module")
 def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    deployment = Deployment(tls_node, unique_vhost(), tmp_path_factory.mktemp("secrets"))
-    try:
-        _provision(deployment)
-        # guest (the test's administrator) looks at the queues.
-        deployment.management(
-            "PUT",
-            f"/permissions/{deployment.vhost}/guest",
-            {"configure": ".*", "write": ".*", "read": ".*"},
-        )
-        yield deployment
-    finally:
-        for path in [f"/vhosts/{deployment.vhost}", *(f"/users/{user}" for user in USERS)]:
-            with contextlib.suppress(Exception):  # never created: nothing to clean
-                deployment.management("DELETE", path)
-
-
-async def _queue_depth(deployment: Deployment, queue: str) -> int:
-    connection = await connect(
-        deployment.url("guest", password_file=deployment.node.dir / "guest-password"), attempts=1
-    )
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.message_count or 0
-    finally:
-        await connection.close()
+    yield from deployment_fixture(tls_node, tmp_path_factory)
 
 
 async def _refused(deployment: Deployment, user: str, action: str) -> bool:
@@ -167,12 +91,12 @@ async def _operation(channel: aio_pika.abc.AbstractChannel, action: str) -> None
 
 async def test_a_relay_publishes_faults_for_its_own_server_only(deployment: Deployment) -> None:
     url = deployment.url("relay-server1")
-    before = await _queue_depth(deployment, FAULTS)
+    before = await queue_depth(deployment, FAULTS)
     await publish_fault(url, make_fault("server1", "NIC", "eth0"))
-    assert await _queue_depth(deployment, FAULTS) == before + 1
+    assert await queue_depth(deployment, FAULTS) == before + 1
     with pytest.raises(AMQPError):
         await publish_fault(url, make_fault("server2", "NIC", "eth0"))
-    assert await _queue_depth(deployment, FAULTS) == before + 1
+    assert await queue_depth(deployment, FAULTS) == before + 1
     assert await _refused(deployment, "relay-server1", f"publish {COMMANDS} server1.restart")
     assert await _refused(
         deployment, "relay-server1", f"publish amq.default {agent_queue('server1')}"
@@ -284,71 +208,6 @@ async def test_a_forged_user_id_is_refused_by_the_broker(deployment: Deployment)
         await connection.close()
 
 
-def test_password_files_are_private_and_provisioning_again_changes_nothing(
-    deployment: Deployment,
-) -> None:
-    for user in USERS:
-        mode = stat.S_IMODE(os.stat(deployment.secrets / user).st_mode)
-        assert mode == 0o600, (user, oct(mode))
-    before = deployment.passwords()
-    done = _provision(deployment)
-    assert done.kept == tuple(role.user for role in roles_for(SERVERS))
-    assert not done.created and not done.rotated
-    assert deployment.passwords() == before
-
-
-async def test_rotate_replaces_one_password_and_it_works(deployment: Deployment) -> None:
-    before = deployment.passwords()
-    await asyncio.to_thread(_provision, deployment, "relay-server2")
-    after = deployment.passwords()
-    assert {user for user in USERS if before[user] != after[user]} == {"relay-server2"}
-    await publish_fault(deployment.url("relay-server2"), make_fault("server2", "FC", "fc0"))
-    # The old password no longer logs in.
-    old = deployment.secrets / "old"
-    old.write_text(before["relay-server2"])
-    with pytest.raises(Exception, match=r"ACCESS_REFUSED|refused|auth"):
-        await connect(deployment.url("relay-server2", password_file=old), attempts=1)
-
-
-def test_no_password_reaches_the_output_the_logs_or_argv(
-    deployment: Deployment, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    _provision(deployment, rotate="viewer")
-    argv = [
-        sys.executable,
-        "-m",
-        "mrwbus",
-        "provision",
-        "--config",
-        str(Path(__file__).parents[2] / "config" / "cluster.yaml"),
-        "--management-url",
-        deployment.management_url,
-        "--amqp-url",
-        f"amqps://guest@localhost:{deployment.node.tls_port}/",
-        "--password-file",
-        str(deployment.node.dir / "guest-password"),
-        "--tls-ca",
-        deployment.node.cert("ca.pem"),
-        "--tls-cert",
-        deployment.node.cert("client.pem"),
-        "--tls-key",
-        deployment.node.cert("client.key"),
-        "--vhost",
-        deployment.vhost,
-        "--secrets",
-        str(deployment.secrets),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    # config/cluster.yaml has server3 too: its users are new; everyone else keeps a password.
-    assert "created: relay-server3, agent-server3" in done.stdout
-    USERS.extend(["relay-server3", "agent-server3"])  # cleaned up with the rest
-    shown = done.stdout + done.stderr + caplog.text + " ".join(argv)
-    for password in deployment.passwords().values():
-        assert password not in shown
-
-
 AGENT_CONFIG = """
 servers: {server1: {}, server2: {}}
 groups:
@@ -384,7 +243,7 @@ async def test_the_agent_runs_only_the_services_commands(
             ("keyfile", "client.key"),
         )
     )
-    before = await _queue_depth(deployment, DEAD)
+    before = await queue_depth(deployment, DEAD)
     async with (
         ResultsProbe.open(admin) as probe,
         running(agent),
@@ -415,7 +274,7 @@ async def test_the_agent_runs_only_the_services_commands(
     ):
         assert results[refused.id].outcome is Outcome.REFUSED
         assert why in results[refused.id].detail
-    assert await _queue_depth(deployment, DEAD) == before + 3
+    assert await queue_depth(deployment, DEAD) == before + 3
 
 
 SERVICE_CONFIG = """

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -184,17 +186,53 @@ def start_tls_node() -> TlsNode:
         check=False,
     )
     (base / "guest-password").write_text("guest\n")
-    deadline = time.monotonic() + 120
+    # Ready when its listeners accept connections (they open last). rabbitmqctl is not used
+    # to wait: on a loaded machine its own Erlang distribution can fail to start.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if _ctl(node.node, "await_startup", timeout=60).returncode == 0:
+        if all(_listening(port) for port in (node.plain_port, node.tls_port, node.management_port)):
             return node
-        time.sleep(1)
+        time.sleep(0.5)
     stop_tls_node(node)
     raise RuntimeError(f"the TLS test node did not start; see {base}/log")
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _node_pid(node: TlsNode) -> int | None:
+    try:
+        return int((node.dir / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop_tls_node(node: TlsNode) -> None:
+    """Stop the node (rabbitmqctl, else SIGTERM, else SIGKILL to the pid it wrote), then
+    remove its folder: never leaves a node running on the test's ports."""
+    pid = _node_pid(node)
     _ctl(node.node, "stop", timeout=60)
+    if pid is not None:
+        for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+            deadline = time.monotonic() + wait
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not _alive(pid):
+                break
+            os.kill(pid, sig)
     shutil.rmtree(node.dir, ignore_errors=True)
 
 
