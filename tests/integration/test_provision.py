@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,8 @@ from tests.integration.deployment import (
     SERVERS,
     USERS,
     Deployment,
-    deployment_fixture,
     provision_deployment,
 )
-from tests.integration.tls_node import TlsNode
-
-
-@pytest.fixture(scope="module")
-def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from deployment_fixture(tls_node, tmp_path_factory)
 
 
 def test_password_files_are_private_and_provisioning_again_changes_nothing(

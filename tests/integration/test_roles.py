@@ -5,7 +5,6 @@ which are broker-wide, never meet another test's; one vhost for the module, dele
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,16 +36,9 @@ from mrwbus.settings import connection_parameters
 from tests.integration.conftest import running_service
 from tests.integration.deployment import (
     Deployment,
-    deployment_fixture,
     queue_depth,
 )
 from tests.integration.test_agent_runtime import Calls, ResultsProbe, command, running
-from tests.integration.tls_node import TlsNode
-
-
-@pytest.fixture(scope="module")
-def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from deployment_fixture(tls_node, tmp_path_factory)
 
 
 async def _refused(deployment: Deployment, user: str, action: str) -> bool:
