@@ -34,10 +34,20 @@ def amqp_url(
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> str:
-    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the local broker; with the password file
-    (`--password-file`, else `MRWBUS_AMQP_PASSWORD_FILE`) and the TLS files (`--tls-*`, else
-    `MRWBUS_TLS_*`) added to its query. Nothing secret is added: only file names."""
-    url = URL(flag or os.environ.get("MRWBUS_AMQP_URL") or DEFAULT_AMQP_URL)
+    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the file `MRWBUS_AMQP_URL_FILE` names, else the
+    local broker; with the password file (`--password-file`, else `MRWBUS_AMQP_PASSWORD_FILE`)
+    and the TLS files (`--tls-*`, else `MRWBUS_TLS_*`) added to its query. Nothing secret is
+    added: only file names.
+
+    The URL file is how systemd's `LoadCredential=` (packaging/systemd/) and container secrets
+    hand over a URL with a password in it, which then sits in no environment and no command
+    line; a password file does the same for a URL that names only the user. Several URLs
+    separated by commas (a cluster's nodes, for the relay) each get the files.
+    """
+    url = flag or os.environ.get("MRWBUS_AMQP_URL")
+    if not url and (path := os.environ.get("MRWBUS_AMQP_URL_FILE")):
+        url = _read_url_file(path)
+    url = url or DEFAULT_AMQP_URL
     extra: dict[str, str] = {}
     password_file = password_file or os.environ.get("MRWBUS_AMQP_PASSWORD_FILE")
     if password_file:
@@ -47,7 +57,24 @@ def amqp_url(
         value = given[option] or os.environ.get(TLS_ENV[option])
         if value:
             extra[query_key] = value
-    return str(url.update_query(extra)) if extra else str(url)
+    if not extra:
+        return url
+    return ",".join(str(URL(part.strip()).update_query(extra)) for part in url.split(","))
+
+
+def _read_url_file(path: str) -> str:
+    from mrwbus.errors import ConfigError, ConfigIssue
+
+    try:
+        url = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "is not UTF-8 text"
+        raise ConfigError(
+            f"{path} (MRWBUS_AMQP_URL_FILE)", [ConfigIssue("", f"cannot be read: {reason}")]
+        ) from exc
+    if not url:
+        raise ConfigError(f"{path} (MRWBUS_AMQP_URL_FILE)", [ConfigIssue("", "is empty")])
+    return url
 
 
 @dataclass(frozen=True)

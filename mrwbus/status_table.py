@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mrwbus.messages import StatusReport
+from mrwbus.terminal import printable
 
 _RED_BOLD = "\033[1;31m"
 _YELLOW = "\033[33m"
@@ -13,8 +14,10 @@ _COLORS = {"Error": _RED_BOLD, "Suspended": _YELLOW, "Offline": _YELLOW}
 
 
 def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], color_column: int | None, color: bool
+    headers: Sequence[str], raw: Sequence[Sequence[str]], color_column: int | None, color: bool
 ) -> list[str]:
+    # Escaped before measuring: the columns line up with what the terminal shows.
+    rows = [[printable(cell) for cell in row] for row in raw]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]

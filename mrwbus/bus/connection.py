@@ -1,10 +1,10 @@
-"""Connecting to RabbitMQ: retried with backoff, URLs logged without their passwords."""
+"""Connecting to RabbitMQ: retried with backoff over one URL or several, URLs logged without
+their passwords. A running session (reconnects, consumers, drain) is `bus.session`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 
 import aio_pika
 import aiormq
@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
-    OSError,
     aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError,
     TimeoutError,
 )
-"""What counts as the broker being away; anything else is a bug and is not retried."""
+"""What counts as the broker being away once connected; anything else is not a broker outage
+(a disk error, a bug) and never travels the reconnect path."""
+
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, OSError)
+"""What a connection attempt may fail with: also any socket error (a name that does not
+resolve, a route that does not exist)."""
 
 
 def redact(url: str) -> str:
@@ -40,36 +44,55 @@ def redact(url: str) -> str:
     return str(parsed.with_password("***")) if parsed.password else url
 
 
-async def connect(
-    url: str, *, attempts: int | None = None, name: str = "mrwbus"
-) -> AbstractConnection:
-    """Connect, retrying with exponential backoff (forever unless `attempts` is given).
+def url_list(urls: str | Sequence[str]) -> list[str]:
+    """One URL or several, as a list; several are tried in turn (a cluster's nodes)."""
+    found = [urls] if isinstance(urls, str) else list(urls)
+    if not found:
+        raise ValueError("no broker URL given")
+    return found
 
-    The password file and TLS files named in the URL are read on each attempt (see
-    `mrwbus.settings`), so a rotated password is picked up by the next reconnect."""
+
+async def open_connection(url: str, name: str) -> AbstractConnection:
+    """One connection attempt, named so the management UI shows who is connected.
+
+    The password file and TLS files named in the URL are read here, on each attempt (see
+    `mrwbus.settings.connection_parameters`), so a rotated password is picked up by the next
+    reconnect and every client (service, agent, relay, CLI) gets them through this one place."""
+    parameters = connection_parameters(url)
+    return await aio_pika.connect(
+        parameters.url,
+        ssl_context=parameters.ssl_context,
+        client_properties={"connection_name": name},
+        timeout=10,
+    )
+
+
+async def connect(
+    urls: str | Sequence[str], *, attempts: int | None = None, name: str = "mrwbus"
+) -> AbstractConnection:
+    """Connect, retrying with exponential backoff (forever unless `attempts` is given); each
+    attempt takes the next of `urls`."""
+    candidates = url_list(urls)
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
+        url = candidates[(state.attempt_number - 1) % len(candidates)]
         log.warning("broker %s unreachable (%s); retrying", redact(url), error)
 
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(CONNECTION_ERRORS),
+        retry=retry_if_exception_type(CONNECT_ERRORS),
         wait=wait_exponential(multiplier=0.2, max=5),
         stop=stop_after_attempt(attempts) if attempts else stop_never,
         before_sleep=before_sleep,
         reraise=True,
     )
+    url = candidates[0]
     try:
         async for attempt in retrying:
             with attempt:
-                parameters = connection_parameters(url)
-                return await aio_pika.connect(
-                    parameters.url,
-                    ssl_context=parameters.ssl_context,
-                    client_properties={"connection_name": name},
-                    timeout=10,
-                )
-    except CONNECTION_ERRORS as exc:
+                url = candidates[(attempt.retry_state.attempt_number - 1) % len(candidates)]
+                return await open_connection(url, name)
+    except CONNECT_ERRORS as exc:
         raise BrokerUnavailable(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
@@ -81,19 +104,3 @@ def connection_user(channel: AbstractChannel) -> str | None:
     connection = getattr(channel, "_connection", None)
     url = getattr(connection, "url", None)
     return url.user if isinstance(url, URL) and url.user else None
-
-
-async def connect_unless_stopped(
-    url: str, stop: asyncio.Event, *, name: str
-) -> AbstractConnection | None:
-    """`connect`, retrying until connected or until `stop` is set (then None)."""
-    connecting = asyncio.create_task(connect(url, name=name))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if connecting.done():
-        return connecting.result()
-    connecting.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await connecting
-    return None

@@ -1,4 +1,10 @@
-"""The one place that sends: every message persistent, JSON, and confirmed by the broker."""
+"""The one place that sends: every message persistent, JSON, and confirmed by the broker.
+
+Commands, events, dead letters, the operator's control requests and the service's replies to
+them all go out here. A reply goes only to a queue the broker generated for the asker
+(`amq.gen-*`, or direct reply-to): a `reply_to` naming any other queue (the snapshot, an agent's
+commands) would let anyone who can send a control request write there.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from collections.abc import Iterable
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from mrwbus.bus.connection import connection_user
 from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
-from mrwbus.messages import Event, RecoveryCommand, WireModel
+from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel
+
+REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
+"""The only queues a reply may go to: names the broker generates, never one a client chose."""
 
 PUBLISH_TIMEOUT = 15.0
 """Seconds to wait for a confirm. A confirm that never comes (a connection dying under it) must
@@ -23,7 +31,7 @@ def json_message(model: WireModel, **properties: object) -> Message:
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=model.id,  # type: ignore[attr-defined]
+        message_id=getattr(model, "id", None),
         type=type(model).__name__,
         **properties,  # type: ignore[arg-type]
     )
@@ -38,23 +46,35 @@ class Publisher:
         exchanges: dict[str, AbstractExchange],
         *,
         timeout: float = PUBLISH_TIMEOUT,
+        user_id: str | None = None,
     ) -> None:
         self.channel = channel
         self.exchanges = exchanges
         self.timeout = timeout
-        self.user_id = connection_user(channel)
-        """Set on every message: the broker refuses a `user_id` that is not the connection's
-        user, so consumers can trust it (see docs/security.md)."""
+        self.user_id = user_id
+        """Set as every message's AMQP `user_id`: the connection's user (`bus.connection.
+        connection_user`), which the broker verifies, so a consumer can trust who sent it (see
+        docs/security.md)."""
 
     async def publish(
-        self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
+        self,
+        exchange: str,
+        routing_key: str,
+        model: WireModel,
+        *,
+        mandatory: bool = True,
+        **properties: object,
     ) -> None:
+        """Publish `model` with the AMQP `properties` given (a request's `reply_to`, say)."""
         await self.exchanges[exchange].publish(
-            json_message(model, user_id=self.user_id),
+            json_message(model, **self._signed(properties)),
             routing_key,
             mandatory=mandatory,
             timeout=self.timeout,
         )
+
+    def _signed(self, properties: dict[str, object]) -> dict[str, object]:
+        return {**properties, "user_id": self.user_id} if self.user_id else properties
 
     async def command(self, command: RecoveryCommand) -> None:
         # Mandatory: every server has a queue bound, so a return means the topology is broken.
@@ -85,3 +105,32 @@ class Publisher:
         await self.exchanges[DEAD].publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
         )
+
+    async def to_queue(self, queue: str, model: WireModel, **properties: object) -> None:
+        """Send straight to a queue (through the default exchange), confirmed; mandatory, so
+        a queue that is not there raises instead of losing the message."""
+        await self.channel.default_exchange.publish(
+            json_message(model, **self._signed(properties)),
+            routing_key=queue,
+            mandatory=True,
+            timeout=self.timeout,
+        )
+
+    async def reply(self, request: AbstractIncomingMessage, reply: ControlReply) -> bool:
+        """Answer a request on its `reply_to`, if that is a broker-generated queue; False if
+        the reply was not sent (no `reply_to`, or one that names any other queue)."""
+        if not is_reply_target(request.reply_to):
+            return False
+        # Not mandatory: an operator who gave up waiting has no queue any more.
+        await self.channel.default_exchange.publish(
+            json_message(reply, **self._signed({"correlation_id": request.correlation_id})),
+            routing_key=request.reply_to or "",
+            mandatory=False,
+            timeout=self.timeout,
+        )
+        return True
+
+
+def is_reply_target(reply_to: str | None) -> bool:
+    """True for a queue name the broker generated for a client (`amq.gen-*`, direct reply-to)."""
+    return bool(reply_to) and any((reply_to or "").startswith(prefix) for prefix in REPLY_PREFIXES)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from aio_pika import Message
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from mrwbus.bus.connection import connect, connection_user
+from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
-from mrwbus.errors import ServiceError
-from mrwbus.messages import ControlReply, ControlRequest
+from mrwbus.errors import ContractError, ServiceError
+from mrwbus.messages import ControlReply, ControlRequest, parse_message
 
 
 async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
@@ -35,23 +35,22 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
 
         async def on_reply(message: AbstractIncomingMessage) -> None:
             if message.correlation_id == request.id and not answer.done():
-                answer.set_result(ControlReply.model_validate_json(message.body))
+                try:
+                    answer.set_result(parse_message(ControlReply, message.body))
+                except ContractError as exc:
+                    answer.set_exception(ServiceError(f"the service's reply is unreadable: {exc}"))
 
         await replies.consume(on_reply, no_ack=True)
         # Through the control exchange, keyed by the verb: only the service may write to the
         # default exchange, and the broker's topic permissions decide who may send which verb.
-        exchange = await channel.get_exchange(CONTROL, ensure=False)
-        await exchange.publish(
-            Message(
-                request.to_body(),
-                content_type="application/json",
-                message_id=request.id,
-                correlation_id=request.id,
-                reply_to=replies.name,
-                expiration=timeout,
-                user_id=connection_user(channel),
-            ),
-            routing_key=request.routing_key,
+        exchanges = {CONTROL: await channel.get_exchange(CONTROL, ensure=False)}
+        await Publisher(channel, exchanges, user_id=connection_user(channel)).publish(
+            CONTROL,
+            request.routing_key,
+            request,
+            correlation_id=request.id,
+            reply_to=replies.name,
+            expiration=timeout,
         )
         try:
             return await asyncio.wait_for(answer, timeout)

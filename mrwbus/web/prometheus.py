@@ -1,10 +1,12 @@
 """`/metrics`: the service's counters, health and measurements as Prometheus families.
 
-Pure: it reads the values it is given and returns text, so the tests need no server.
+Pure: it reads the values it is given and returns families (rendered by prometheus_client),
+so the tests need no server.
 """
 
 from __future__ import annotations
 
+from mrwbus.health import Counters, Health
 from mrwbus.messages import Action, Category, Outcome, StatusReport
 from mrwbus.metrics import (
     MetricFamily,
@@ -13,9 +15,9 @@ from mrwbus.metrics import (
     gauge,
     histogram,
     labelled,
+    render,
     render_text,
 )
-from mrwbus.service import Counters, Health
 
 
 def service_families(
@@ -94,3 +96,11 @@ def render_metrics(
     counters: Counters, health: Health, metrics: Metrics, report: StatusReport
 ) -> str:
     return render_text(service_families(counters, health, metrics, report))
+
+
+def exposition(
+    counters: Counters, health: Health, metrics: Metrics, report: StatusReport, accept: str | None
+) -> tuple[bytes, str]:
+    """`/metrics`' body and content type: OpenMetrics if the scraper's `Accept` asks for it,
+    else text format 0.0.4; with the process metrics."""
+    return render(service_families(counters, health, metrics, report), accept)

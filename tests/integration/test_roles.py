@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import AMQPError
 
 from mrwbus.agent import build_reference_agent
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import Publisher, json_message
 from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import (
@@ -171,7 +171,10 @@ async def test_the_service_publishes_commands_with_its_verified_user_id(
     connection = await connect(deployment.url(SERVICE), attempts=1)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        publisher = Publisher(channel, await declare_exchanges(channel))
+        # As `bus.session.Session` builds the service's and the agents' publisher.
+        publisher = Publisher(
+            channel, await declare_exchanges(channel), user_id=connection_user(channel)
+        )
         assert publisher.user_id == SERVICE
         await publisher.command(command(server="server2"))
         queue = await channel.get_queue(agent_queue("server2"), ensure=False)
@@ -243,7 +246,9 @@ async def test_the_agent_runs_only_the_services_commands(
         service = await connect(deployment.url(SERVICE), attempts=1)
         try:
             channel = await service.channel(publisher_confirms=True)
-            publisher = Publisher(channel, await declare_exchanges(channel))
+            publisher = Publisher(
+                channel, await declare_exchanges(channel), user_id=connection_user(channel)
+            )
             forged = command()
             await probe.command(forged)  # the administrator: user_id absent
             stale = command(issued_at=utc_now() - timedelta(minutes=2))

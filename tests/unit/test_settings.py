@@ -1,4 +1,5 @@
-"""Broker URLs: the password from a file, TLS files from options, nothing secret in the URL."""
+"""Broker URLs: from the flag, the environment or a credential file; the password from a file,
+TLS files from options, nothing secret in the URL."""
 
 from __future__ import annotations
 
@@ -7,20 +8,47 @@ from pathlib import Path
 
 import pytest
 
-from mrwbus.errors import MrwbusError
-from mrwbus.settings import amqp_url, connection_parameters
+from mrwbus.errors import ConfigError, MrwbusError
+from mrwbus.settings import DEFAULT_AMQP_URL, amqp_url, connection_parameters
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         "MRWBUS_AMQP_URL",
+        "MRWBUS_AMQP_URL_FILE",
         "MRWBUS_AMQP_PASSWORD_FILE",
         "MRWBUS_TLS_CA",
         "MRWBUS_TLS_CERT",
         "MRWBUS_TLS_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_flag_then_environment_then_file_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert amqp_url() == DEFAULT_AMQP_URL
+    credential = tmp_path / "amqp-url"
+    credential.write_text("amqp://svc:from-file@broker/\n")
+    monkeypatch.setenv("MRWBUS_AMQP_URL_FILE", str(credential))
+    assert amqp_url() == "amqp://svc:from-file@broker/"
+    monkeypatch.setenv("MRWBUS_AMQP_URL", "amqp://svc:from-env@broker/")
+    assert amqp_url() == "amqp://svc:from-env@broker/"
+    assert amqp_url("amqp://svc:from-flag@broker/") == "amqp://svc:from-flag@broker/"
+
+
+@pytest.mark.parametrize(("content", "problem"), [(None, "cannot be read"), ("\n", "is empty")])
+def test_a_bad_credential_file_is_one_sentence_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, problem: str
+) -> None:
+    credential = tmp_path / "amqp-url"
+    if content is not None:
+        credential.write_text(content)
+    monkeypatch.setenv("MRWBUS_AMQP_URL_FILE", str(credential))
+    with pytest.raises(ConfigError) as error:
+        amqp_url()
+    assert str(error.value).startswith(f"{credential} (MRWBUS_AMQP_URL_FILE): {problem}")
 
 
 def test_the_password_is_read_from_its_file_only_when_connecting(tmp_path: Path) -> None:
@@ -72,3 +100,20 @@ def test_unreadable_tls_files_are_one_sentence(tmp_path: Path) -> None:
 
 def test_without_options_the_url_is_unchanged() -> None:
     assert amqp_url("amqp://guest:guest@localhost/") == "amqp://guest:guest@localhost/"
+
+
+def test_each_of_several_urls_gets_the_files(tmp_path: Path) -> None:
+    secret = tmp_path / "relay-server1"
+    secret.write_text("pw")
+    urls = amqp_url("amqp://relay-server1@a/,amqp://relay-server1@b/", password_file=str(secret))
+    assert [connection_parameters(url).url.password for url in urls.split(",")] == ["pw", "pw"]
+
+
+def test_a_url_file_takes_the_password_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "url").write_text("amqp://mrwbus-service@broker/\n")
+    (tmp_path / "password").write_text("pw\n")
+    monkeypatch.setenv("MRWBUS_AMQP_URL_FILE", str(tmp_path / "url"))
+    monkeypatch.setenv("MRWBUS_AMQP_PASSWORD_FILE", str(tmp_path / "password"))
+    assert connection_parameters(amqp_url()).url.password == "pw"

@@ -1,11 +1,11 @@
-"""Publishing a fault exactly as a driver relay does; `mrwbus notify` and the tests use it."""
+"""Publishing one fault exactly as a driver relay does; `mrwbus notify` and the tests use it."""
 
 from __future__ import annotations
 
 from aiormq.exceptions import PublishError
 
 from mrwbus.bus.connection import connect, connection_user
-from mrwbus.bus.publisher import json_message
+from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import ServiceError
 from mrwbus.messages import Category, FaultNotification, new_id, utc_now
@@ -40,11 +40,8 @@ async def publish_fault(url: str, fault: FaultNotification) -> None:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_exchanges(channel)
         try:
-            await exchanges[FAULTS].publish(
-                json_message(fault, user_id=connection_user(channel)),
-                fault.routing_key,
-                mandatory=True,
-            )
+            publisher = Publisher(channel, exchanges, user_id=connection_user(channel))
+            await publisher.publish(FAULTS, fault.routing_key, fault)
         except PublishError as exc:
             raise ServiceError(
                 "no queue takes faults yet: start the service once (mrwbus run) so it declares mrwbus.faults"
