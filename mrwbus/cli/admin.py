@@ -35,14 +35,11 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def provision_broker(args: argparse.Namespace) -> int:
-    """create the vhost, the topology and one broker user per role, idempotently
-
-    Passwords are generated into DIR/<user> (mode 0600) and never printed; --amqp-url names
-    the broker's AMQP host (and TLS files) where the topology is declared as mrwbus-service;
-    --password-file is the administrator's password for the management API. See
-    docs/security.md.
+    """create the vhost, the topology and one broker user per role (idempotent; docs/security.md)
 
     Examples:
+        # passwords go to DIR/<user> (mode 0600), never printed; --password-file is the
+        # administrator's, for the management API; the topology is declared as mrwbus-service
         mrwbus provision --config cluster.yaml --management-url http://admin@localhost:15672/ \\
             --password-file /root/rabbit-admin --secrets /etc/mrwbus/secrets
         mrwbus provision --config cluster.yaml --management-url https://admin@broker:15671/ \\
