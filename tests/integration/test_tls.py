@@ -1,6 +1,6 @@
 """TLS for every role, on the session's own RabbitMQ node (tests/integration/tls_node.py): the
-service, an agent, a relay's publish and the CLI work over amqps:// with the test's CA and a
-client certificate; a plain connection to the TLS port, a certificate from another CA and a
+service, an agent, a relay's publish (one-shot and the relay daemon's link) and the CLI work
+over amqps:// with the test's CA, a client certificate and a password file; a plain connection to the TLS port, a certificate from another CA and a
 client that trusts another CA are refused."""
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import connect
+from mrwbus.bus.topology import FAULTS, declare_service_topology
 from mrwbus.config import parse_config
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.relay import make_fault, publish_fault
+from mrwbus.relay.delivery import PublisherLink
 from tests.integration.broker import unique_vhost
 from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, make_agent, running
@@ -122,3 +125,34 @@ async def test_the_tls_port_refuses(tls_node: TlsNode, vhost: str, options: dict
 async def test_the_tls_port_accepts_the_test_ca(tls_node: TlsNode, vhost: str) -> None:
     connection = await connect(tls_node.url(vhost), attempts=1)
     await connection.close()
+
+
+async def test_the_relay_daemon_delivers_over_tls_with_a_password_file(
+    tls_node: TlsNode, vhost: str
+) -> None:
+    url = tls_node.url(vhost)
+    connection = await connect(url, attempts=1)
+    try:
+        channel = await connection.channel()
+        await declare_service_topology(channel, ["server1"])
+        link = await PublisherLink.open(url, "server1", set_user_id=True)
+        try:
+            fault = make_fault("server1", "NIC", "eth0")
+            await link.publish(fault)  # returns once the broker confirmed it
+        finally:
+            await link.close()
+        queue = await channel.get_queue(FAULTS, ensure=False)
+        received: asyncio.Future[AbstractIncomingMessage] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            if not received.done():
+                received.set_result(message)
+
+        # A consumer, not basic.get: the faults queue has a single active consumer.
+        await queue.consume(on_message, no_ack=True)
+        message = await asyncio.wait_for(received, 10)
+        assert (message.message_id, message.user_id) == (fault.id, "guest")
+    finally:
+        await connection.close()
