@@ -410,7 +410,9 @@ class ControlVerb(StrEnum):
 
 
 class ControlRequest(WireModel):
-    """Sent to `mrwbus.control` with `reply_to` and `correlation_id` set."""
+    """Published to the exchange `mrwbus.control` with routing key `<verb>`, with `reply_to`
+    and `correlation_id` set. The routing key lets the broker's topic permissions say who may
+    send which verb (docs/security.md)."""
 
     id: MessageId = Field(description="Unique; also the correlation id of the reply.")
     verb: ControlVerb = Field(description="What to do.")
@@ -419,6 +421,10 @@ class ControlRequest(WireModel):
     all: bool = Field(default=False, description="suspend, resume: every monitor.")
     reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
+
+    @property
+    def routing_key(self) -> str:
+        return self.verb.value
 
 
 ShownStatus = Literal["Normal", "Error", "Suspended", "Offline"]
@@ -445,7 +451,7 @@ class GroupRow(WireModel):
 
 class ServerRow(WireModel):
     server: str
-    server_group: str | None
+    server_group: str | None = None
     alive: bool
 
 

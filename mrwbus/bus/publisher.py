@@ -52,19 +52,29 @@ class Publisher:
         self.exchanges = exchanges
         self.timeout = timeout
         self.user_id = user_id
-        """Set as every message's AMQP `user_id`: the connection's user, which the broker
-        verifies, so a consumer can trust who sent it."""
+        """Set as every message's AMQP `user_id`: the connection's user (`bus.connection.
+        connection_user`), which the broker verifies, so a consumer can trust who sent it (see
+        docs/security.md)."""
 
     async def publish(
-        self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
+        self,
+        exchange: str,
+        routing_key: str,
+        model: WireModel,
+        *,
+        mandatory: bool = True,
+        **properties: object,
     ) -> None:
-        properties = {"user_id": self.user_id} if self.user_id else {}
+        """Publish `model` with the AMQP `properties` given (a request's `reply_to`, say)."""
         await self.exchanges[exchange].publish(
-            json_message(model, **properties),
+            json_message(model, **self._signed(properties)),
             routing_key,
             mandatory=mandatory,
             timeout=self.timeout,
         )
+
+    def _signed(self, properties: dict[str, object]) -> dict[str, object]:
+        return {**properties, "user_id": self.user_id} if self.user_id else properties
 
     async def command(self, command: RecoveryCommand) -> None:
         # Mandatory: every server has a queue bound, so a return means the topology is broken.
@@ -79,7 +89,8 @@ class Publisher:
         await asyncio.gather(*map(self.command, commands), *map(self.event, events))
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Copy a message that cannot be processed to `mrwbus.dead`, with the reason."""
+        """Copy a message that cannot be processed to `mrwbus.dead` (through the exchange of
+        that name, which every role that consumes may write), with the reason."""
         headers = dict(message.headers or {})
         headers[ERROR_HEADER] = reason
         headers["x-mrwbus-routing-key"] = message.routing_key or ""
@@ -91,7 +102,7 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
         )
-        await self.channel.default_exchange.publish(
+        await self.exchanges[DEAD].publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
         )
 
@@ -99,7 +110,7 @@ class Publisher:
         """Send straight to a queue (through the default exchange), confirmed; mandatory, so
         a queue that is not there raises instead of losing the message."""
         await self.channel.default_exchange.publish(
-            json_message(model, **properties),
+            json_message(model, **self._signed(properties)),
             routing_key=queue,
             mandatory=True,
             timeout=self.timeout,
@@ -112,7 +123,7 @@ class Publisher:
             return False
         # Not mandatory: an operator who gave up waiting has no queue any more.
         await self.channel.default_exchange.publish(
-            json_message(reply, correlation_id=request.correlation_id),
+            json_message(reply, **self._signed({"correlation_id": request.correlation_id})),
             routing_key=request.reply_to or "",
             mandatory=False,
             timeout=self.timeout,

@@ -7,7 +7,7 @@ import asyncio
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
 from mrwbus.errors import ContractError, ServiceError
@@ -43,8 +43,16 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
                     answer.set_exception(ServiceError(f"the service's reply is unreadable: {exc}"))
 
         await replies.consume(on_reply, no_ack=True)
-        await Publisher(channel, {}).to_queue(
-            CONTROL, request, correlation_id=request.id, reply_to=replies.name, expiration=timeout
+        # Through the control exchange, keyed by the verb: only the service may write to the
+        # default exchange, and the broker's topic permissions decide who may send which verb.
+        exchanges = {CONTROL: await channel.get_exchange(CONTROL, ensure=False)}
+        await Publisher(channel, exchanges, user_id=connection_user(channel)).publish(
+            CONTROL,
+            request.routing_key,
+            request,
+            correlation_id=request.id,
+            reply_to=replies.name,
+            expiration=timeout,
         )
         try:
             return await asyncio.wait_for(answer, timeout)

@@ -1,5 +1,5 @@
 """What every verb module of the command line shares: exit codes, verb registration, the broker
-option, the request/reply helper and the colour decision."""
+options (URL, password file, TLS files), the request/reply helper and the colour decision."""
 
 from __future__ import annotations
 
@@ -62,12 +62,47 @@ def add_verb(
     )
     sub.set_defaults(verb=function, one_shot=True)
     if broker:
-        sub.add_argument(
-            "--amqp-url",
-            metavar="URL",
-            help="the broker (default: $MRWBUS_AMQP_URL, else amqp://guest:guest@localhost/)",
-        )
+        add_broker_options(sub)
     return sub
+
+
+def add_broker_options(sub: argparse.ArgumentParser) -> None:
+    """The broker URL and, so that no password sits in a URL, an environment dump or argv, the
+    password file and the TLS files (docs/security.md)."""
+    sub.add_argument(
+        "--amqp-url",
+        metavar="URL",
+        help="the broker (default: $MRWBUS_AMQP_URL, else the file $MRWBUS_AMQP_URL_FILE names, "
+        "else amqp://guest:guest@localhost/)",
+    )
+    sub.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read the broker password from this file (default: $MRWBUS_AMQP_PASSWORD_FILE), "
+        "so that it is in no URL, environment or argv",
+    )
+    for option, what in (
+        ("ca", "the CA that signs the broker's certificate"),
+        ("cert", "this client's certificate"),
+        ("key", "this client's private key"),
+    ):
+        sub.add_argument(
+            f"--tls-{option}",
+            metavar="PATH",
+            help=f"for amqps:// URLs: {what} (default: $MRWBUS_TLS_{option.upper()})",
+        )
+
+
+def broker_url(args: argparse.Namespace) -> str:
+    """The broker URL of a verb's options, with its password file and TLS files (file names
+    only: they are read when connecting, `settings.connection_parameters`)."""
+    return amqp_url(
+        args.amqp_url,
+        password_file=args.password_file,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
 
 
 def add_log_level(sub: argparse.ArgumentParser, default: str) -> None:
@@ -93,7 +128,7 @@ def ask(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
     from mrwbus.errors import ServiceError
 
     request = ControlRequest(id=new_id(), verb=verb, by=operator(), **fields)
-    reply = run(ask_service(amqp_url(args.amqp_url), request))
+    reply = run(ask_service(broker_url(args), request))
     if not reply.ok:
         raise ServiceError(reply.error or "the service refused the request")
     return reply

@@ -13,9 +13,9 @@ import signal
 import sys
 
 from mrwbus import sd_notify
-from mrwbus.cli.common import Verb, add_log_level, add_verb
+from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
 from mrwbus.config import load_config
-from mrwbus.settings import ServiceSettings, amqp_url
+from mrwbus.settings import ServiceSettings
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,8 +116,15 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     config = load_config(args.config)
     http: tuple[str, int] | None = args.http
     configure_logging(args.log_level)
-    url = amqp_url(args.amqp_url)
+    url = broker_url(args)
     service = Service(config, ServiceSettings(amqp_url=url))
+    if not config.security.verify_senders:
+        print(
+            "mrwbus: UNVERIFIED: security.verify_senders is false, so anyone who can log in to"
+            " the broker can send commands; development only (docs/security.md)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def service_state() -> str | None:
         if service.consuming.is_set():
@@ -164,7 +171,7 @@ def run_agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(args.log_level)
     agent = build_reference_agent(
-        config, args.server, amqp_url(args.amqp_url), state_dir=args.state_dir, source=args.config
+        config, args.server, broker_url(args), state_dir=args.state_dir, source=args.config
     )
 
     def agent_state() -> str | None:
@@ -197,7 +204,7 @@ def run_relay(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = _stop_on_signals()
-        relay = start_relay(settings, amqp_url(args.amqp_url))
+        relay = start_relay(settings, broker_url(args))
         # Ready once watching: with the broker away, faults wait in the spool.
         await asyncio.gather(
             serve_relay(relay, args.http, stop),
