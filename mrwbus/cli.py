@@ -16,7 +16,7 @@ from mrwbus import __version__
 from mrwbus.config import load_config
 from mrwbus.errors import ConfigError, MrwbusError
 from mrwbus.messages import Category, ControlRequest, ControlVerb, Event, new_id
-from mrwbus.settings import ServiceSettings, amqp_url
+from mrwbus.settings import ServiceSettings, amqp_url, management_url
 
 Verb = Callable[[argparse.Namespace], int]
 
@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     http = None if args.http == "off" else parse_http_address(args.http)
     configure_logging(args.log_level)
     url = amqp_url(args.amqp_url)
-    service = Service(config, ServiceSettings(amqp_url=url))
+    service = Service(config, ServiceSettings(amqp_url=url, management_url=management_url()))
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -8,9 +8,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mrwbus.bus_messages import DeadLetterOperation
 from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
+
+_DEAD_LETTER_EVENTS = {
+    DeadLetterOperation.LIST: events.DEAD_LETTERS_LISTED,
+    DeadLetterOperation.SHOW: events.DEAD_LETTER_SHOWN,
+    DeadLetterOperation.REPLAY: events.DEAD_LETTERS_REPLAYED,
+    DeadLetterOperation.PURGE: events.DEAD_LETTERS_PURGED,
+}
+
+
+def dead_letter_event(request: ControlRequest, now: datetime) -> Event:
+    """The event that records an operator's dead-letter operation (the CLI did the work)."""
+    note = request.dead_letters
+    assert note is not None
+    return _DEAD_LETTER_EVENTS[note.operation].make(
+        at=now,
+        cause=request.id,
+        by=request.by,
+        count=note.count,
+        selection=note.selection,
+        selection_text=f" ({note.selection})" if note.selection else "",
+    )
 
 
 def handle_control(
@@ -25,6 +47,11 @@ def handle_control(
         return ControlReply(id=request.id, ok=True, text="pong"), []
     if request.verb is ControlVerb.STATUS:
         return ControlReply(id=request.id, ok=True, status=cluster.snapshot()), []
+    if request.verb is ControlVerb.DEAD_LETTERS:
+        if request.dead_letters is None:
+            return refuse("dead_letters: say what was done (the dead_letters field)")
+        event = dead_letter_event(request, now)
+        return ControlReply(id=request.id, ok=True, text=event.text), [event]
 
     if request.all:
         monitors = list(cluster.config.monitors)

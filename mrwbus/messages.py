@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mrwbus.bus_messages import BusReport, DeadLetterNote
 from mrwbus.errors import ContractError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -206,6 +207,7 @@ class EventKind(StrEnum):
     CONTROL = "control"  # an operator cleared, suspended or resumed a monitor
     RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
     SERVER = "server"  # a server's agent went silent or came back
+    DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
 
 
 NO_MONITOR = "_"
@@ -361,6 +363,7 @@ class ControlVerb(StrEnum):
     CLEAR = "clear"
     SUSPEND = "suspend"
     RESUME = "resume"
+    DEAD_LETTERS = "dead_letters"
 
 
 class ControlRequest(WireModel):
@@ -373,6 +376,9 @@ class ControlRequest(WireModel):
     all: bool = Field(default=False, description="suspend, resume: every monitor.")
     reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
+    dead_letters: DeadLetterNote | None = Field(
+        default=None, description="dead_letters: what the operator did, to record as an event."
+    )
 
 
 ShownStatus = Literal["Normal", "Error", "Suspended", "Offline"]
@@ -407,6 +413,7 @@ class StatusReport(WireModel):
     monitors: list[MonitorStatusRow]
     groups: list[GroupRow]
     servers: list[ServerRow]
+    bus: BusReport | None = None
 
 
 class ControlReply(WireModel):

@@ -26,7 +26,9 @@ from mrwbus.actor import MonitorActor
 from mrwbus.bus.connection import CONNECTION_ERRORS, connect_unless_stopped, redact
 from mrwbus.bus.journal import declare_journal, try_lead
 from mrwbus.bus.publisher import Publisher
+from mrwbus.bus.queues import QueueWatcher
 from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
+from mrwbus.bus_messages import RecentDeadLetter
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
@@ -43,6 +45,7 @@ from mrwbus.messages import (
     FaultNotification,
     RecoveryCommand,
     ReportRequest,
+    StatusReport,
     describe_validation_error,
     new_id,
     parse_agent_message,
@@ -106,6 +109,12 @@ class Service:
         self.health = Health()
         self.counters = Counters()
         self.metrics = Metrics()
+        self.queues = QueueWatcher(
+            config.servers,
+            settings.amqp_url,
+            management_url=settings.management_url,
+            interval=settings.queue_read_interval,
+        )
         self.consuming = asyncio.Event()
         self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._event_listeners: set[asyncio.Queue[Event]] = set()
@@ -124,6 +133,10 @@ class Service:
 
     def unlisten(self, queue: asyncio.Queue[Event]) -> None:
         self._event_listeners.discard(queue)
+
+    def status_report(self) -> StatusReport:
+        """The cluster's status with the bus as last read (`mrwbus status`, the page)."""
+        return self.cluster.snapshot().model_copy(update={"bus": self.queues.latest})
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -162,6 +175,7 @@ class Service:
         if not await self._wait_for_leadership(connection, stop):
             return
         actor_tasks = await self._become_active(connection)
+        actor_tasks.append(asyncio.create_task(self.queues.run(connection), name="queues"))
         try:
             await self._serve(connection, channel, topology, stop)
         finally:
@@ -271,6 +285,12 @@ class Service:
             except ContractError as exc:
                 await self._dead_letter(message, str(exc))
                 return
+            if fault.server not in self.config.servers:
+                # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
+                await self._dead_letter(
+                    message, f"server {fault.server!r} is not in the configuration"
+                )
+                return
             self.counters.faults_by_category[fault.category.value] += 1
             futures = [
                 self.actors[name].submit(fault)
@@ -303,6 +323,15 @@ class Service:
         publisher = self._current_publisher()
         await publisher.dead_letter(message, reason)
         self.counters.dead_lettered += 1
+        self.queues.note_dead_letter(
+            RecentDeadLetter(
+                at=utc_now(),
+                reason=reason,
+                exchange=message.exchange or "",
+                routing_key=message.routing_key or "",
+                message_id=message.message_id,
+            )
+        )
         log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
         await message.ack()
 
@@ -406,6 +435,8 @@ class Service:
                 await message.ack()
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
+            if reply.status is not None:
+                reply = reply.model_copy(update={"status": self.status_report()})
             await self._react(Reaction(events=found))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost/"
 
 
+def management_url() -> str | None:
+    """`MRWBUS_MANAGEMENT_URL`: RabbitMQ's management API, for unacknowledged counts and ages."""
+    return os.environ.get("MRWBUS_MANAGEMENT_URL") or None
+
+
 def amqp_url(flag: str | None = None) -> str:
     """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the local broker."""
     return flag or os.environ.get("MRWBUS_AMQP_URL") or DEFAULT_AMQP_URL
@@ -26,3 +31,7 @@ class ServiceSettings:
     """How often a standby replica tries to take the leader lock."""
     snapshot_every: int = 10_000
     """Journal entries between snapshots of the state."""
+    management_url: str | None = None
+    """RabbitMQ's management API; without it queue figures come from passive declares."""
+    queue_read_interval: float = 2.0
+    """Seconds between two readings of the queues for status, the page and /metrics."""

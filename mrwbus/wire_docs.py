@@ -13,6 +13,7 @@ from enum import Enum
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from mrwbus.bus_messages import BusReport, DeadLetterNote, QueueDepth, RecentDeadLetter
 from mrwbus.core import events
 from mrwbus.core.events import EventType
 from mrwbus.messages import (
@@ -35,6 +36,10 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Event,
     ControlRequest,
     ControlReply,
+    BusReport,
+    QueueDepth,
+    RecentDeadLetter,
+    DeadLetterNote,
 )
 
 BEGIN = "<!-- BEGIN GENERATED FIELD TABLES: python -m mrwbus.wire_docs -->"

@@ -9,7 +9,10 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
-from mrwbus.messages import Event, RecoveryCommand, WireModel
+from mrwbus.messages import Event, RecoveryCommand, WireModel, new_id, utc_now
+
+DEAD_ID_HEADER = "x-mrwbus-dead-id"
+"""A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
 
 PUBLISH_TIMEOUT = 15.0
 """Seconds to wait for a confirm. A confirm that never comes (a connection dying under it) must
@@ -67,12 +70,14 @@ class Publisher:
         headers[ERROR_HEADER] = reason
         headers["x-mrwbus-routing-key"] = message.routing_key or ""
         headers["x-mrwbus-exchange"] = message.exchange or ""
+        headers[DEAD_ID_HEADER] = new_id()
         copy = Message(
             message.body,
             headers=headers,
             content_type=message.content_type,
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
+            timestamp=utc_now(),  # when it was dead-lettered: `dead list --since`, ages
         )
         await self.channel.default_exchange.publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout

@@ -9,13 +9,28 @@ from mrwbus.messages import Action, Category, Outcome, StatusReport
 from mrwbus.metrics import (
     MetricFamily,
     Metrics,
+    Sample,
     counter,
     gauge,
     histogram,
     labelled,
     render_text,
 )
+from mrwbus.queue_gauges import queue_gauges
 from mrwbus.service import Counters, Health
+
+
+def bus_families(report: StatusReport) -> list[MetricFamily]:
+    """The queue gauges (`queue_gauges`) as families: only the wiring lives here."""
+    return [
+        MetricFamily(
+            gauge.name,
+            "gauge",
+            gauge.help,
+            tuple(Sample(value, tuple(sorted(labels.items()))) for labels, value in gauge.samples),
+        )
+        for gauge in queue_gauges(report.bus)
+    ]
 
 
 def service_families(
@@ -93,4 +108,6 @@ def service_families(
 def render_metrics(
     counters: Counters, health: Health, metrics: Metrics, report: StatusReport
 ) -> str:
-    return render_text(service_families(counters, health, metrics, report))
+    return render_text(
+        [*service_families(counters, health, metrics, report), *bus_families(report)]
+    )

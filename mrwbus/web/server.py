@@ -155,7 +155,7 @@ class StatusServer:
         )
 
     async def _status_handler(self, request: web.Request) -> web.Response:
-        return _json(status_json(self.service.cluster.snapshot()))
+        return _json(status_json(self.service.status_report()))
 
     async def _events_handler(self, request: web.Request) -> web.Response:
         recent: list[Event] = list(self.service.recent_events)
@@ -171,7 +171,7 @@ class StatusServer:
             self.service.counters,
             self.service.health,
             self.metrics,
-            self.service.cluster.snapshot(),
+            self.service.status_report(),
         )
         return web.Response(body=text.encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
@@ -189,9 +189,7 @@ class StatusServer:
                 headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
             )
             await response.prepare(request)
-            stream = StatusStream(
-                self.service.cluster.snapshot, lambda: assess(self.service.health)
-            )
+            stream = StatusStream(self.service.status_report, lambda: assess(self.service.health))
             with contextlib.suppress(ConnectionError):
                 await response.write(stream.opening(self.service.recent_events))
                 await self._feed(response, stream, queue)
