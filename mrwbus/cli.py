@@ -142,6 +142,15 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON: placement, alive, suspended, monitors' status and counts",
     )
 
+    from mrwbus.dead_cli import add_dead_verbs
+
+    add_dead_verbs(
+        verbs,
+        lambda sub: sub.add_argument(
+            "--amqp-url", help="broker URL (default: $MRWBUS_AMQP_URL or the local broker)"
+        ),
+    )
+
     agent = verb("agent", run_agent, "run the reference node agent of one server")
     agent.add_argument("--server", required=True)
     agent.add_argument("--config", required=True)

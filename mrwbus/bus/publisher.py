@@ -8,11 +8,8 @@ from collections.abc import Iterable
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
+from mrwbus.bus.topology import COMMANDS, DEAD, DEAD_ID_HEADER, ERROR_HEADER, EVENTS
 from mrwbus.messages import Event, RecoveryCommand, WireModel, new_id, utc_now
-
-DEAD_ID_HEADER = "x-mrwbus-dead-id"
-"""A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
 
 PUBLISH_TIMEOUT = 15.0
 """Seconds to wait for a confirm. A confirm that never comes (a connection dying under it) must

@@ -31,6 +31,9 @@ DELIVERY_LIMIT = 5
 ERROR_HEADER = "x-mrwbus-error"
 """Why a message was dead-lettered, in one sentence."""
 
+DEAD_ID_HEADER = "x-mrwbus-dead-id"
+"""A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
+
 
 def agent_queue(server: str) -> str:
     """The durable queue that holds a server's commands while its agent is down."""

@@ -1,0 +1,99 @@
+"""Reading `mrwbus.dead` without losing or reordering it; replaying and purging from it.
+
+Every dead letter is taken with `basic.get` and a manual acknowledgement and held, unacked,
+while the operator's command runs: nobody else sees it meanwhile, and nothing is lost if the
+command dies. What is replayed is acknowledged only once its republish is confirmed; what is
+purged is acknowledged; everything else is returned to the queue when the channel closes, and
+a quorum queue puts returned messages back in their original order (checked on RabbitMQ 3.10).
+A look leaves a mark: the broker counts the delivery (`x-delivery-count`, `redelivered`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aiormq.exceptions import ChannelNotFoundEntity
+
+from mrwbus.bus.connection import connect
+from mrwbus.bus.publisher import PUBLISH_TIMEOUT
+from mrwbus.bus.topology import DEAD
+from mrwbus.dead_letters import DeadLetter, describe, replay_headers
+from mrwbus.errors import ServiceError
+
+
+@dataclass
+class HeldDeadLetters:
+    """The dead letters taken off the queue, in queue order, until the block ends."""
+
+    letters: list[DeadLetter]
+    _messages: dict[str, AbstractIncomingMessage]
+    _confirming: AbstractChannel
+
+    async def replay(self, letter: DeadLetter, by: str) -> None:
+        """Republish to where it came from, confirmed; then it leaves the dead-letter queue."""
+        message = self._messages[letter.id]
+        copy = Message(
+            letter.body,
+            headers=replay_headers(letter.headers, by),
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+        )
+        if letter.exchange:
+            exchange = await self._confirming.get_exchange(letter.exchange, ensure=False)
+        else:
+            exchange = self._confirming.default_exchange
+        await exchange.publish(
+            copy, routing_key=letter.routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
+        await message.ack()
+
+    async def purge(self, letter: DeadLetter) -> None:
+        await self._messages[letter.id].ack()
+
+
+@asynccontextmanager
+async def held_dead_letters(url: str) -> AsyncIterator[HeldDeadLetters]:
+    """Take every dead letter (manual ack), yield them, and return whatever was not replayed
+    or purged to the queue, in order."""
+    connection = await connect(url, attempts=1, name="mrwbus-dead-letters")
+    try:
+        reading = await connection.channel()
+        try:
+            queue = await reading.declare_queue(DEAD, passive=True)
+        except ChannelNotFoundEntity as exc:
+            raise ServiceError(
+                f"there is no {DEAD} queue on this broker (the service never started here)"
+            ) from exc
+        confirming = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        letters: list[DeadLetter] = []
+        messages: dict[str, AbstractIncomingMessage] = {}
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            letter = describe(
+                message.body,
+                message.headers,
+                message_id=message.message_id,
+                timestamp=message.timestamp,
+                content_type=message.content_type,
+            )
+            if letter.id in messages:  # the same broker dead letter twice: keep ids unique
+                letter = _renamed(letter, len(letters))
+            letters.append(letter)
+            messages[letter.id] = message
+        yield HeldDeadLetters(letters, messages, confirming)
+        await reading.close()  # returns the unacknowledged, in their order
+    finally:
+        await connection.close()
+
+
+def _renamed(letter: DeadLetter, position: int) -> DeadLetter:
+    from dataclasses import replace
+
+    return replace(letter, id=f"{letter.id[:24]}-{position}")

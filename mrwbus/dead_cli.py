@@ -1,0 +1,216 @@
+"""`mrwbus dead list|show|replay|purge`: the operator's hands on `mrwbus.dead`.
+
+The command works with the operator's own credentials (reading, republishing and removing dead
+letters); then it tells the running service what it did, and the service records that as an
+event naming who asked (MRW-801..804). When the service is not running the work is still done,
+and the command says it could not be recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+
+from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation
+from mrwbus.config import parse_duration
+from mrwbus.dead_letters import MIN_PREFIX, DeadLetter, render_list, render_show, select
+from mrwbus.errors import ServiceError
+from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
+from mrwbus.settings import amqp_url
+
+Verb = Callable[[argparse.Namespace], int]
+
+
+def add_dead_verbs(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    broker: Callable[[argparse.ArgumentParser], object],
+) -> None:
+    """The `dead` verb and its four subcommands; `broker` adds the --amqp-url option."""
+    dead = verbs.add_parser(
+        "dead",
+        help="list, show, replay or purge dead-lettered messages",
+        description="Dead-lettered messages in mrwbus.dead: list, show, replay or purge them.",
+    )
+    actions = dead.add_subparsers(required=True, metavar="ACTION")
+
+    def action(name: str, function: Verb, help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=help, description=help)
+        sub.set_defaults(verb=function)
+        broker(sub)
+        return sub
+
+    listing = action("list", list_dead, "every dead letter, grouped by reason (none is removed)")
+    listing.add_argument("--reason", help="only those whose reason contains TEXT (any case)")
+    listing.add_argument(
+        "--since",
+        type=_duration,
+        help="only those dead-lettered within DURATION (90s, 10m, 2h, 1d)",
+    )
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object per dead letter, in a list"
+    )
+
+    show = action("show", show_dead, "one dead letter: reason, source, headers, whole body")
+    show.add_argument("id", help="its id, or a unique prefix of it (at least 6 characters)")
+    show.add_argument("--json", action="store_true")
+
+    replay = action("replay", replay_dead, "republish dead letters to where they came from")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="ids (or unique prefixes)")
+    replay.add_argument("--reason", help="every dead letter whose reason contains TEXT")
+
+    purge = action("purge", purge_dead, "remove dead letters older than DURATION")
+    purge.add_argument(
+        "--before", required=True, type=_duration, help="older than this (90s, 10m, 2h, 1d)"
+    )
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def list_dead(args: argparse.Namespace) -> int:
+    async def work() -> list[DeadLetter]:
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(amqp_url(args.amqp_url)) as held:
+            return select(held.letters, reason=args.reason, since=args.since, now=utc_now())
+
+    letters = asyncio.run(work())
+    if args.json:
+        print(json.dumps([letter.as_json() for letter in letters], indent=1))
+    else:
+        print(render_list(letters))
+    _record(args, DeadLetterOperation.LIST, len(letters), _filters(args))
+    return 0
+
+
+def show_dead(args: argparse.Namespace) -> int:
+    async def work() -> DeadLetter:
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(amqp_url(args.amqp_url)) as held:
+            return _one(held.letters, args.id)
+
+    letter = asyncio.run(work())
+    print(
+        json.dumps(letter.as_json(whole_body=True), indent=1) if args.json else render_show(letter)
+    )
+    _record(args, DeadLetterOperation.SHOW, 1, letter.id)
+    return 0
+
+
+def replay_dead(args: argparse.Namespace) -> int:
+    if not args.ids and args.reason is None:
+        raise ServiceError("name the dead letters to replay: IDs, or --reason TEXT")
+    by = _operator()
+
+    async def work() -> list[DeadLetter]:
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(amqp_url(args.amqp_url)) as held:
+            chosen = [_one(held.letters, prefix) for prefix in args.ids]
+            if args.reason is not None:
+                chosen += [
+                    letter
+                    for letter in select(held.letters, reason=args.reason, now=utc_now())
+                    if letter not in chosen
+                ]
+            for letter in chosen:
+                if not letter.exchange and not letter.routing_key:
+                    raise ServiceError(f"dead letter {letter.id} does not say where it came from")
+            for letter in chosen:
+                await held.replay(letter, by)
+            return chosen
+
+    replayed = asyncio.run(work())
+    for letter in replayed:
+        print(f"replayed {letter.id[:12]} to {letter.source}")
+    print(f"{len(replayed)} dead letters replayed.")
+    _record(
+        args,
+        DeadLetterOperation.REPLAY,
+        len(replayed),
+        _filters(args, ids=[letter.id for letter in replayed]),
+    )
+    return 0
+
+
+def purge_dead(args: argparse.Namespace) -> int:
+    async def work() -> list[DeadLetter]:
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(amqp_url(args.amqp_url)) as held:
+            chosen = select(held.letters, before=args.before, now=utc_now())
+            for letter in chosen:
+                await held.purge(letter)
+            return chosen
+
+    purged = asyncio.run(work())
+    print(f"{len(purged)} dead letters purged (older than {_text(args.before)}).")
+    _record(args, DeadLetterOperation.PURGE, len(purged), f"older than {_text(args.before)}")
+    return 0
+
+
+def _one(letters: list[DeadLetter], prefix: str) -> DeadLetter:
+    if len(prefix) < MIN_PREFIX:
+        raise ServiceError(f"give at least {MIN_PREFIX} characters of a dead letter's id")
+    found = select(letters, ids=[prefix], now=utc_now())
+    if not found:
+        raise ServiceError(f"there is no dead letter {prefix!r}")
+    if len(found) > 1:
+        raise ServiceError(f"{prefix!r} names {len(found)} dead letters; give more of the id")
+    return found[0]
+
+
+def _filters(args: argparse.Namespace, ids: list[str] | None = None) -> str:
+    parts = []
+    if ids and getattr(args, "ids", None):
+        parts.append("ids " + ", ".join(letter_id[:12] for letter_id in ids))
+    if getattr(args, "reason", None):
+        parts.append(f"reason containing {args.reason!r}")
+    if getattr(args, "since", None):
+        parts.append(f"since {_text(args.since)}")
+    return "; ".join(parts)[:500]
+
+
+def _text(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _operator() -> str:
+    from mrwbus.cli import _operator as operator
+
+    return operator()
+
+
+def _record(
+    args: argparse.Namespace, operation: DeadLetterOperation, count: int, selection: str
+) -> None:
+    """Have the service record the operation as an event; say so when it cannot."""
+    from mrwbus.bus.rpc import ask_service
+    from mrwbus.errors import BrokerUnavailable
+
+    request = ControlRequest(
+        id=new_id(),
+        verb=ControlVerb.DEAD_LETTERS,
+        by=_operator(),
+        dead_letters=DeadLetterNote(operation=operation, count=count, selection=selection),
+    )
+    try:
+        reply = asyncio.run(ask_service(amqp_url(args.amqp_url), request))
+    except (ServiceError, BrokerUnavailable) as exc:
+        print(f"mrwbus: done, but not recorded in the event log: {exc}", file=sys.stderr)
+        return
+    if not reply.ok:
+        print(f"mrwbus: done, but not recorded in the event log: {reply.error}", file=sys.stderr)
