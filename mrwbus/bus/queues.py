@@ -12,6 +12,7 @@ An unreachable management API is not an error: the AMQP figures are still shown.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections import deque
@@ -103,16 +104,16 @@ async def read_by_declare(
     return found
 
 
-def management_endpoint(management_url: str, amqp_url: str) -> tuple[str, aiohttp.BasicAuth]:
+def management_endpoint(management_url: str, amqp_url: str) -> tuple[str, dict[str, str]]:
     """The API's queue listing for the AMQP URL's vhost, and the credentials to ask with: the
     management URL's own, else the service's AMQP ones."""
     amqp = URL(amqp_url)
     management = URL(management_url)
     vhost = amqp.path[1:] or "/"
-    auth = aiohttp.BasicAuth(
-        management.user or amqp.user or "guest",
-        management.password or amqp.password or "guest",
-    )
+    user = management.user or amqp.user or "guest"
+    password = management.password or amqp.password or "guest"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    auth = {"Authorization": f"Basic {token}"}
     base = str(management.with_user(None).with_password(None)).rstrip("/")
     if not base.endswith("/api"):
         base += "/api"
@@ -142,11 +143,11 @@ def merge_management(
     return merged
 
 
-async def read_management(url: str, auth: aiohttp.BasicAuth) -> list[dict[str, Any]]:
+async def read_management(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:
     columns = "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"
     timeout = aiohttp.ClientTimeout(total=5)
     async with (
-        aiohttp.ClientSession(timeout=timeout, auth=auth) as session,
+        aiohttp.ClientSession(timeout=timeout, headers=auth) as session,
         session.get(url, params={"columns": columns}) as response,
     ):
         response.raise_for_status()
