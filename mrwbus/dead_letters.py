@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mrwbus.bus.topology import DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.bus.topology import DEAD_AT_HEADER, DEAD_ID_HEADER, ERROR_HEADER
 
 BODY_PREVIEW = 80
 """Characters of the body shown by `dead list`."""
@@ -29,7 +29,13 @@ SHORT_ID = 12
 
 MIN_PREFIX = 6
 
-_OWN_HEADERS = (ERROR_HEADER, "x-mrwbus-exchange", "x-mrwbus-routing-key", DEAD_ID_HEADER)
+_OWN_HEADERS = (
+    ERROR_HEADER,
+    "x-mrwbus-exchange",
+    "x-mrwbus-routing-key",
+    DEAD_ID_HEADER,
+    DEAD_AT_HEADER,
+)
 _BROKER_HEADERS = ("x-death", "x-delivery-count", "x-first-death-exchange")
 _BROKER_REASONS = {
     "delivery_limit": "delivered too many times without an acknowledgement (a poison message)",
@@ -93,7 +99,7 @@ def describe(
         exchange = _text(headers.get("x-mrwbus-exchange", ""))
         routing_key = _text(headers.get("x-mrwbus-routing-key", ""))
         queue = None
-        at = timestamp
+        at = _parse_time(headers.get(DEAD_AT_HEADER)) or timestamp
     elif death is not None:
         why = _text(death.get("reason", "unknown"))
         queue = _text(death.get("queue", "")) or None
@@ -207,6 +213,23 @@ def _pretty(body: bytes) -> str:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except (ValueError, UnicodeDecodeError):
         return body.decode("utf-8", errors="replace")
+
+
+def in_time_order(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+    """Oldest first, letters of unknown time last, ties in the order given.
+
+    The queue's own order does not survive a look: RabbitMQ 3.10 returns held messages to a
+    quorum queue in no particular order (100 held and returned came back shuffled, here). So
+    mrwbus lists and replays by the time of dead-lettering, never by queue position."""
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(letters, key=lambda letter: letter.at or far)
+
+
+def _parse_time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(_text(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:

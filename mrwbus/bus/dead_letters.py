@@ -1,10 +1,11 @@
-"""Reading `mrwbus.dead` without losing or reordering it; replaying and purging from it.
+"""Reading `mrwbus.dead` without losing it; replaying and purging from it.
 
 Every dead letter is taken with `basic.get` and a manual acknowledgement and held, unacked,
 while the operator's command runs: nobody else sees it meanwhile, and nothing is lost if the
 command dies. What is replayed is acknowledged only once its republish is confirmed; what is
-purged is acknowledged; everything else is returned to the queue when the channel closes, and
-a quorum queue puts returned messages back in their original order (checked on RabbitMQ 3.10).
+purged is acknowledged; everything else is returned to the queue when the channel closes.
+Returned messages do not keep their place (see `dead_letters.in_time_order`): letters are
+listed and replayed oldest first by the time they were dead-lettered.
 A look leaves a mark: the broker counts the delivery (`x-delivery-count`, `redelivered`).
 """
 
@@ -21,7 +22,7 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from mrwbus.bus.connection import connect
 from mrwbus.bus.publisher import PUBLISH_TIMEOUT
 from mrwbus.bus.topology import DEAD
-from mrwbus.dead_letters import DeadLetter, describe, replay_headers
+from mrwbus.dead_letters import DeadLetter, describe, in_time_order, replay_headers
 from mrwbus.errors import ServiceError
 
 
@@ -87,7 +88,7 @@ async def held_dead_letters(url: str) -> AsyncIterator[HeldDeadLetters]:
                 letter = _renamed(letter, len(letters))
             letters.append(letter)
             messages[letter.id] = message
-        yield HeldDeadLetters(letters, messages, confirming)
+        yield HeldDeadLetters(in_time_order(letters), messages, confirming)
         await reading.close()  # returns the unacknowledged, in their order
     finally:
         await connection.close()

@@ -8,7 +8,14 @@ from collections.abc import Iterable
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from mrwbus.bus.topology import COMMANDS, DEAD, DEAD_ID_HEADER, ERROR_HEADER, EVENTS
+from mrwbus.bus.topology import (
+    COMMANDS,
+    DEAD,
+    DEAD_AT_HEADER,
+    DEAD_ID_HEADER,
+    ERROR_HEADER,
+    EVENTS,
+)
 from mrwbus.messages import Event, RecoveryCommand, WireModel, new_id, utc_now
 
 PUBLISH_TIMEOUT = 15.0
@@ -68,13 +75,15 @@ class Publisher:
         headers["x-mrwbus-routing-key"] = message.routing_key or ""
         headers["x-mrwbus-exchange"] = message.exchange or ""
         headers[DEAD_ID_HEADER] = new_id()
+        now = utc_now()
+        headers[DEAD_AT_HEADER] = now.isoformat()
         copy = Message(
             message.body,
             headers=headers,
             content_type=message.content_type,
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
-            timestamp=utc_now(),  # when it was dead-lettered: `dead list --since`, ages
+            timestamp=now,  # for other tools; the header has the microseconds
         )
         await self.channel.default_exchange.publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
