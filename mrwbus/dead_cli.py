@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation
 from mrwbus.config import parse_duration
-from mrwbus.dead_letters import MIN_PREFIX, DeadLetter, render_list, render_show, select
+from mrwbus.dead_letters import MIN_PREFIX, SHORT_ID, DeadLetter, render_list, render_show, select
 from mrwbus.errors import ServiceError
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
 from mrwbus.settings import amqp_url
@@ -131,7 +131,7 @@ def replay_dead(args: argparse.Namespace) -> int:
 
     replayed = asyncio.run(work())
     for letter in replayed:
-        print(f"replayed {letter.id[:12]} to {letter.source}")
+        print(f"replayed {letter.id[:SHORT_ID]} to {letter.source}")
     print(f"{len(replayed)} dead letters replayed.")
     _record(
         args,
@@ -172,7 +172,7 @@ def _one(letters: list[DeadLetter], prefix: str) -> DeadLetter:
 def _filters(args: argparse.Namespace, ids: list[str] | None = None) -> str:
     parts = []
     if ids and getattr(args, "ids", None):
-        parts.append("ids " + ", ".join(letter_id[:12] for letter_id in ids))
+        parts.append("ids " + ", ".join(letter_id[:SHORT_ID] for letter_id in ids))
     if getattr(args, "reason", None):
         parts.append(f"reason containing {args.reason!r}")
     if getattr(args, "since", None):

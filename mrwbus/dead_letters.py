@@ -24,7 +24,7 @@ from mrwbus.bus.topology import DEAD_AT_HEADER, DEAD_ID_HEADER, ERROR_HEADER
 BODY_PREVIEW = 80
 """Characters of the body shown by `dead list`."""
 
-SHORT_ID = 12
+SHORT_ID = 8
 """Characters of an id shown by `dead list`; any unique prefix of at least `MIN_PREFIX` works."""
 
 MIN_PREFIX = 6

@@ -400,12 +400,12 @@ class MonitorStatusRow(WireModel):
 
 class GroupRow(WireModel):
     group: str
-    server: str | None
+    server: str | None = None  # a default: `to_body` leaves None out (a stopped group)
 
 
 class ServerRow(WireModel):
     server: str
-    server_group: str | None
+    server_group: str | None = None  # a default: `to_body` leaves None out
     alive: bool
 
 
