@@ -54,16 +54,18 @@ def watched_queues(servers: Iterable[str]) -> list[tuple[str, QueueRole, str | N
 def mark_stalled(depths: list[QueueDepth], baseline: dict[str, int]) -> list[QueueDepth]:
     """Flag agent queues that grew while nobody consumed them.
 
-    `baseline` (updated in place) holds, per agent queue without a consumer, its depth when the
-    consumer was first seen missing: a queue at that depth or below is only waiting, above it
-    commands pile up for an agent that is silent."""
+    `baseline` (updated in place) holds each agent queue's depth at the last reading where its
+    agent consumed (or, for an agent not seen consuming since the service started, its lowest
+    depth since): a queue at that depth or below is only waiting, above it commands pile up for
+    an agent that is silent. Taken while consuming, so commands that arrive between two readings
+    right after the agent stopped still count as growth."""
     marked = []
     for depth in depths:
         if depth.role is not QueueRole.AGENT:
             marked.append(depth)
             continue
         if depth.consumers > 0:
-            baseline.pop(depth.queue, None)
+            baseline[depth.queue] = depth.ready
             marked.append(depth)
             continue
         start = baseline.setdefault(depth.queue, depth.ready)

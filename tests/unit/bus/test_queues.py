@@ -33,7 +33,13 @@ def test_an_agent_queue_is_stalled_only_while_it_grows_unconsumed() -> None:
     assert not mark_stalled([agent(2, 0)], baseline)[0].stalled  # waiting, not growing
     assert mark_stalled([agent(3, 0)], baseline)[0].stalled
     assert not mark_stalled([agent(3, 1)], baseline)[0].stalled  # the agent is back
-    assert baseline == {}
+    assert not mark_stalled([agent(0, 1)], baseline)[0].stalled
+    # Stopped, and commands arrived before the next reading: grown since it last consumed.
+    assert mark_stalled([agent(3, 0)], baseline)[0].stalled
+
+
+def test_an_agent_never_seen_consuming_grows_from_its_lowest_depth() -> None:
+    baseline: dict[str, int] = {}
     assert not mark_stalled([agent(0, 0)], baseline)[0].stalled
     assert mark_stalled([agent(1, 0)], baseline)[0].stalled
 
