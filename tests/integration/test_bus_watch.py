@@ -142,7 +142,16 @@ async def test_a_stopped_agent_queue_rises_everywhere_and_falls_when_it_returns(
             assert metric(text, "mrwbus_queue_messages_ready") == "3"
             assert metric(text, "mrwbus_queue_consumers") == "0"
             assert metric(text, "mrwbus_agent_queue_stalled") == "1"
+            await probe.publish_raw(b"{not json", "server1.fc", message_id="garbled")
+            await page.wait_for(
+                "document.querySelector('#dead-letters li')?.dataset.reason"
+                "?.startsWith('body is not JSON') === true"
+            )
+            await page.wait_for("document.getElementById('dead-count').textContent === '1'")
             await page.screenshot(tmp_path / "stalled.png")
+            keep = os.environ.get("MRWBUS_SCREENSHOT_BUS")
+            if keep:
+                Path(keep).write_bytes((tmp_path / "stalled.png").read_bytes())
 
             agents["server3"] = await processes.agent("server3")
 
