@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -75,34 +74,28 @@ def mark_stalled(depths: list[QueueDepth], baseline: dict[str, int]) -> list[Que
 
 
 async def read_by_declare(
-    connection: AbstractConnection, queues: list[tuple[str, QueueRole, str | None]]
+    open_channel: Callable[[], Awaitable[AbstractChannel]],
+    queues: list[tuple[str, QueueRole, str | None]],
 ) -> list[QueueDepth]:
-    """Ready messages and consumers by passive declares, on a channel of its own (a missing
-    queue closes the channel it was asked on; it is then left out)."""
+    """Ready messages and consumers by passive declares. A missing queue closes the channel it
+    was asked on (it is then left out and `open_channel` gives another)."""
     found: list[QueueDepth] = []
-    channel: AbstractChannel | None = None
-    try:
-        for name, role, server in queues:
-            if channel is None or channel.is_closed:
-                channel = await connection.channel()
-            try:
-                declared = await channel.declare_queue(name, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                continue
-            result = declared.declaration_result
-            found.append(
-                QueueDepth(
-                    queue=name,
-                    role=role,
-                    server=server,
-                    ready=result.message_count or 0,
-                    consumers=result.consumer_count or 0,
-                )
+    for name, role, server in queues:
+        channel = await open_channel()
+        try:
+            declared = await channel.declare_queue(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            continue
+        result = declared.declaration_result
+        found.append(
+            QueueDepth(
+                queue=name,
+                role=role,
+                server=server,
+                ready=result.message_count or 0,
+                consumers=result.consumer_count or 0,
             )
-    finally:
-        if channel is not None and not channel.is_closed:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        )
     return found
 
 
@@ -181,18 +174,29 @@ class QueueWatcher:
         self.recent.append(letter)
 
     async def run(self, connection: AbstractConnection) -> None:
-        """Read until cancelled; a failed reading is logged and tried again."""
+        """Read until cancelled; a failed reading is logged and tried again.
+
+        One channel for all readings, never closed here: it belongs to the session's connection
+        and closes with it, so a cancelled reading never waits on a channel close."""
+        channel: AbstractChannel | None = None
+
+        async def open_channel() -> AbstractChannel:
+            nonlocal channel
+            if channel is None or channel.is_closed:
+                channel = await connection.channel()
+            return channel
+
         while True:
             try:
-                await self.read(connection)
+                await self.read(open_channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a reading is worth losing, the session is not
                 log.warning("reading the queues failed: %s", exc)
             await asyncio.sleep(self.interval)
 
-    async def read(self, connection: AbstractConnection) -> BusReport:
-        depths = await read_by_declare(connection, self.queues)
+    async def read(self, open_channel: Callable[[], Awaitable[AbstractChannel]]) -> BusReport:
+        depths = await read_by_declare(open_channel, self.queues)
         source = "amqp"
         if self.management is not None:
             try:
