@@ -8,7 +8,7 @@ as an event). Kept apart from `mrwbus.messages` so that module stays about the d
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,12 +18,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class QueueRole(StrEnum):
-    FAULTS = "faults"
-    AGENT = "agent"
-    RESULTS = "results"
-    CONTROL = "control"
-    DEAD = "dead"
+QueueRole = Literal["faults", "agent", "results", "control", "dead"]
 
 
 class QueueDepth(_Frozen):
@@ -72,11 +67,7 @@ class BusReport(_Frozen):
     )
 
 
-class DeadLetterOperation(StrEnum):
-    LIST = "list"
-    SHOW = "show"
-    REPLAY = "replay"
-    PURGE = "purge"
+DeadLetterOperation = Literal["list", "show", "replay", "purge"]
 
 
 class DeadLetterNote(_Frozen):

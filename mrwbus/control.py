@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mrwbus.bus_messages import DeadLetterOperation
 from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
 
 _DEAD_LETTER_EVENTS = {
-    DeadLetterOperation.LIST: events.DEAD_LETTERS_LISTED,
-    DeadLetterOperation.SHOW: events.DEAD_LETTER_SHOWN,
-    DeadLetterOperation.REPLAY: events.DEAD_LETTERS_REPLAYED,
-    DeadLetterOperation.PURGE: events.DEAD_LETTERS_PURGED,
+    "list": events.DEAD_LETTERS_LISTED,
+    "show": events.DEAD_LETTER_SHOWN,
+    "replay": events.DEAD_LETTERS_REPLAYED,
+    "purge": events.DEAD_LETTERS_PURGED,
 }
 
 

@@ -87,7 +87,7 @@ def list_dead(args: argparse.Namespace) -> int:
         print(json.dumps([letter.as_json() for letter in letters], indent=1))
     else:
         print(render_list(letters))
-    _record(args, DeadLetterOperation.LIST, len(letters), _filters(args))
+    _record(args, "list", len(letters), _filters(args))
     return 0
 
 
@@ -102,7 +102,7 @@ def show_dead(args: argparse.Namespace) -> int:
     print(
         json.dumps(letter.as_json(whole_body=True), indent=1) if args.json else render_show(letter)
     )
-    _record(args, DeadLetterOperation.SHOW, 1, letter.id)
+    _record(args, "show", 1, letter.id)
     return 0
 
 
@@ -135,7 +135,7 @@ def replay_dead(args: argparse.Namespace) -> int:
     print(f"{len(replayed)} dead letters replayed.")
     _record(
         args,
-        DeadLetterOperation.REPLAY,
+        "replay",
         len(replayed),
         _filters(args, ids=[letter.id for letter in replayed]),
     )
@@ -154,7 +154,7 @@ def purge_dead(args: argparse.Namespace) -> int:
 
     purged = asyncio.run(work())
     print(f"{len(purged)} dead letters purged (older than {_text(args.before)}).")
-    _record(args, DeadLetterOperation.PURGE, len(purged), f"older than {_text(args.before)}")
+    _record(args, "purge", len(purged), f"older than {_text(args.before)}")
     return 0
 
 

@@ -26,22 +26,22 @@ def queue_gauges(bus: BusReport | None) -> list[GaugeValues]:
     def labels(queue: str, role: str, server: str | None) -> dict[str, str]:
         return {"queue": queue, "role": role, "server": server or ""}
 
-    ready = [(labels(q.queue, q.role.value, q.server), float(q.ready)) for q in bus.queues]
-    consumers = [(labels(q.queue, q.role.value, q.server), float(q.consumers)) for q in bus.queues]
+    ready = [(labels(q.queue, q.role, q.server), float(q.ready)) for q in bus.queues]
+    consumers = [(labels(q.queue, q.role, q.server), float(q.consumers)) for q in bus.queues]
     unacked = [
-        (labels(q.queue, q.role.value, q.server), float(q.unacked))
+        (labels(q.queue, q.role, q.server), float(q.unacked))
         for q in bus.queues
         if q.unacked is not None
     ]
     ages = [
-        (labels(q.queue, q.role.value, q.server), q.oldest_age_seconds)
+        (labels(q.queue, q.role, q.server), q.oldest_age_seconds)
         for q in bus.queues
         if q.oldest_age_seconds is not None
     ]
     stalled = [
-        (labels(q.queue, q.role.value, q.server), float(q.stalled))
+        (labels(q.queue, q.role, q.server), float(q.stalled))
         for q in bus.queues
-        if q.role.value == "agent"
+        if q.role == "agent"
     ]
     return [
         GaugeValues("mrwbus_queue_messages_ready", "Messages waiting in the queue.", ready),

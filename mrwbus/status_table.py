@@ -87,7 +87,7 @@ def render_bus(bus: BusReport, *, color: bool = False) -> list[str]:
         elif queue.consumers:
             consumer = "consuming" if queue.consumers == 1 else f"{queue.consumers} consumers"
         else:
-            consumer = "-" if queue.role.value == "dead" else "nobody"
+            consumer = "-" if queue.role == "dead" else "nobody"
         age = queue.oldest_age_seconds
         rows.append(
             [

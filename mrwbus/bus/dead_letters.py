@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from aiormq.exceptions import ChannelNotFoundEntity
 
 from mrwbus.bus.connection import connect
 from mrwbus.bus.publisher import PUBLISH_TIMEOUT
+from mrwbus.bus.rpc import existing_queue
 from mrwbus.bus.topology import DEAD
 from mrwbus.dead_letters import DeadLetter, describe, in_time_order, replay_headers
-from mrwbus.errors import ServiceError
+
+_KEPT_PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "type")
+"""What a replayed message keeps of the dead letter's AMQP properties, besides body and headers."""
 
 
 @dataclass
@@ -37,15 +39,12 @@ class HeldDeadLetters:
     async def replay(self, letter: DeadLetter, by: str) -> None:
         """Republish to where it came from, confirmed; then it leaves the dead-letter queue."""
         message = self._messages[letter.id]
+        kept = {name: getattr(message, name) for name in _KEPT_PROPERTIES}
         copy = Message(
             letter.body,
             headers=replay_headers(letter.headers, by),
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
             delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
+            **kept,
         )
         if letter.exchange:
             exchange = await self._confirming.get_exchange(letter.exchange, ensure=False)
@@ -67,12 +66,11 @@ async def held_dead_letters(url: str) -> AsyncIterator[HeldDeadLetters]:
     connection = await connect(url, attempts=1, name="mrwbus-dead-letters")
     try:
         reading = await connection.channel()
-        try:
-            queue = await reading.declare_queue(DEAD, passive=True)
-        except ChannelNotFoundEntity as exc:
-            raise ServiceError(
-                f"there is no {DEAD} queue on this broker (the service never started here)"
-            ) from exc
+        queue = await existing_queue(
+            reading,
+            DEAD,
+            f"there is no {DEAD} queue on this broker (the service never started here)",
+        )
         confirming = await connection.channel(publisher_confirms=True, on_return_raises=True)
         letters: list[DeadLetter] = []
         messages: dict[str, AbstractIncomingMessage] = {}

@@ -40,12 +40,12 @@ RECENT_DEAD_LETTERS = 20
 
 def watched_queues(servers: Iterable[str]) -> list[tuple[str, QueueRole, str | None]]:
     """(queue, role, server) of every queue an operator watches, in the order shown."""
-    found: list[tuple[str, QueueRole, str | None]] = [(FAULTS, QueueRole.FAULTS, None)]
-    found += [(agent_queue(server), QueueRole.AGENT, server) for server in servers]
+    found: list[tuple[str, QueueRole, str | None]] = [(FAULTS, "faults", None)]
+    found += [(agent_queue(server), "agent", server) for server in servers]
     found += [
-        (SERVICE_RESULTS, QueueRole.RESULTS, None),
-        (CONTROL, QueueRole.CONTROL, None),
-        (DEAD, QueueRole.DEAD, None),
+        (SERVICE_RESULTS, "results", None),
+        (CONTROL, "control", None),
+        (DEAD, "dead", None),
     ]
     return found
 
@@ -60,7 +60,7 @@ def mark_stalled(depths: list[QueueDepth], baseline: dict[str, int]) -> list[Que
     right after the agent stopped still count as growth."""
     marked = []
     for depth in depths:
-        if depth.role is not QueueRole.AGENT:
+        if depth.role != "agent":
             marked.append(depth)
             continue
         if depth.consumers > 0:
@@ -210,9 +210,7 @@ class QueueWatcher:
                 depths = merge_management(depths, listing, utc_now())
                 source = "management"
         depths = mark_stalled(depths, self._baseline)
-        dead = sum(
-            depth.ready + (depth.unacked or 0) for depth in depths if depth.role is QueueRole.DEAD
-        )
+        dead = sum(depth.ready + (depth.unacked or 0) for depth in depths if depth.role == "dead")
         self.latest = BusReport(
             read_at=utc_now(),
             queues=depths,

@@ -29,15 +29,11 @@ pytestmark = pytest.mark.broker
 SERVER3_QUEUE = "mrwbus.agent.server3"
 
 CLUSTER = """
-servers:
-  server1: {server_group: site-a}
-  server2: {server_group: site-a}
-  server3: {server_group: site-b}
+servers: {server1: {}, server2: {}, server3: {}}
+service: {heartbeat_timeout: 60s}
 groups:
-  failover1: {servers: [server1, server2], resources: [app1]}
+  failover1: {servers: [server1, server2]}
   failover2: {servers: [server3, server2], resources: [db2]}
-service:
-  heartbeat_timeout: 60s
 monitors:
   fc1: {category: FC, recovery: {action: restart, target: failover2, max_restarts: 5}}
   fc2: {category: FC, recovery: {action: restart, target: failover2, max_restarts: 5}}

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation
+from mrwbus.bus_messages import DeadLetterNote
 from mrwbus.config import parse_config
 from mrwbus.control import handle_control
 from mrwbus.core.cluster import ClusterState
@@ -22,9 +22,7 @@ def test_a_replay_is_an_event_naming_who_asked() -> None:
         id="r-1",
         verb=ControlVerb.DEAD_LETTERS,
         by="operator ann",
-        dead_letters=DeadLetterNote(
-            operation=DeadLetterOperation.REPLAY, count=3, selection="reason containing 'x'"
-        ),
+        dead_letters=DeadLetterNote(operation="replay", count=3, selection="reason containing 'x'"),
     )
     reply, (event,) = handle_control(cluster, request, NOW)
     assert reply.ok and reply.text == event.text

@@ -3,7 +3,7 @@
 from collections import Counter
 from datetime import UTC, datetime
 
-from mrwbus.bus_messages import BusReport, QueueDepth, QueueRole, RecentDeadLetter
+from mrwbus.bus_messages import BusReport, QueueDepth, RecentDeadLetter
 from mrwbus.messages import StatusReport
 from mrwbus.metrics import Metrics
 from mrwbus.queue_gauges import queue_gauges
@@ -16,17 +16,17 @@ AT = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 BUS = BusReport(
     read_at=AT,
     queues=[
-        QueueDepth(queue="mrwbus.faults", role=QueueRole.FAULTS, ready=7, unacked=2, consumers=1),
+        QueueDepth(queue="mrwbus.faults", role="faults", ready=7, unacked=2, consumers=1),
         QueueDepth(
             queue="mrwbus.agent.s1",
-            role=QueueRole.AGENT,
+            role="agent",
             server="s1",
             ready=3,
             consumers=0,
             stalled=True,
             oldest_age_seconds=12.5,
         ),
-        QueueDepth(queue="mrwbus.dead", role=QueueRole.DEAD, ready=4, consumers=0),
+        QueueDepth(queue="mrwbus.dead", role="dead", ready=4, consumers=0),
     ],
     dead_letters=4,
     recent_dead_letters=[

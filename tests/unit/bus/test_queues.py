@@ -4,14 +4,14 @@ import base64
 from datetime import UTC, datetime
 
 from mrwbus.bus.queues import management_endpoint, mark_stalled, merge_management, watched_queues
-from mrwbus.bus_messages import QueueDepth, QueueRole
+from mrwbus.bus_messages import QueueDepth
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 
 
 def agent(ready: int, consumers: int) -> QueueDepth:
     return QueueDepth(
-        queue="mrwbus.agent.s1", role=QueueRole.AGENT, server="s1", ready=ready, consumers=consumers
+        queue="mrwbus.agent.s1", role="agent", server="s1", ready=ready, consumers=consumers
     )
 
 

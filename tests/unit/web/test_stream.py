@@ -76,10 +76,10 @@ def test_opening_snapshot_then_updates_then_changes_without_events() -> None:
 
 
 def test_a_queue_reading_that_found_nothing_new_sends_nothing() -> None:
-    from mrwbus.bus_messages import BusReport, QueueDepth, QueueRole
+    from mrwbus.bus_messages import BusReport, QueueDepth
 
     def bus(read_at: datetime, ready: int) -> BusReport:
-        depth = QueueDepth(queue="mrwbus.faults", role=QueueRole.FAULTS, ready=ready, consumers=1)
+        depth = QueueDepth(queue="mrwbus.faults", role="faults", ready=ready, consumers=1)
         return BusReport(read_at=read_at, queues=[depth], dead_letters=0, source="amqp")
 
     world = World()
