@@ -169,3 +169,38 @@ async def test_a_stopped_agent_queue_rises_everywhere_and_falls_when_it_returns(
         await processes.stop_all()
         stop.set()
         await asyncio.wait_for(running, 30)
+
+
+async def test_queue_depths_need_no_permission_at_all(amqp_url: str) -> None:
+    """The least-privileged service user must still see the bus: a passive declare is allowed
+    to a user whose configure, write and read permissions match nothing."""
+    import aio_pika
+    from yarl import URL
+
+    from mrwbus.bus.queues import read_by_declare, watched_queues
+    from mrwbus.bus.topology import declare_service_topology
+    from tests.integration.broker import _management
+
+    vhost = URL(amqp_url).path[1:]
+    user = f"nobody-{vhost[-12:]}"
+    admin = await aio_pika.connect(amqp_url)
+    await declare_service_topology(await admin.channel(), ["server1"])
+    await admin.close()
+    _management("PUT", f"/users/{user}", {"password": "nothing", "tags": ""})
+    try:
+        _management(
+            "PUT", f"/permissions/{vhost}/{user}", {"configure": "^$", "write": "^$", "read": "^$"}
+        )
+        nobody = await aio_pika.connect(str(URL(amqp_url).with_user(user).with_password("nothing")))
+        try:
+            channel = await nobody.channel()
+
+            async def same_channel() -> aio_pika.abc.AbstractChannel:
+                return channel
+
+            depths = await read_by_declare(same_channel, watched_queues(["server1"]))
+        finally:
+            await nobody.close()
+    finally:
+        _management("DELETE", f"/users/{user}")
+    assert [depth.queue for depth in depths] == [name for name, _, _ in watched_queues(["server1"])]
