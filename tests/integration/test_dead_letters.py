@@ -199,3 +199,42 @@ async def test_purge_removes_only_what_is_older_than_asked(amqp_url: str, probe:
         out = await mrwbus(amqp_url, "dead", "purge", "--before", "1h")
         assert "0 dead letters purged" in out
         await dead_count(probe, 2)
+
+
+async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
+    amqp_url: str, probe: BusProbe
+) -> None:
+    from mrwbus.bus.topology import COMMANDS, DELIVERY_LIMIT, agent_queue, declare_agent_queue
+
+    queue = await declare_agent_queue(probe.channel, probe.exchanges, "server1")
+    await probe.exchanges[COMMANDS].publish(
+        aio_pika.Message(b"poison", message_id="poison-1"), routing_key="server1.restart"
+    )
+    deliveries = 0
+
+    async def keeps_failing(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal deliveries
+        deliveries += 1
+        await message.nack(requeue=True)
+
+    tag = await queue.consume(keeps_failing)
+    await dead_count(probe, 1)
+    await queue.cancel(tag)
+    assert deliveries == DELIVERY_LIMIT + 1
+
+    (letter,) = json.loads(await mrwbus(amqp_url, "dead", "list", "--json"))
+    assert letter["reason"].startswith(f"dead-lettered by the broker from {agent_queue('server1')}")
+    assert (letter["exchange"], letter["routing_key"]) == (COMMANDS, "server1.restart")
+    assert letter["at"] is not None and letter["message_id"] == "poison-1"
+
+    await mrwbus(amqp_url, "dead", "replay", letter["id"])
+    await dead_count(probe, 0)
+    back: asyncio.Future[aio_pika.abc.AbstractIncomingMessage] = asyncio.Future()
+
+    async def receive(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        back.set_result(message)
+
+    await queue.consume(receive, no_ack=True)
+    replayed = await asyncio.wait_for(back, 10)
+    assert replayed.body == b"poison" and "x-death" not in (replayed.headers or {})
+    assert replayed.routing_key == "server1.restart"
