@@ -186,14 +186,17 @@ class QueueWatcher:
                 channel = await connection.channel()
             return channel
 
-        while True:
-            try:
-                await self.read(open_channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a reading is worth losing, the session is not
-                log.warning("reading the queues failed: %s", exc)
-            await asyncio.sleep(self.interval)
+        try:
+            while True:
+                try:
+                    await self.read(open_channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a reading is worth losing, the session is not
+                    log.warning("reading the queues failed: %s", exc)
+                await asyncio.sleep(self.interval)
+        finally:
+            self.latest = None  # no longer active: an old reading would only mislead
 
     async def read(self, open_channel: Callable[[], Awaitable[AbstractChannel]]) -> BusReport:
         depths = await read_by_declare(open_channel, self.queues)
