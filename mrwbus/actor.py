@@ -9,18 +9,13 @@ journal entry is confirmed, then publishes every command and event and waits for
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
 
 from mrwbus.core.cluster import ClusterState
-from mrwbus.core.records import Published
-from mrwbus.messages import Event, FaultNotification, RecoveryCommand, utc_now
-from mrwbus.persistence import StateJournal
-
-log = logging.getLogger(__name__)
-
-Publish = Callable[[Sequence[RecoveryCommand], Sequence[Event]], Awaitable[None]]
+from mrwbus.core.decision import Decision
+from mrwbus.errors import JournalFailed
+from mrwbus.messages import FaultNotification, utc_now
+from mrwbus.outbox import Outbox
 
 REMEMBERED_FAULTS = 10_000
 """Fault ids each actor remembers, so a redelivered fault never decides twice."""
@@ -31,24 +26,22 @@ class MonitorActor:
         self,
         monitor: str,
         cluster: ClusterState,
-        publish: Publish,
-        journal: StateJournal,
-        decided: OrderedDict[str, Published] | None = None,
+        outbox: Outbox,
+        decided: OrderedDict[str, Decision] | None = None,
     ) -> None:
         self.monitor = monitor
         self.cluster = cluster
-        self.publish = publish
-        self.journal = journal
-        self.mailbox: asyncio.Queue[tuple[FaultNotification, asyncio.Future[Published]]] = (
+        self.outbox = outbox
+        self.mailbox: asyncio.Queue[tuple[FaultNotification, asyncio.Future[Decision]]] = (
             asyncio.Queue()
         )
-        self._decided: OrderedDict[str, Published] = (
+        self._decided: OrderedDict[str, Decision] = (
             decided if decided is not None else OrderedDict()
         )
 
-    def submit(self, fault: FaultNotification) -> asyncio.Future[Published]:
+    def submit(self, fault: FaultNotification) -> asyncio.Future[Decision]:
         """Queue a fault; the future resolves once everything it caused is confirmed."""
-        done: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self.mailbox.put_nowait((fault, done))
         return done
 
@@ -57,7 +50,7 @@ class MonitorActor:
             while True:
                 fault, done = await self.mailbox.get()
                 try:
-                    published = await self.handle(fault)
+                    decision = await self.handle(fault)
                 except asyncio.CancelledError:
                     if not done.done():
                         done.set_exception(ConnectionError("the monitor actor stopped"))
@@ -67,7 +60,7 @@ class MonitorActor:
                         done.set_exception(exc)
                 else:
                     if not done.done():
-                        done.set_result(published)
+                        done.set_result(decision)
         finally:
             # Stopped (the session ended): whoever waits on a queued fault must not wait forever.
             while not self.mailbox.empty():
@@ -75,40 +68,38 @@ class MonitorActor:
                 if not done.done():
                     done.set_exception(ConnectionError("the monitor actor stopped"))
 
-    async def handle(self, fault: FaultNotification) -> Published:
-        if self.journal.failed:
+    async def handle(self, fault: FaultNotification) -> Decision:
+        if self.outbox.journal.failed:
             # The state in memory is ahead of the journal: decide nothing until it is rebuilt.
-            raise ConnectionError("the journal failed; the state is being rebuilt")
-        published = self._decided.get(fault.id)
-        if published is None:
+            raise JournalFailed("the journal failed; the state is being rebuilt")
+        decision = self._decided.get(fault.id)
+        if decision is None:
             # A fault id decided before is never decided again; only its publishing is retried.
             decision = self.cluster.handle_fault(self.monitor, fault, utc_now())
-            published = Published(list(decision.commands), list(decision.events))
-            self._remember(fault.id, published)
-            shared = bool(decision.moves or decision.failovers)
+            self._remember(fault.id, decision)
             try:
-                await self.journal.decision(
-                    self.cluster, self.monitor, fault.id, published, shared=shared
-                )
+                await self.outbox.journal_fault(self.cluster, self.monitor, fault.id, decision)
             except BaseException:
                 # Not journaled, so never to be published: the rebuilt state decides afresh.
                 self._decided.pop(fault.id, None)
                 raise
-        if not published.confirmed:
-            await self.publish(published.commands, published.events)
-            published.confirmed = True
-            # Not awaited: losing this only means a redelivery republishes the same ids.
-            asyncio.ensure_future(self.journal.confirmed(self.monitor, fault.id)).add_done_callback(
-                _quiet
-            )
-        return published
+        if not decision.confirmed:
+            decision = await self.outbox.send_fault(self.monitor, fault.id, decision)
+            if fault.id in self._decided:
+                self._decided[fault.id] = decision
+        return decision
 
-    def _remember(self, fault_id: str, published: Published) -> None:
-        self._decided[fault_id] = published
+    def _remember(self, fault_id: str, decision: Decision) -> None:
+        self._decided[fault_id] = decision
         if len(self._decided) > REMEMBERED_FAULTS:
             self._decided.popitem(last=False)
 
 
-def _quiet(future: asyncio.Future[int]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.debug("confirmation record not journaled: %s", future.exception())
+def monitor_actors(
+    cluster: ClusterState, outbox: Outbox, decided: dict[str, OrderedDict[str, Decision]]
+) -> dict[str, MonitorActor]:
+    """One actor per configured monitor, each with the faults it decided before (the journal)."""
+    return {
+        name: MonitorActor(name, cluster, outbox, decided.get(name))
+        for name in cluster.config.monitors
+    }

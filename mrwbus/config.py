@@ -1,7 +1,8 @@
 """The cluster configuration: YAML in, a validated `ClusterConfig` out.
 
-Validation runs in two passes: pydantic checks each value's shape, then `_check_references`
-checks that every name used is defined. Every problem is reported with its key path, e.g.
+Validation runs in two passes: pydantic checks each value's shape, then
+`config_checks.check_references` checks that every name used is defined and that no setting
+would silently do nothing. Every problem is reported with its key path, e.g.
 `config/cluster.yaml: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed`.
 """
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
+from mrwbus.relay.config import RelayConfig
 
 ALL_GROUPS = "all_groups"
 """The recovery target that means every group active on the server."""
@@ -147,6 +149,7 @@ class ClusterConfig(Strict):
     monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
     service: ServiceConfig = ServiceConfig()
     agent: AgentConfig = AgentConfig()
+    relay: RelayConfig = RelayConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 
@@ -210,7 +213,10 @@ def parse_config(text: str, source: str = "<config>") -> ClusterConfig:
         config = ClusterConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [*duplicates, *_issues_from(exc)]) from exc
-    issues = [*duplicates, *_check_references(config)]
+    # Imported here: the checks read the models defined above (and the core's target lookup).
+    from mrwbus.config_checks import check_references
+
+    issues = [*duplicates, *check_references(config)]
     if issues:
         raise ConfigError(source, issues)
     return config
@@ -246,90 +252,6 @@ def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
         # A union reports one error per member; the first says enough for an operator.
         seen.setdefault(issue.path, issue)
     return list(seen.values())
-
-
-def _check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
-    servers = set(config.servers)
-    owners: dict[str, str] = {}
-    for group_name, group in config.groups.items():
-        if group_name == ALL_GROUPS:
-            yield ConfigIssue(f"groups.{group_name}", f"{ALL_GROUPS!r} is reserved for targets")
-        for index, server in enumerate(group.servers):
-            if server not in servers:
-                yield ConfigIssue(
-                    f"groups.{group_name}.servers.{index}", f"unknown server {server!r}"
-                )
-        if len(set(group.servers)) != len(group.servers):
-            yield ConfigIssue(f"groups.{group_name}.servers", "lists a server twice")
-        for index, resource in enumerate(group.resources):
-            where = f"groups.{group_name}.resources.{index}"
-            if resource in config.groups:
-                yield ConfigIssue(where, f"resource {resource!r} has the name of a group")
-            elif resource in owners:
-                yield ConfigIssue(
-                    where, f"resource {resource!r} is already in group {owners[resource]!r}"
-                )
-            else:
-                owners[resource] = group_name
-    yield from _check_agent(config.agent, config.groups)
-    if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
-        yield ConfigIssue(
-            "agent.heartbeat_interval",
-            f"must be at most half of service.heartbeat_timeout ({config.service.heartbeat_timeout}), "
-            "or a live agent would look silent",
-        )
-    for name, monitor in config.monitors.items():
-        where = f"monitors.{name}"
-        for server in monitor.servers or {}:
-            if server not in servers:
-                yield ConfigIssue(f"{where}.servers.{server}", f"unknown server {server!r}")
-        recovery = monitor.recovery
-        if (
-            recovery.target != ALL_GROUPS
-            and recovery.target not in config.groups
-            and recovery.target not in owners
-        ):
-            yield ConfigIssue(
-                f"{where}.recovery.target",
-                f"{recovery.target!r} is not a group, a group resource or {ALL_GROUPS}",
-            )
-        if isinstance(monitor.timing, ActiveTiming):
-            active = monitor.timing.active
-            if active not in config.groups and active not in owners:
-                yield ConfigIssue(
-                    f"{where}.timing.active", f"{active!r} is not a group or a group resource"
-                )
-        if recovery.action is Action.SCRIPT and not recovery.script:
-            yield ConfigIssue(f"{where}.recovery.script", "is required when action is script")
-        if recovery.action is not Action.SCRIPT and recovery.script:
-            yield ConfigIssue(f"{where}.recovery.script", "is only used when action is script")
-        if recovery.fence_first and recovery.action is not Action.FAILOVER:
-            yield ConfigIssue(
-                f"{where}.recovery.fence_first", "is only used when action is failover"
-            )
-        if recovery.fence_first and not recovery.final_action.takes_server_down:
-            yield ConfigIssue(
-                f"{where}.recovery.fence_first",
-                "needs a final_action that takes the server down to fence with",
-            )
-        if recovery.outside_server_group and recovery.action is not Action.FAILOVER:
-            yield ConfigIssue(
-                f"{where}.recovery.outside_server_group", "is only used when action is failover"
-            )
-
-
-def _check_agent(agent: AgentConfig, groups: dict[str, GroupConfig]) -> Iterator[ConfigIssue]:
-    for name in agent.handlers:
-        if name not in HANDLER_NAMES:
-            yield ConfigIssue(
-                f"agent.handlers.{name}", f"is not a handler; known: {', '.join(HANDLER_NAMES)}"
-            )
-    for group, handlers in agent.groups.items():
-        if group not in groups:
-            yield ConfigIssue(f"agent.groups.{group}", f"unknown group {group!r}")
-        for name in handlers:
-            if name not in HANDLER_NAMES:
-                yield ConfigIssue(f"agent.groups.{group}.{name}", "is not a handler")
 
 
 def _duplicate_keys(node: yaml.Node, path: str = "") -> Iterator[ConfigIssue]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mrwbus.bus.topology import DEAD_AT_HEADER, DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.terminal import printable
 
 BODY_PREVIEW = 80
 """Characters of the body shown by `dead list`."""
@@ -178,32 +179,39 @@ def group_by_reason(letters: Iterable[DeadLetter]) -> dict[str, list[DeadLetter]
 
 
 def render_list(letters: list[DeadLetter]) -> str:
+    """For a terminal: what came off the bus is escaped (`terminal.printable`)."""
     if not letters:
         return "No dead letters."
     groups = group_by_reason(letters)
     lines = [f"{len(letters)} dead letters, {len(groups)} reasons"]
     for reason, members in groups.items():
-        lines += ["", f"{reason} ({len(members)})"]
+        lines += ["", f"{printable(reason)} ({len(members)})"]
         for letter in members:
             when = f"{letter.at:%Y-%m-%d %H:%M:%S}" if letter.at else "-" * 19
             lines.append(
-                f"  {letter.id[:SHORT_ID]:<{SHORT_ID}}  {when}  {letter.source:<34}  {letter.preview()}"
+                f"  {printable(letter.id[:SHORT_ID]):<{SHORT_ID}}  {when}"
+                f"  {printable(letter.source):<34}  {letter.preview()}"
             )
     return "\n".join(lines)
 
 
 def render_show(letter: DeadLetter) -> str:
+    """For a terminal: every field and each line of the body escaped (`terminal.printable`)."""
+    source = letter.source + (f" (queue {letter.queue})" if letter.queue else "")
     lines = [
-        f"id:          {letter.id}",
-        f"reason:      {letter.reason}",
-        f"from:        {letter.source}" + (f" (queue {letter.queue})" if letter.queue else ""),
+        f"id:          {printable(letter.id)}",
+        f"reason:      {printable(letter.reason)}",
+        f"from:        {printable(source)}",
         f"at (UTC):    {letter.at:%Y-%m-%d %H:%M:%S}" if letter.at else "at (UTC):    unknown",
-        f"message id:  {letter.message_id or '-'}",
+        f"message id:  {printable(letter.message_id or '-')}",
         f"body bytes:  {len(letter.body)}",
         "headers:",
-        *(f"  {key}: {_text(value)}" for key, value in sorted(letter.headers.items())),
+        *(
+            f"  {printable(key)}: {printable(_text(value))}"
+            for key, value in sorted(letter.headers.items())
+        ),
         "body:",
-        _pretty(letter.body),
+        *(printable(line) for line in _pretty(letter.body).split("\n")),
     ]
     return "\n".join(lines)
 

@@ -4,7 +4,16 @@ MrwbusError
  ├── ConfigError        the cluster configuration is invalid; the service refuses to start
  ├── ContractError      a message on the bus breaks the wire contract; it is dead-lettered
  ├── BrokerUnavailable  RabbitMQ cannot be reached after the retries allowed
- └── ServiceError       the running service refused or did not answer an operator's request
+ ├── NotConnected       something must be sent while no broker session is up
+ ├── ServiceError       the running service refused or did not answer an operator's request
+ ├── StatusPageError    the status page cannot listen where asked; the service refuses to start
+ ├── JournalFailed      a journal (the service's stream, an agent's ledger) cannot be written
+ ├── JournalLocked      another agent process already uses the same command ledger
+ └── RelayError         `mrwbus relay` cannot start: its spool or its --http address
+
+None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
+connection and channel failures only, so a disk or journal problem never looks like a broker
+outage (see `JournalFailed` for what it does instead).
 """
 
 from __future__ import annotations
@@ -51,5 +60,38 @@ class BrokerUnavailable(MrwbusError):
     """Raised when RabbitMQ does not answer after the configured retries."""
 
 
+class NotConnected(MrwbusError):
+    """Raised when something must be published while no broker session is up.
+
+    Not a `ConnectionError` on purpose: it is a state of this process, not a failure of the
+    broker, and it must not be mistaken for one by the reconnect path.
+    """
+
+
 class ServiceError(MrwbusError):
     """Raised when the running service refuses an operator request or does not answer it."""
+
+
+class StatusPageError(MrwbusError):
+    """Raised when the status page cannot listen where asked: a malformed HOST:PORT, or an
+    address that is taken or not this machine's. The service refuses to start."""
+
+
+class JournalFailed(MrwbusError):
+    """Raised when a journal cannot be written or read back.
+
+    In an agent (its command ledger on disk) the delivery is handed back to its queue, whose
+    delivery limit dead-letters it if the disk stays broken. In the service (the journal
+    stream) the active replica stops deciding: it steps down, releasing the leader lock, and
+    stands by to lead again with its state rebuilt from the journal. Neither is a broker
+    outage, so neither is counted as one.
+    """
+
+
+class JournalLocked(MrwbusError):
+    """Raised when another agent process already uses the same command ledger directory."""
+
+
+class RelayError(MrwbusError):
+    """Raised when the relay cannot start: its spool cannot be written, or `--http` is not an
+    address it can listen on. The relay refuses to start rather than run without a spool."""

@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -141,6 +141,9 @@ class WireModel(BaseModel):
         return self.model_dump_json(exclude_none=True).encode("utf-8")
 
 
+M = TypeVar("M", bound=WireModel)
+
+
 class FaultNotification(WireModel):
     """Published by a driver relay to `mrwbus.faults` with routing key `<server>.<category key>`."""
 
@@ -241,7 +244,11 @@ class Event(WireModel):
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """A message body as a JSON object, or `ContractError` saying why it is not one."""
+    """A message body as a JSON object, or `ContractError` saying why it is not one.
+
+    Whatever the body holds, nothing but `ContractError` comes out: a body nested 50,000
+    deep (RecursionError) or a 5,000-digit number (ValueError) would otherwise escape the
+    consumer and leave its message unacknowledged, holding a prefetch slot for ever."""
     if len(body) > MAX_BODY_BYTES:
         raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
     try:
@@ -252,25 +259,54 @@ def json_object(body: bytes) -> dict[str, Any]:
         raise ContractError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError as exc:
+        raise ContractError("body is nested too deeply to be read") from exc
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise ContractError(f"body cannot be read: {exc}") from exc
     if not isinstance(data, dict):
         raise ContractError("body must be a JSON object")
     return data
 
 
-def parse_fault(body: bytes, routing_key: str) -> FaultNotification:
-    """Validate a fault notification off the wire, or raise `ContractError` saying what is wrong."""
+def parse_message(model: type[M], body: bytes, routing_key: str | None = None) -> M:
+    """THE parse of every wire input: the body as `model`, or `ContractError` saying why not.
+
+    With `routing_key`, the message's own `routing_key` must equal it. Any problem at all
+    (size, encoding, JSON, nesting depth, huge numbers, the schema) is a `ContractError`, so
+    every consumer can dead-letter (or refuse) what it cannot read instead of stalling on it.
+    """
     data = json_object(body)
+    noun = _NOUNS.get(model.__name__, model.__name__)
     try:
-        fault = FaultNotification.model_validate(data)
+        message = model.model_validate(data)
     except ValidationError as exc:
         raise ContractError(
-            f"body breaks the fault schema: {describe_validation_error(exc)}"
+            f"body breaks the {noun} schema: {describe_validation_error(exc)}"
         ) from exc
-    if routing_key != fault.routing_key:
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise ContractError(f"body breaks the {noun} schema: {exc}") from exc
+    expected = getattr(message, "routing_key", None)
+    if routing_key is not None and routing_key != expected:
         raise ContractError(
-            f"routing key {routing_key!r} does not match the body, which says {fault.routing_key!r}"
+            f"routing key {routing_key!r} does not match the body, which says {expected!r}"
         )
-    return fault
+    return message
+
+
+_NOUNS = {
+    "FaultNotification": "fault",
+    "RecoveryCommand": "command",
+    "CommandResult": "result",
+    "AgentReport": "report",
+    "ReportRequest": "report request",
+    "ControlRequest": "control request",
+}
+"""How an error names the schema a body broke."""
+
+
+def parse_fault(body: bytes, routing_key: str) -> FaultNotification:
+    """Validate a fault notification off the wire, or raise `ContractError` saying what is wrong."""
+    return parse_message(FaultNotification, body, routing_key)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -438,14 +474,7 @@ def parse_agent_message(body: bytes, routing_key: str) -> CommandResult | AgentR
         raise ContractError(
             f"routing key {routing_key!r} is neither <server>.result nor <server>.report"
         )
-    if len(body) > MAX_BODY_BYTES:
-        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
-    try:
-        message = model.model_validate_json(body)
-    except ValidationError as exc:
-        raise ContractError(
-            f"body breaks the {word} schema: {describe_validation_error(exc)}"
-        ) from exc
+    message = parse_message(model, body)
     if message.server != server:
         raise ContractError(
             f"routing key {routing_key!r} names another server than the body ({message.server!r})"

@@ -1,18 +1,29 @@
-"""The service's own measurements, and the Prometheus text format that shows them.
+"""The service's own measurements, and the metric families that show them to Prometheus.
 
-`Counters` in `service.py` count what flows through the bus; `Metrics` here holds what a plain
-count cannot: the fault-to-command latency histogram. The
-exposition half (`MetricFamily`, `render_text`) is pure: values in, text format 0.0.4 out, so
-it is unit tested without a server and needs no client library.
+`Counters` (`mrwbus.health`) count what flows through the bus; `Metrics` here holds what a plain
+count cannot: the fault-to-command latency histogram. The exposition half builds
+prometheus_client families from values (`counter`, `gauge`, `labelled`, `histogram`) and
+renders them with prometheus_client (`render`: text format 0.0.4, or OpenMetrics when the
+scraper asks for it), so it is unit tested without a server.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.process_collector import ProcessCollector
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -29,8 +40,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 """Upper bounds in seconds; a local broker confirms in milliseconds, a sick one in seconds."""
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-"""What `/metrics` answers with: Prometheus' text exposition format."""
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""What `/metrics` answers with unless the scraper asks for OpenMetrics: text format 0.0.4."""
 
 
 @dataclass
@@ -75,34 +86,18 @@ class Metrics:
         self.fault_to_command.observe(seconds)
 
 
-# --- the text exposition format ----------------------------------------------------------------
+# --- the exposition, by prometheus_client -------------------------------------------------
 
-MetricType = Literal["counter", "gauge", "histogram"]
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Sample:
-    value: float
-    labels: Labels = ()
-    suffix: str = ""
-    """Appended to the family's name: `_bucket`, `_sum`, `_count` for histograms."""
+MetricType = Literal["counter", "gauge"]
+MetricFamily = Metric
 
 
-@dataclass(frozen=True)
-class MetricFamily:
-    name: str
-    type: MetricType
-    help: str
-    samples: tuple[Sample, ...]
+def counter(name: str, help: str, value: float) -> Metric:
+    return CounterMetricFamily(name, help, value=value)
 
 
-def counter(name: str, help: str, value: float) -> MetricFamily:
-    return MetricFamily(name, "counter", help, (Sample(value),))
-
-
-def gauge(name: str, help: str, value: float) -> MetricFamily:
-    return MetricFamily(name, "gauge", help, (Sample(value),))
+def gauge(name: str, help: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, help, value=value)
 
 
 def labelled(
@@ -112,50 +107,56 @@ def labelled(
     label: str,
     values: Mapping[str, float],
     known: Sequence[str] = (),
-) -> MetricFamily:
+) -> Metric:
     """One sample per label value; `known` values appear at 0 before they are first counted,
     so `rate()` and alerts see the series from the start."""
-    keys = sorted({*known, *values})
-    samples = tuple(Sample(values.get(key, 0), ((label, key),)) for key in keys)
-    return MetricFamily(name, type, help, samples)
+    family: CounterMetricFamily | GaugeMetricFamily = (
+        CounterMetricFamily(name, help, labels=[label])
+        if type == "counter"
+        else GaugeMetricFamily(name, help, labels=[label])
+    )
+    for key in sorted({*known, *values}):
+        family.add_metric([key], values.get(key, 0))
+    return family
 
 
-def histogram(name: str, help: str, observed: Histogram) -> MetricFamily:
-    samples = [
-        Sample(count, (("le", _format_value(bound)),), "_bucket")
-        for bound, count in observed.cumulative()
-    ]
-    samples.append(Sample(observed.total, (), "_sum"))
-    samples.append(Sample(observed.count, (), "_count"))
-    return MetricFamily(name, "histogram", help, tuple(samples))
+def histogram(name: str, help: str, observed: Histogram) -> Metric:
+    buckets = [(_bound(bound), count) for bound, count in observed.cumulative()]
+    return HistogramMetricFamily(name, help, buckets=buckets, sum_value=observed.total)
 
 
-def render_text(families: Iterable[MetricFamily]) -> str:
+class _Families:
+    """A collector that yields the families it is given, for one scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def registry_of(families: Iterable[Metric], *, process: bool = False) -> CollectorRegistry:
+    """A registry for one scrape; with `process`, also the process' CPU, memory and files."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    if process:
+        ProcessCollector(registry=registry)
+    return registry
+
+
+def render_text(families: Iterable[Metric]) -> str:
     """Families in Prometheus' text format 0.0.4, each with its HELP and TYPE lines."""
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        for sample in family.samples:
-            labels = ",".join(f'{key}="{_escape_label(value)}"' for key, value in sample.labels)
-            selector = f"{{{labels}}}" if labels else ""
-            lines.append(f"{family.name}{sample.suffix}{selector} {_format_value(sample.value)}")
-    return "\n".join(lines) + "\n"
+    return generate_latest(registry_of(families)).decode("utf-8")
 
 
-def _format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
+def render(families: Iterable[Metric], accept: str | None) -> tuple[bytes, str]:
+    """The body and content type a scraper asked for (`Accept`: OpenMetrics or text 0.0.4),
+    with the process metrics."""
+    encoder: Callable[[CollectorRegistry], bytes]
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry_of(families, process=True)), content_type
 
 
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def _bound(value: float) -> str:
+    """A bucket's `le` label as Prometheus' own clients write it: `0.5`, `1.0`, `+Inf`."""
+    return "+Inf" if math.isinf(value) else repr(float(value))

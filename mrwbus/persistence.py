@@ -1,6 +1,6 @@
 """The service's state, journaled in RabbitMQ: recovered at start, appended to as it changes.
 
-Glue between the pure records (`core.records`) and the transport (`bus.journal`): every change
+Glue between the pure records (`core.records`) and the transport (`bus.journal_stream`): every change
 to the cluster state is appended to the journal before the messages it caused are published,
 and snapshots keep start-up time bounded however long the journal grows.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel
 
-from mrwbus.bus.journal import (
+from mrwbus.bus.journal_stream import (
     JournalTail,
     JournalWriter,
     Snapshot,
@@ -24,9 +24,9 @@ from mrwbus.bus.journal import (
 )
 from mrwbus.config import ClusterConfig
 from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.core.records import (
     ChangeTracker,
-    Published,
     Record,
     RecordSet,
     RestoredState,
@@ -143,24 +143,24 @@ class StateJournal:
         cluster: ClusterState,
         monitor: str,
         fault_id: str,
-        published: Published,
+        decision: Decision,
         *,
         shared: bool,
     ) -> asyncio.Future[int]:
         """A fault's decision: the monitor's new state, what else changed, and its messages."""
         changes = self.tracker.changes(cluster, shared=shared)
-        return self.append([*changes, decided_record(monitor, fault_id, published)])
+        return self.append([*changes, decided_record(monitor, fault_id, decision)])
 
     def confirmed(self, monitor: str, fault_id: str) -> asyncio.Future[int]:
-        return self.append([decided_record(monitor, fault_id, Published([], [], confirmed=True))])
+        return self.append([decided_record(monitor, fault_id, CONFIRMED)])
 
     def reaction(
-        self, cluster: ClusterState, reaction_id: str, published: Published | None
+        self, cluster: ClusterState, reaction_id: str, decision: Decision | None
     ) -> asyncio.Future[int]:
         """A result, report, tick or operator request: what changed, and the messages pending."""
         records = self.tracker.changes(cluster)
-        if published is not None:
-            records += outbox_records(reaction_id, published)
+        if decision is not None:
+            records += outbox_records(reaction_id, decision)
         if not records:
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(self.writer.seq)

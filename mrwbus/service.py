@@ -2,9 +2,10 @@
 
 One fault reads as a straight line: consume -> `parse_fault` -> `MonitorIndex.match` ->
 each matched `MonitorActor` (decide, apply, publish with confirms) -> ack. A session is one
-connection; when it breaks (broker restart, consumer cancelled), the service connects again,
-declares the topology again and consumes again. aio-pika's robust connection is not trusted
-with this (see docs/architecture.md).
+connection, run by `bus.session.SessionRunner`: when it breaks (broker restart, consumer
+cancelled), the runner connects again and the service declares the topology again, waits for
+the leader lock, rebuilds its state from the journal and consumes again. A journal that
+cannot be written (`JournalFailed`) is no outage: the replica steps down and stands by.
 """
 
 from __future__ import annotations
@@ -13,29 +14,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Sequence
 
-import aiormq
-from aio_pika import Message
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from pydantic import ValidationError
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from pydantic import TypeAdapter
 
-from mrwbus.actor import MonitorActor
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect_unless_stopped, redact
-from mrwbus.bus.journal import declare_journal, try_lead
+from mrwbus.actor import MonitorActor, monitor_actors
+from mrwbus.bus.connection import CONNECTION_ERRORS, redact
+from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
+from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
 from mrwbus.bus_messages import RecentDeadLetter
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
-from mrwbus.core.cluster import ClusterState, Reaction
+from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
-from mrwbus.core.records import Published
-from mrwbus.errors import ContractError
+from mrwbus.errors import ContractError, JournalFailed, NotConnected
+from mrwbus.health import Counters, Health
 from mrwbus.logs import log_event
 from mrwbus.messages import (
     CommandResult,
@@ -43,58 +43,29 @@ from mrwbus.messages import (
     ControlRequest,
     Event,
     FaultNotification,
+    MessageId,
     RecoveryCommand,
     ReportRequest,
     StatusReport,
-    describe_validation_error,
     new_id,
     parse_agent_message,
     parse_fault,
+    parse_message,
     utc_now,
 )
 from mrwbus.metrics import Metrics
+from mrwbus.outbox import Outbox
 from mrwbus.persistence import StateJournal
 from mrwbus.settings import ServiceSettings
+
+__all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 200
 """Events kept in memory for the status page."""
 
-SESSION_ERRORS: tuple[type[BaseException], ...] = (
-    *CONNECTION_ERRORS,
-    aiormq.exceptions.AMQPChannelError,
-    aiormq.exceptions.DeliveryError,
-    aiormq.exceptions.PublishError,
-)
-"""What ends a session and starts a new one (with the state rebuilt): the broker went away,
-closed a channel, refused or returned a message."""
-
-_Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
-
-
-class NotConnected(ConnectionError):
-    """Raised when something must be published while no session is up."""
-
-
-@dataclass
-class Health:
-    connected: bool = False
-    consuming: bool = False
-    role: str = "starting"
-    """active (holds the leader lock and consumes), standby (waits for the lock), or starting."""
-    outages: int = 0
-    last_error: str | None = None
-
-
-@dataclass
-class Counters:
-    faults_by_category: Counter[str] = field(default_factory=Counter)
-    matched: int = 0
-    unmatched: int = 0
-    dead_lettered: int = 0
-    commands_by_action: Counter[str] = field(default_factory=Counter)
-    results_by_outcome: Counter[str] = field(default_factory=Counter)
+_MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
 
 
 class Service:
@@ -106,7 +77,13 @@ class Service:
         self.index = MonitorIndex(config)
         self.actors: dict[str, MonitorActor] = {}
         self.journal: StateJournal | None = None
-        self.health = Health()
+        self.session = SessionRunner(
+            settings.amqp_url,
+            name="mrwbus-service",
+            prefetch=settings.prefetch,
+            on_return_raises=True,
+        )
+        self.health = self.session.health
         self.counters = Counters()
         self.metrics = Metrics()
         self.queues = QueueWatcher(
@@ -115,15 +92,12 @@ class Service:
             management_url=settings.management_url,
             interval=settings.queue_read_interval,
         )
-        self.consuming = asyncio.Event()
+        self.consuming = self.session.ready
+        """Set while this replica consumes (it is active)."""
         self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._event_listeners: set[asyncio.Queue[Event]] = set()
-        self._publisher: Publisher | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._outbox: OrderedDict[str, Published] = OrderedDict()
-        """Reactions applied to the state and journaled but not yet confirmed by the broker;
-        sent first when this replica becomes active, so a lost connection loses no command."""
-        self._outbox_lock = asyncio.Lock()
+        self.outbox: Outbox | None = None
+        """Journal, publish, ack (`mrwbus.outbox`); rebuilt with the state on becoming active."""
 
     def listen(self) -> asyncio.Queue[Event]:
         """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
@@ -142,42 +116,23 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; survive broker outages by starting a new session."""
-        while not stop.is_set():
-            connection = await connect_unless_stopped(
-                self.settings.amqp_url, stop, name="mrwbus-service"
-            )
-            if connection is None:
-                break
-            try:
-                await self._session(connection, stop)
-            except SESSION_ERRORS as exc:
-                self._lost(exc)
-            finally:
-                self._publisher = None
-                self.consuming.clear()
-                self.health.consuming = False
-                self.health.connected = False
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(connection.close(), 5)
+        await self.session.run(stop, lambda session: self._session(session, stop))
 
-    def _lost(self, exc: BaseException) -> None:
-        self.health.outages += 1
-        self.health.last_error = str(exc) or type(exc).__name__
-        log.warning("lost the broker session (%s); reconnecting", self.health.last_error)
-
-    async def _session(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await channel.set_qos(prefetch_count=self.settings.prefetch)
-        topology = await declare_service_topology(channel, self.config.servers)
-        await declare_journal(channel)
-        self._publisher = Publisher(channel, topology.exchanges)
-        self.health.connected = True
-        if not await self._wait_for_leadership(connection, stop):
+    async def _session(self, session: Session, stop: asyncio.Event) -> None:
+        topology = await declare_service_topology(session.channel, self.config.servers)
+        session.use_exchanges(topology.exchanges)
+        if not await self._wait_for_leadership(session.connection, stop):
             return
-        actor_tasks = await self._become_active(connection)
-        actor_tasks.append(asyncio.create_task(self.queues.run(connection), name="queues"))
+        actor_tasks = await self._become_active(session.connection)
+        actor_tasks.append(asyncio.create_task(self.queues.run(session.connection), name="queues"))
         try:
-            await self._serve(connection, channel, topology, stop)
+            await self._serve(session, topology, stop)
+        except JournalFailed as exc:
+            # Not a broker outage: stop deciding, release the lock (the connection closes),
+            # stand by; the next session leads again only with the state rebuilt.
+            log.error("the journal failed (%s); stepping down to standby", exc)
+            self.health.last_error = str(exc)
+            self.health.role = "standby"
         finally:
             for task in actor_tasks:
                 task.cancel()
@@ -195,7 +150,7 @@ class Service:
                 self.health.role = "active"
                 return True
             if connection.is_closed:
-                raise ConnectionError("the connection closed while standing by")
+                raise SessionLost("the connection closed while standing by")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.standby_poll)
         return False
@@ -213,67 +168,29 @@ class Service:
         self.journal = journal
         self.cluster = restored.cluster
         self.cluster.restart_clocks(utc_now())
-        self._outbox = restored.outbox
-        self.actors = {
-            name: MonitorActor(
-                name, self.cluster, self._publish, journal, restored.decided.get(name)
-            )
-            for name in self.config.monitors
-        }
+        self.outbox = Outbox(journal, self._publish, restored.outbox)
+        self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
         return [
             asyncio.create_task(actor.run(), name=f"actor:{name}")
             for name, actor in self.actors.items()
         ]
 
-    async def _serve(
-        self,
-        connection: AbstractConnection,
-        channel: AbstractChannel,
-        topology: Topology,
-        stop: asyncio.Event,
-    ) -> None:
-        await self._flush_outbox()
-        consumers = [
-            (topology.results, await topology.results.consume(self._track(self._on_agent_message))),
-            (topology.control, await topology.control.consume(self._track(self._on_control))),
-            (topology.faults, await topology.faults.consume(self._track(self._on_fault))),
-        ]
-        self.health.consuming = True
-        self.consuming.set()
-        log.info("active: consuming faults from %s", redact(self.settings.amqp_url))
+    async def _serve(self, session: Session, topology: Topology, stop: asyncio.Event) -> None:
+        await self._current_outbox().flush()
+        await session.consume(topology.results, self._on_agent_message)
+        await session.consume(topology.control, self._on_control)
+        await session.consume(topology.faults, self._on_fault)
+        session.consuming()
+        log.info("active: consuming faults from %s", redact(session.url))
         await self._ask_agents_to_report()
-
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.watchdog_interval)
-            if channel.is_closed or connection.is_closed:
-                raise ConnectionError("the channel or connection closed")
-            if not await _has_consumers(channel, *(tag for _, tag in consumers)):
-                # The broker cancelled a consumer (queue deleted, leader moved): start over.
-                raise ConnectionError("the broker cancelled a consumer")
-            if self.journal is not None and self.journal.failed:
-                raise ConnectionError(f"the journal failed: {self.journal.writer.failed}")
-            await self._react(self.cluster.tick(utc_now()))
-
+        await session.watch(stop, self.settings.watchdog_interval, self._tick)
         # Graceful stop: take no new faults, finish those in flight (they ack), then close.
-        self.health.consuming = False
-        for queue, tag in consumers:
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=self.settings.shutdown_grace)
+        await session.drain(self.settings.shutdown_grace)
 
-    def _track(self, handler: _Handler) -> _Handler:
-        async def tracked(message: AbstractIncomingMessage) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._inflight.add(task)
-            try:
-                await handler(message)
-            finally:
-                self._inflight.discard(task)
-
-        return tracked
+    async def _tick(self) -> None:
+        if self.journal is not None and self.journal.failed:
+            raise JournalFailed(f"the journal failed: {self.journal.writer.failed}")
+        await self._react(self.cluster.tick(utc_now()))
 
     # --- faults -------------------------------------------------------------------------
 
@@ -350,9 +267,7 @@ class Service:
                     listener.put_nowait(event)
 
     def _current_publisher(self) -> Publisher:
-        if self._publisher is None:
-            raise NotConnected("not connected to the broker")
-        return self._publisher
+        return self.session.current_publisher()
 
     # --- agents ---------------------------------------------------------------------------
 
@@ -388,48 +303,26 @@ class Service:
             )
         )
 
-    async def _react(self, reaction: Reaction) -> None:
-        """Journal what the state already changed, then publish its messages.
+    async def _react(self, decision: Decision) -> None:
+        """Journal, publish, then the caller acks: call it right after the change it reports."""
+        await self._current_outbox().send(self.cluster, decision)
 
-        Call it right after the change, with no await in between: the journal entry takes its
-        place in the same step."""
-        journal = self._current_journal()
-        if not reaction.commands and not reaction.events:
-            await journal.reaction(self.cluster, "", None)  # state only (a heartbeat, a move)
-            return
-        reaction_id = new_id()
-        published = Published(reaction.commands, reaction.events)
-        await journal.reaction(self.cluster, reaction_id, published)
-        # Into the outbox only once journaled: nothing is published ahead of its journal entry.
-        self._outbox[reaction_id] = published
-        await self._flush_outbox()
-
-    async def _flush_outbox(self) -> None:
-        async with self._outbox_lock:  # in order, and each reaction once
-            while self._outbox:
-                reaction_id, published = next(iter(self._outbox.items()))
-                await self._publish(published.commands, published.events)
-                del self._outbox[reaction_id]
-                self._current_journal().reaction_done(reaction_id).add_done_callback(_ignore)
-
-    def _current_journal(self) -> StateJournal:
-        if self.journal is None:
+    def _current_outbox(self) -> Outbox:
+        if self.outbox is None:
             raise NotConnected("this replica is not active")
-        return self.journal
+        return self.outbox
 
     # --- operators ----------------------------------------------------------------------
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         try:
             try:
-                request = ControlRequest.model_validate_json(message.body)
-            except ValidationError as exc:
+                request = parse_message(ControlRequest, message.body)
+            except ContractError as exc:
                 await self._reply(
                     message,
                     ControlReply(
-                        id=message.message_id or new_id(),
-                        ok=False,
-                        error=f"bad request: {describe_validation_error(exc)}",
+                        id=_reply_id(message.message_id), ok=False, error=f"bad request: {exc}"
                     ),
                 )
                 await message.ack()
@@ -437,37 +330,27 @@ class Service:
             reply, found = handle_control(self.cluster, request, utc_now())
             if reply.status is not None:
                 reply = reply.model_copy(update={"status": self.status_report()})
-            await self._react(Reaction(events=found))  # journaled before the reply says done
+            await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()
         except CONNECTION_ERRORS as exc:
             log.warning("control request left unanswered by a lost session: %s", exc)
 
     async def _reply(self, message: AbstractIncomingMessage, reply: ControlReply) -> None:
-        if not message.reply_to:
-            return
-        publisher = self._current_publisher()
-        # Not mandatory: an operator who gave up waiting has no queue any more.
-        await publisher.channel.default_exchange.publish(
-            Message(
-                reply.to_body(),
-                content_type="application/json",
-                correlation_id=message.correlation_id,
-            ),
-            routing_key=message.reply_to,
-            mandatory=False,
-        )
+        if not await self._current_publisher().reply(message, reply):
+            log.warning(
+                "control request %s: no reply, reply_to %r is not a broker-generated queue",
+                message.message_id or "(no id)",
+                message.reply_to,
+            )
 
 
-async def _has_consumers(channel: AbstractChannel, *tags: str) -> bool:
-    underlay = await channel.get_underlay_channel()
-    consumers: dict[str, object] = getattr(underlay, "consumers", {})
-    return all(tag in consumers for tag in tags)
-
-
-def _ignore(future: asyncio.Future[int]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: a lost outbox-done record only means a republish
+def _reply_id(message_id: str | None) -> str:
+    """The id a refusal answers with: the request's own, if it is a usable one."""
+    try:
+        return _MESSAGE_ID.validate_python(message_id)
+    except ValueError:
+        return new_id()
 
 
 def _unmatched(fault: FaultNotification) -> Event:

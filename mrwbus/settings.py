@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost/"
 
@@ -14,8 +15,34 @@ def management_url() -> str | None:
 
 
 def amqp_url(flag: str | None = None) -> str:
-    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the local broker."""
-    return flag or os.environ.get("MRWBUS_AMQP_URL") or DEFAULT_AMQP_URL
+    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the file `MRWBUS_AMQP_URL_FILE` names, else the
+    local broker.
+
+    The file is how systemd's `LoadCredential=` (packaging/systemd/) and container secrets hand
+    over a URL with a password in it, which then sits in no environment and no command line.
+    """
+    if flag:
+        return flag
+    if url := os.environ.get("MRWBUS_AMQP_URL"):
+        return url
+    if path := os.environ.get("MRWBUS_AMQP_URL_FILE"):
+        return _read_url_file(path)
+    return DEFAULT_AMQP_URL
+
+
+def _read_url_file(path: str) -> str:
+    from mrwbus.errors import ConfigError, ConfigIssue
+
+    try:
+        url = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "is not UTF-8 text"
+        raise ConfigError(
+            f"{path} (MRWBUS_AMQP_URL_FILE)", [ConfigIssue("", f"cannot be read: {reason}")]
+        ) from exc
+    if not url:
+        raise ConfigError(f"{path} (MRWBUS_AMQP_URL_FILE)", [ConfigIssue("", "is empty")])
+    return url
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """`mrwbus simulate`: what a fault would do, from a given cluster state, with no broker.
 
-Runs the very functions the service runs (`ClusterState.handle_fault`), so a configuration
-change can be checked before it goes live, like an alert router's routing tests.
+Runs the very function the service's monitor actors run (`ClusterState.handle_fault`) and
+prints the `Decision` it returns as it is: the ladder step it took (or why none), its commands
+and its events. So a configuration change can be checked before it goes live, like an alert
+router's routing tests, and what `simulate` says is what the service does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,18 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mrwbus.config import ClusterConfig
 from mrwbus.core.cluster import ClusterState
-from mrwbus.core.failover import FailoverInProgress
+from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
-from mrwbus.core.monitor import MonitorServerState, Status, Step, next_step
+from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.errors import ContractError
-from mrwbus.messages import (
-    Action,
-    Event,
-    FaultNotification,
-    RecoveryCommand,
-    describe_validation_error,
-    new_id,
-)
+from mrwbus.messages import FaultNotification, describe_validation_error, new_id
 
 
 class _Strict(BaseModel):
@@ -55,11 +50,12 @@ class MonitorOutcome:
     monitor: str
     server: str
     before: Status
-    after: Status
-    ladder: str
-    commands: list[RecoveryCommand] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    failovers: list[FailoverInProgress] = field(default_factory=list)
+    decision: Decision
+
+    @property
+    def after(self) -> Status:
+        assert self.decision.state is not None  # a fault's decision always has one
+        return self.decision.state.status
 
 
 @dataclass
@@ -103,52 +99,16 @@ def build_state(config: ClusterConfig, data: dict[str, Any]) -> ClusterState:
     return cluster
 
 
-def describe_ladder(cluster: ClusterState, monitor: str, server: str) -> str:
-    """The ladder step a fault while Normal would take: `restart 2 of 3`, `final action`..."""
-    recovery = cluster.config.monitors[monitor].recovery
-    state = cluster.state_of(monitor, server)
-    step = next_step(recovery, state)
-    if step is Step.EXHAUSTED:
-        return "exhausted: the final action was already taken; counts must be reset"
-    if step is Step.FINAL:
-        if recovery.action is Action.FINAL_ACTION:
-            return f"final action {recovery.final_action.value}"
-        used = state.restarts if recovery.action is Action.RESTART else state.failovers
-        limit = (
-            recovery.max_restarts if recovery.action is Action.RESTART else recovery.max_failovers
-        )
-        return f"final action {recovery.final_action.value} ({recovery.action.value}s used up: {used} of {limit})"
-    if recovery.action is Action.RESTART:
-        return f"restart {state.restarts + 1} of {recovery.max_restarts}"
-    if recovery.action is Action.FAILOVER:
-        return f"failover {state.failovers + 1} of {recovery.max_failovers}"
-    return "script"
-
-
 def simulate(
     config: ClusterConfig, fault: FaultNotification, cluster: ClusterState, now: datetime
 ) -> Simulation:
+    """What the service would do with `fault`: the very call its monitor actors make
+    (`ClusterState.handle_fault`), for every monitor the fault matches, in the same order."""
     outcomes = []
     for monitor in MonitorIndex(config).match(fault.server, fault.category, fault.device):
         before = cluster.state_of(monitor, fault.server)
-        if before.counts_expired(config.monitors[monitor].recovery.reset_counts_after, now):
-            cluster.monitors[(monitor, fault.server)] = before.with_counts_reset()
-        ladder = describe_ladder(cluster, monitor, fault.server)
         decision = cluster.handle_fault(monitor, fault, now)
-        if ladder.startswith("failover") and not decision.failovers:
-            ladder += " (not taken: see the events; no count used)"
-        outcomes.append(
-            MonitorOutcome(
-                monitor=monitor,
-                server=fault.server,
-                before=before.status,
-                after=decision.state.status,
-                ladder=ladder if before.status is Status.NORMAL and fault.state == "error" else "-",
-                commands=list(decision.commands),
-                events=list(decision.events),
-                failovers=list(decision.failovers),
-            )
-        )
+        outcomes.append(MonitorOutcome(monitor, fault.server, before.status, decision))
     return Simulation(fault, outcomes)
 
 
@@ -161,8 +121,9 @@ def render_simulation(simulation: Simulation) -> str:
         lines.append(
             f"{outcome.monitor} on {outcome.server}: {outcome.before.value} -> {outcome.after.value}"
         )
-        lines.append(f"  ladder step: {outcome.ladder}")
-        for command in outcome.commands:
+        step = outcome.decision.step
+        lines.append(f"  ladder step: {step.text if step else '-'}")
+        for command in outcome.decision.commands:
             facts = ", ".join(
                 f"{key}={value}"
                 for key, value in command.model_dump(
@@ -172,11 +133,11 @@ def render_simulation(simulation: Simulation) -> str:
                 ).items()
             )
             lines.append(f"  command -> {command.routing_key}: {facts}")
-        for progress in outcome.failovers:
+        for progress in outcome.decision.failovers:
             lines.append(
                 f"  then, once {progress.from_server} confirms the stop: "
                 f"start of {progress.group} on {progress.to_server}"
             )
-        for event in outcome.events:
+        for event in outcome.decision.events:
             lines.append(f"  event {event.code}: {event.text}")
     return "\n".join(lines)

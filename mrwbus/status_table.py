@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from mrwbus.bus_messages import BusReport
 from mrwbus.messages import StatusReport
+from mrwbus.terminal import printable
 
 _RED_BOLD = "\033[1;31m"
 _YELLOW = "\033[33m"
@@ -14,8 +15,10 @@ _COLORS = {"Error": _RED_BOLD, "Suspended": _YELLOW, "Offline": _YELLOW}
 
 
 def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], color_column: int | None, color: bool
+    headers: Sequence[str], raw: Sequence[Sequence[str]], color_column: int | None, color: bool
 ) -> list[str]:
+    # Escaped before measuring: the columns line up with what the terminal shows.
+    rows = [[printable(cell) for cell in row] for row in raw]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -99,7 +102,8 @@ def render_bus(bus: BusReport, *, color: bool = False) -> list[str]:
             ]
         )
     lines = [
-        f"Bus (read {bus.read_at:%H:%M:%S} UTC from {bus.source}; {bus.dead_letters} dead letters)"
+        f"Bus (read {bus.read_at:%H:%M:%S} UTC from {printable(bus.source)};"
+        f" {bus.dead_letters} dead letters)"
     ]
     table = _table(["QUEUE", "WAITING", "UNACKED", "CONSUMER", "OLDEST (S)"], rows, None, color)
     if color:

@@ -27,7 +27,7 @@ from mrwbus.messages import (
     ReportRequest,
 )
 
-DOCUMENTED: tuple[type[BaseModel], ...] = (
+MESSAGES: tuple[type[BaseModel], ...] = (
     FaultNotification,
     RecoveryCommand,
     CommandResult,
@@ -36,11 +36,18 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Event,
     ControlRequest,
     ControlReply,
+)
+"""What travels on its own as a message body (each has a JSON Schema, `mrwbus.wire_schema`)."""
+
+DOCUMENTED: tuple[type[BaseModel], ...] = (
+    *MESSAGES,
     BusReport,
     QueueDepth,
     RecentDeadLetter,
     DeadLetterNote,
 )
+"""The messages and the models about the bus nested in them (`StatusReport.bus`,
+`ControlRequest.dead_letters`), each with a field table in the contract."""
 
 BEGIN = "<!-- BEGIN GENERATED FIELD TABLES: python -m mrwbus.wire_docs -->"
 END = "<!-- END GENERATED FIELD TABLES -->"

@@ -23,7 +23,7 @@ Writing an agent takes a few lines::
 A handler returns a `HandlerResult`, an `Outcome` or None (succeeded); raising is failed,
 `TimeoutError` is timed out. A command with no handler is refused, so shutdown, reboot and the
 hardware final actions only ever run where a handler for them was registered. The agent keeps
-a journal under `state_dir/<server>/`, so a command redelivered is never run twice, and it
+a command ledger under `state_dir/<server>/`, so a command redelivered is never run twice, and it
 tracks the groups active on its server from the outcomes (failover start/stop, restart,
 stop_group, final actions that take the server down), reporting them at start, on change, on
 request and as a heartbeat.
@@ -34,20 +34,22 @@ configuration (`ShellHandler`), run with the command's facts as MRWBUS_* variabl
 
 from mrwbus.agent.execution import carry_out, groups_after
 from mrwbus.agent.handlers import Handler, HandlerResult, HandlerTable, handler_name
-from mrwbus.agent.journal import Journal, JournalLocked
+from mrwbus.agent.ledger import CommandLedger
 from mrwbus.agent.reference import build_reference_agent, run_agent
-from mrwbus.agent.runtime import Agent, AgentHealth
+from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, ShellHandler, command_environment
+from mrwbus.errors import JournalLocked
+from mrwbus.health import Health
 from mrwbus.messages import Outcome
 
 __all__ = [
     "Agent",
-    "AgentHealth",
+    "CommandLedger",
     "CommandScriptHandler",
     "Handler",
     "HandlerResult",
     "HandlerTable",
-    "Journal",
+    "Health",
     "JournalLocked",
     "Outcome",
     "ShellHandler",

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from mrwbus.agent.execution import carry_out, groups_after, make_result
 from mrwbus.agent.handlers import HandlerTable
-from mrwbus.agent.journal import Journal
-from mrwbus.errors import MrwbusError
+from mrwbus.agent.ledger import CommandLedger
+from mrwbus.errors import JournalFailed
 from mrwbus.messages import CommandResult, Outcome, RecoveryCommand
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,6 @@ INTERRUPTED = (
     "interrupted: the agent stopped while this command ran (its journal says started, never "
     "finished); not run again, since it may have done part of its work"
 )
-
-
-class JournalFailed(MrwbusError):
-    """Raised when the journal cannot be written; the command's delivery is not acknowledged."""
 
 
 class IdempotentRunner:
@@ -41,7 +37,7 @@ class IdempotentRunner:
         self,
         server: str,
         handlers: HandlerTable,
-        journal: Journal,
+        journal: CommandLedger,
         *,
         groups: Callable[[], frozenset[str]],
         set_groups: Callable[[frozenset[str]], None],

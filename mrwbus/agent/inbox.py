@@ -9,8 +9,8 @@ from mrwbus.messages import (
     REPORT_REQUEST_WORD,
     MessageId,
     RecoveryCommand,
-    describe_validation_error,
     json_object,
+    parse_message,
 )
 
 _MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
@@ -26,13 +26,7 @@ def parse_command(body: bytes, routing_key: str, server: str) -> RecoveryCommand
     The routing key must be `<this server>.<the body's action>`. A body naming another server
     passes: the agent refuses it with a result, which tells the service more than silence.
     """
-    data = json_object(body)
-    try:
-        command = RecoveryCommand.model_validate(data)
-    except ValidationError as exc:
-        raise ContractError(
-            f"body breaks the command schema: {describe_validation_error(exc)}"
-        ) from exc
+    command = parse_message(RecoveryCommand, body)
     expected = f"{server}.{command.action.value}"
     if routing_key != expected:
         raise ContractError(

@@ -5,9 +5,9 @@ time, in order) -> `parse_command` -> `IdempotentRunner` (journal; handled befor
 result) -> `carry_out` -> journal -> publish the result with a confirm -> report a change of
 groups -> ack. Report requests (`<server>.report`) arrive in the same queue.
 
-The agent owns its reconnection as the service does: a session is one connection; when it
-breaks (broker restart, consumer cancelled), the agent connects again, declares its queue
-again and consumes again. A command keeps running across a lost session: it runs in a task of
+Sessions are run by `bus.session.SessionRunner`, as the service's are: when one breaks
+(broker restart, consumer cancelled), the runner connects again and the agent declares its
+queue again and consumes again. A command keeps running across a lost session: it runs in a task of
 the agent, not of the channel, and its redelivery in the next session waits for it.
 """
 
@@ -18,20 +18,18 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.agent.execution import make_result
 from mrwbus.agent.handlers import Handler, HandlerTable
 from mrwbus.agent.idempotent import IdempotentRunner
 from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
-from mrwbus.agent.journal import KEEP, Journal
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect_unless_stopped, redact
-from mrwbus.bus.publisher import Publisher
+from mrwbus.agent.ledger import KEEP, CommandLedger
+from mrwbus.bus.connection import redact
+from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
 from mrwbus.messages import (
@@ -42,26 +40,13 @@ from mrwbus.messages import (
     ReportReason,
     ReportRequest,
     new_id,
+    parse_message,
     utc_now,
 )
 
 log = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=Handler)
-
-SESSION_ERRORS: tuple[type[BaseException], ...] = (
-    *CONNECTION_ERRORS,
-    aiormq.exceptions.ChannelClosed,
-)
-"""What ends a session: the broker went away, or closed the channel."""
-
-
-@dataclass
-class AgentHealth:
-    connected: bool = False
-    consuming: bool = False
-    outages: int = 0
-    last_error: str | None = None
 
 
 class Agent:
@@ -97,15 +82,14 @@ class Agent:
         """Seconds a stop waits for the running command; None: until it finishes."""
         self.journal_keep = journal_keep
         self.handlers = HandlerTable()
-        self.health = AgentHealth()
-        self.ready = asyncio.Event()
+        self.session = SessionRunner(amqp_url, name=f"mrwbus-agent-{server}", prefetch=1)
+        self.health = self.session.health
+        self.ready = self.session.ready
         """Set while the agent consumes its queue."""
         self._groups = _group_names(initial_groups)
         self._groups_given = False
-        self._journal: Journal | None = None
-        self._publisher: Publisher | None = None
+        self._journal: CommandLedger | None = None
         self._runner: IdempotentRunner | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
         self._groups_unreported = False
         self._changed = asyncio.Event()
 
@@ -150,7 +134,7 @@ class Agent:
         publish its result, acknowledge it, close.
         """
         journal = await asyncio.to_thread(
-            Journal.open, self.state_dir / self.server, keep=self.journal_keep
+            CommandLedger.open, self.state_dir / self.server, keep=self.journal_keep
         )
         self._journal = journal
         self._runner = IdempotentRunner(
@@ -171,79 +155,33 @@ class Agent:
             ", ".join(sorted(self._groups)) or "(none)",
             journal.path,
         )
-        failures = 0
         try:
-            while not stop.is_set():
-                connection = await connect_unless_stopped(
-                    self.amqp_url, stop, name=f"mrwbus-agent-{self.server}"
-                )
-                if connection is None:
-                    break
-                try:
-                    await self._session(connection, stop)
-                except SESSION_ERRORS as exc:
-                    self._lost(exc)
-                finally:
-                    consumed = self.ready.is_set()
-                    self._end_session()
-                    with contextlib.suppress(Exception):
-                        await connection.close()
-                failures = 0 if consumed else failures + 1
-                if failures and not stop.is_set():
-                    # The broker is up but the session failed before consuming: do not spin.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), min(5.0, 0.2 * 2**failures))
+            await self.session.run(stop, lambda session: self._session(session, stop))
         finally:
             await self._drain(set(self._runner.running.values()))
             self._journal = self._runner = None
             journal.close()
 
-    def _lost(self, exc: BaseException) -> None:
-        self.health.outages += 1
-        self.health.last_error = str(exc) or type(exc).__name__
-        log.warning(
-            "agent of %s lost the broker session (%s); reconnecting",
-            self.server,
-            self.health.last_error,
-        )
-
-    def _end_session(self) -> None:
-        self._publisher = None
-        self.ready.clear()
-        self.health.consuming = False
-        self.health.connected = False
-
-    async def _session(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=1)
-        exchanges = await declare_exchanges(channel)
-        queue = await declare_agent_queue(channel, exchanges, self.server)
-        self._publisher = Publisher(channel, exchanges)
-        self.health.connected = True
+    async def _session(self, session: Session, stop: asyncio.Event) -> None:
+        exchanges = await declare_exchanges(session.channel)
+        queue = await declare_agent_queue(session.channel, exchanges, self.server)
+        session.use_exchanges(exchanges)
         await self._report(ReportReason.START)
         self._groups_unreported = False
-        tag = await queue.consume(self._on_message)
-        self.health.consuming = True
-        self.ready.set()
-        log.info("agent of %s consuming %s on %s", self.server, queue.name, redact(self.amqp_url))
+        await session.consume(queue, self._on_message)
+        session.consuming()
+        log.info("agent of %s consuming %s on %s", self.server, queue.name, redact(session.url))
 
         reporter = asyncio.create_task(self._report_periodically())
+
+        async def check_reporter() -> None:
+            if reporter.done():
+                reporter.result()  # it only ends by a bug: let it be seen
+
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.watchdog_interval)
-                if reporter.done():
-                    reporter.result()  # it only ends by a bug: let it be seen
-                if channel.is_closed or connection.is_closed:
-                    raise ConnectionError("the channel or connection closed")
-                if not await _has_consumer(channel, tag):
-                    # The broker cancelled the consumer (queue deleted, leader moved).
-                    raise ConnectionError(f"the broker cancelled the consumer of {queue.name}")
+            await session.watch(stop, self.watchdog_interval, check_reporter)
             # Graceful stop: take no new command, finish the one in hand (it acks), close.
-            self.health.consuming = False
-            with contextlib.suppress(*SESSION_ERRORS):
-                await queue.cancel(tag)
-            await self._drain(set(self._deliveries))
+            await session.drain(self.shutdown_grace)
         finally:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
@@ -263,25 +201,13 @@ class Agent:
     # --- deliveries ---------------------------------------------------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._deliveries.add(task)
-        try:
-            if is_report_request(message.routing_key or "", self.server):
-                await self._on_report_request(message)
-            else:
-                await self._on_command(message)
-        except SESSION_ERRORS as exc:
-            # The broker redelivers the unacknowledged message in the next session.
-            log.warning("delivery left unacknowledged by a lost session: %s", exc)
-        except Exception:
-            # Not a lost session (e.g. the journal cannot be written): hand it back to the
-            # queue; its delivery limit dead-letters a message that keeps failing.
-            log.exception("agent of %s could not handle a delivery; requeued", self.server)
-            with contextlib.suppress(*SESSION_ERRORS):
-                await message.nack(requeue=True)
-        finally:
-            self._deliveries.discard(task)
+        # A failure here is the session's to handle (`Session.consume`): a lost session leaves
+        # the message to redelivery, anything else (a ledger that cannot be written) hands it
+        # back to the queue, whose delivery limit dead-letters a message that keeps failing.
+        if is_report_request(message.routing_key or "", self.server):
+            await self._on_report_request(message)
+        else:
+            await self._on_command(message)
 
     async def _on_command(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -297,8 +223,7 @@ class Agent:
     async def _reject(self, message: AbstractIncomingMessage, problem: str) -> None:
         """A message that is no valid command: dead-lettered, refused if it has an id, acked."""
         log.warning("agent of %s rejects message %s: %s", self.server, message.message_id, problem)
-        publisher = self._current_publisher()
-        await publisher.dead_letter(message, problem)
+        await self.session.current_publisher().dead_letter(message, problem)
         command_id = salvage_id(message.body)
         if command_id is not None:
             await self._send(
@@ -308,7 +233,7 @@ class Agent:
 
     async def _send(self, result: CommandResult) -> None:
         # Not mandatory: the service's results queue holds it, or nobody is listening yet.
-        await self._current_publisher().publish(
+        await self.session.current_publisher().publish(
             RESULTS, result.routing_key, result, mandatory=False
         )
 
@@ -316,8 +241,8 @@ class Agent:
 
     async def _on_report_request(self, message: AbstractIncomingMessage) -> None:
         try:
-            ReportRequest.model_validate_json(message.body)
-        except ValueError as exc:
+            parse_message(ReportRequest, message.body)
+        except ContractError as exc:
             # Answered anyway: a report is harmless, and the asker wants one.
             log.warning("malformed report request %s: %s", message.message_id, exc)
         await self._report(ReportReason.ASKED)
@@ -332,7 +257,7 @@ class Agent:
             heartbeat_interval=self.heartbeat_interval,
             sent_at=utc_now(),
         )
-        await self._current_publisher().publish(
+        await self.session.current_publisher().publish(
             RESULTS, report.routing_key, report, mandatory=False
         )
 
@@ -374,11 +299,6 @@ class Agent:
             self._groups = groups
             self._groups_unreported = True
 
-    def _current_publisher(self) -> Publisher:
-        if self._publisher is None:
-            raise ConnectionError("not connected to the broker")
-        return self._publisher
-
     def __repr__(self) -> str:
         return f"Agent({self.server!r}, queue={agent_queue(self.server)!r})"
 
@@ -389,9 +309,3 @@ def _group_names(groups: Iterable[str]) -> frozenset[str]:
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(f"{name!r} is not a valid group name (letters, digits, _ and -)")
     return names
-
-
-async def _has_consumer(channel: AbstractChannel, tag: str) -> bool:
-    underlay = await channel.get_underlay_channel()
-    consumers: dict[str, object] = getattr(underlay, "consumers", {})
-    return tag in consumers

@@ -1,10 +1,10 @@
-"""Connecting to RabbitMQ: retried with backoff, URLs logged without their passwords."""
+"""Connecting to RabbitMQ: retried with backoff over one URL or several, URLs logged without
+their passwords. A running session (reconnects, consumers, drain) is `bus.session`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 
 import aio_pika
 import aiormq
@@ -25,12 +25,16 @@ log = logging.getLogger(__name__)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
-    OSError,
     aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError,
     TimeoutError,
 )
-"""What counts as the broker being away; anything else is a bug and is not retried."""
+"""What counts as the broker being away once connected; anything else is not a broker outage
+(a disk error, a bug) and never travels the reconnect path."""
+
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, OSError)
+"""What a connection attempt may fail with: also any socket error (a name that does not
+resolve, a route that does not exist)."""
 
 
 def redact(url: str) -> str:
@@ -39,46 +43,46 @@ def redact(url: str) -> str:
     return str(parsed.with_password("***")) if parsed.password else url
 
 
+def url_list(urls: str | Sequence[str]) -> list[str]:
+    """One URL or several, as a list; several are tried in turn (a cluster's nodes)."""
+    found = [urls] if isinstance(urls, str) else list(urls)
+    if not found:
+        raise ValueError("no broker URL given")
+    return found
+
+
+async def open_connection(url: str, name: str) -> AbstractConnection:
+    """One connection attempt, named so the management UI shows who is connected."""
+    return await aio_pika.connect(url, client_properties={"connection_name": name}, timeout=10)
+
+
 async def connect(
-    url: str, *, attempts: int | None = None, name: str = "mrwbus"
+    urls: str | Sequence[str], *, attempts: int | None = None, name: str = "mrwbus"
 ) -> AbstractConnection:
-    """Connect, retrying with exponential backoff (forever unless `attempts` is given)."""
+    """Connect, retrying with exponential backoff (forever unless `attempts` is given); each
+    attempt takes the next of `urls`."""
+    candidates = url_list(urls)
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
+        url = candidates[(state.attempt_number - 1) % len(candidates)]
         log.warning("broker %s unreachable (%s); retrying", redact(url), error)
 
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(CONNECTION_ERRORS),
+        retry=retry_if_exception_type(CONNECT_ERRORS),
         wait=wait_exponential(multiplier=0.2, max=5),
         stop=stop_after_attempt(attempts) if attempts else stop_never,
         before_sleep=before_sleep,
         reraise=True,
     )
+    url = candidates[0]
     try:
         async for attempt in retrying:
             with attempt:
-                return await aio_pika.connect(
-                    url, client_properties={"connection_name": name}, timeout=10
-                )
-    except CONNECTION_ERRORS as exc:
+                url = candidates[(attempt.retry_state.attempt_number - 1) % len(candidates)]
+                return await open_connection(url, name)
+    except CONNECT_ERRORS as exc:
         raise BrokerUnavailable(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def connect_unless_stopped(
-    url: str, stop: asyncio.Event, *, name: str
-) -> AbstractConnection | None:
-    """`connect`, retrying until connected or until `stop` is set (then None)."""
-    connecting = asyncio.create_task(connect(url, name=name))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if connecting.done():
-        return connecting.result()
-    connecting.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await connecting
-    return None

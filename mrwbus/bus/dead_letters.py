@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import connect
-from mrwbus.bus.publisher import PUBLISH_TIMEOUT
+from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.rpc import existing_queue
 from mrwbus.bus.topology import DEAD
 from mrwbus.dead_letters import DeadLetter, describe, in_time_order, replay_headers
@@ -34,7 +34,7 @@ class HeldDeadLetters:
 
     letters: list[DeadLetter]
     _messages: dict[str, AbstractIncomingMessage]
-    _confirming: AbstractChannel
+    _publisher: Publisher
 
     async def replay(self, letter: DeadLetter, by: str) -> None:
         """Republish to where it came from, confirmed; then it leaves the dead-letter queue."""
@@ -46,13 +46,7 @@ class HeldDeadLetters:
             delivery_mode=DeliveryMode.PERSISTENT,
             **kept,
         )
-        if letter.exchange:
-            exchange = await self._confirming.get_exchange(letter.exchange, ensure=False)
-        else:
-            exchange = self._confirming.default_exchange
-        await exchange.publish(
-            copy, routing_key=letter.routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
-        )
+        await self._publisher.resend(copy, letter.exchange, letter.routing_key)
         await message.ack()
 
     async def purge(self, letter: DeadLetter) -> None:
@@ -86,7 +80,7 @@ async def held_dead_letters(url: str) -> AsyncIterator[HeldDeadLetters]:
                 letter = _renamed(letter, len(letters))
             letters.append(letter)
             messages[letter.id] = message
-        yield HeldDeadLetters(in_time_order(letters), messages, confirming)
+        yield HeldDeadLetters(in_time_order(letters), messages, Publisher(confirming, {}))
         await reading.close()  # returns the unacknowledged, in their order
     finally:
         await connection.close()

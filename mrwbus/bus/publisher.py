@@ -1,4 +1,10 @@
-"""The one place that sends: every message persistent, JSON, and confirmed by the broker."""
+"""The one place that sends: every message persistent, JSON, and confirmed by the broker.
+
+Commands, events, dead letters (and their replays), the operator's control requests and the
+service's replies to them all go out here. A reply goes only to a queue the broker generated for the asker
+(`amq.gen-*`, or direct reply-to): a `reply_to` naming any other queue (the snapshot, an agent's
+commands) would let anyone who can send a control request write there.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,10 @@ from mrwbus.bus.topology import (
     ERROR_HEADER,
     EVENTS,
 )
-from mrwbus.messages import Event, RecoveryCommand, WireModel, new_id, utc_now
+from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel, new_id, utc_now
+
+REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
+"""The only queues a reply may go to: names the broker generates, never one a client chose."""
 
 PUBLISH_TIMEOUT = 15.0
 """Seconds to wait for a confirm. A confirm that never comes (a connection dying under it) must
@@ -29,7 +38,7 @@ def json_message(model: WireModel, **properties: object) -> Message:
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=model.id,  # type: ignore[attr-defined]
+        message_id=getattr(model, "id", None),
         type=type(model).__name__,
         **properties,  # type: ignore[arg-type]
     )
@@ -44,16 +53,24 @@ class Publisher:
         exchanges: dict[str, AbstractExchange],
         *,
         timeout: float = PUBLISH_TIMEOUT,
+        user_id: str | None = None,
     ) -> None:
         self.channel = channel
         self.exchanges = exchanges
         self.timeout = timeout
+        self.user_id = user_id
+        """Set as every message's AMQP `user_id`: the connection's user, which the broker
+        verifies, so a consumer can trust who sent it."""
 
     async def publish(
         self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
     ) -> None:
+        properties = {"user_id": self.user_id} if self.user_id else {}
         await self.exchanges[exchange].publish(
-            json_message(model), routing_key, mandatory=mandatory, timeout=self.timeout
+            json_message(model, **properties),
+            routing_key,
+            mandatory=mandatory,
+            timeout=self.timeout,
         )
 
     async def command(self, command: RecoveryCommand) -> None:
@@ -88,3 +105,42 @@ class Publisher:
         await self.channel.default_exchange.publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
         )
+
+    async def resend(self, message: Message, exchange: str, routing_key: str) -> None:
+        """Send a message as it is, to an exchange by name ("" is the default one), confirmed
+        (`mrwbus dead replay`); mandatory, so a route that is gone raises instead of losing it."""
+        target = (
+            await self.channel.get_exchange(exchange, ensure=False)
+            if exchange
+            else self.channel.default_exchange
+        )
+        await target.publish(message, routing_key=routing_key, mandatory=True, timeout=self.timeout)
+
+    async def to_queue(self, queue: str, model: WireModel, **properties: object) -> None:
+        """Send straight to a queue (through the default exchange), confirmed; mandatory, so
+        a queue that is not there raises instead of losing the message."""
+        await self.channel.default_exchange.publish(
+            json_message(model, **properties),
+            routing_key=queue,
+            mandatory=True,
+            timeout=self.timeout,
+        )
+
+    async def reply(self, request: AbstractIncomingMessage, reply: ControlReply) -> bool:
+        """Answer a request on its `reply_to`, if that is a broker-generated queue; False if
+        the reply was not sent (no `reply_to`, or one that names any other queue)."""
+        if not is_reply_target(request.reply_to):
+            return False
+        # Not mandatory: an operator who gave up waiting has no queue any more.
+        await self.channel.default_exchange.publish(
+            json_message(reply, correlation_id=request.correlation_id),
+            routing_key=request.reply_to or "",
+            mandatory=False,
+            timeout=self.timeout,
+        )
+        return True
+
+
+def is_reply_target(reply_to: str | None) -> bool:
+    """True for a queue name the broker generated for a client (`amq.gen-*`, direct reply-to)."""
+    return bool(reply_to) and any((reply_to or "").startswith(prefix) for prefix in REPLY_PREFIXES)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from aio_pika import Message
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from mrwbus.bus.connection import connect
+from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
-from mrwbus.errors import ServiceError
-from mrwbus.messages import ControlReply, ControlRequest
+from mrwbus.errors import ContractError, ServiceError
+from mrwbus.messages import ControlReply, ControlRequest, parse_message
 
 
 async def existing_queue(channel: AbstractChannel, name: str, missing: str) -> AbstractQueue:
@@ -41,19 +41,14 @@ async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.
 
         async def on_reply(message: AbstractIncomingMessage) -> None:
             if message.correlation_id == request.id and not answer.done():
-                answer.set_result(ControlReply.model_validate_json(message.body))
+                try:
+                    answer.set_result(parse_message(ControlReply, message.body))
+                except ContractError as exc:
+                    answer.set_exception(ServiceError(f"the service's reply is unreadable: {exc}"))
 
         await replies.consume(on_reply, no_ack=True)
-        await channel.default_exchange.publish(
-            Message(
-                request.to_body(),
-                content_type="application/json",
-                message_id=request.id,
-                correlation_id=request.id,
-                reply_to=replies.name,
-                expiration=timeout,
-            ),
-            routing_key=CONTROL,
+        await Publisher(channel, {}).to_queue(
+            CONTROL, request, correlation_id=request.id, reply_to=replies.name, expiration=timeout
         )
         try:
             return await asyncio.wait_for(answer, timeout)

@@ -23,6 +23,19 @@ CONTROL = "mrwbus.control"
 SERVICE_RESULTS = "mrwbus.service.results"
 """The service's queue of agents' results and reports."""
 
+JOURNAL = "mrwbus.journal"
+"""The service's journal: a stream of entries (see `bus.journal_stream`)."""
+SNAPSHOT = "mrwbus.snapshot"
+"""The newest snapshot of the service's state: a quorum queue of length one."""
+LEADER = "mrwbus.leader"
+"""The leader lock: an exclusive queue, held by the active replica's connection."""
+
+JOURNAL_ARGUMENTS: FieldTable = {
+    "x-queue-type": "stream",
+    "x-max-length-bytes": 2 * 1024**3,
+    "x-stream-max-segment-size-bytes": 64 * 1024**2,
+}
+
 EXCHANGES = (FAULTS, COMMANDS, EVENTS, RESULTS, CONTROL)
 
 DELIVERY_LIMIT = 5
@@ -101,4 +114,25 @@ async def declare_service_topology(channel: AbstractChannel, servers: Iterable[s
     await results.bind(exchanges[RESULTS], routing_key="#")
     for server in servers:
         await declare_agent_queue(channel, exchanges, server)
+    await declare_journal(channel)
     return Topology(exchanges=exchanges, faults=faults, control=control, results=results)
+
+
+async def declare_journal(channel: AbstractChannel) -> None:
+    """The journal stream and the snapshot queue."""
+    await channel.declare_queue(JOURNAL, durable=True, arguments=JOURNAL_ARGUMENTS)
+    await channel.declare_queue(
+        SNAPSHOT,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head"},
+    )
+
+
+async def declare_leader_lock(channel: AbstractChannel) -> AbstractQueue:
+    """Take the leader lock; raises `ChannelLockedResource` when another connection holds it."""
+    return await channel.declare_queue(LEADER, exclusive=True, auto_delete=False)
+
+
+async def existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+    """A queue declared elsewhere in this module (passive: never creates it)."""
+    return await channel.declare_queue(name, passive=True)

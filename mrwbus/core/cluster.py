@@ -12,16 +12,11 @@ from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig
 from mrwbus.core import events
-from mrwbus.core.failover import (
-    FailoverInProgress,
-    FailoverRules,
-    FailoverStep,
-    Phase,
-    failover_command,
-)
+from mrwbus.core.decision import Decision
+from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
-from mrwbus.core.recovery import Decision, Situation, decide_fault
+from mrwbus.core.recovery import Situation, decide_fault
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
@@ -42,14 +37,6 @@ Key = tuple[str, str]
 
 REMEMBERED_COMMANDS = 10_000
 """Commands remembered for matching their results to them."""
-
-
-@dataclass
-class Reaction:
-    """What a result, a report or the passing of time causes."""
-
-    commands: list[RecoveryCommand] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -162,21 +149,28 @@ class ClusterState:
         decision = decide_fault(
             self.config, monitor, fault, self.state_of(monitor, fault.server), situation, now
         )
-        self.apply(monitor, fault.server, decision)
+        self.apply(decision, (monitor, fault.server))
         return decision
 
-    def apply(self, monitor: str, server: str, decision: Decision) -> None:
-        self._set(monitor, server, decision.state)
-        for group, where in decision.moves.items():
-            self.view.move(group, where)
+    def apply(self, decision: Decision, key: Key | None = None) -> Decision:
+        """Apply a decision in one step; `key`: the (monitor, server) whose state it decided."""
+        if decision.state is not None:
+            assert key is not None
+            self._set(*key, decision.state)
         for progress in decision.failovers:
             self.failovers[progress.group] = progress
             self.view.moving.add(progress.group)
+        for group in decision.ended:
+            del self.failovers[group]
+            self.view.moving.discard(group)
+        for group, where in decision.moves.items():
+            self.view.move(group, where)
         self._remember(decision.commands)
+        return decision
 
-    def handle_result(self, result: CommandResult, now: datetime) -> Reaction:
+    def handle_result(self, result: CommandResult, now: datetime) -> Decision:
         """An agent's result: an event, and the next step of a failover waiting for it."""
-        reaction = Reaction()
+        found: list[Event] = []
         command = self.issued.get(result.command_id) or self._awaited(result.command_id)
         monitor = command.monitor if command else "_"
         action = _describe(command) if command else f"command {result.command_id}"
@@ -187,7 +181,7 @@ class ClusterState:
             else events.COMMAND_FAILED
         )
         facts = {"monitor": monitor, "server": result.server, "command_id": result.command_id}
-        reaction.events.append(
+        found.append(
             kind.make(
                 at=now,
                 cause=result.id,
@@ -201,7 +195,7 @@ class ClusterState:
         )
         if result.before_script_outcome not in (None, Outcome.SUCCEEDED):
             assert result.before_script_outcome is not None
-            reaction.events.append(
+            found.append(
                 events.BEFORE_SCRIPT_FAILED.make(
                     at=now,
                     cause=result.id + "/before",
@@ -209,30 +203,29 @@ class ClusterState:
                     **facts,
                 )
             )
+        decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
             if progress.awaiting == result.command_id:
-                self._advance(progress, self._rules().on_result(progress, result, now), reaction)
-        return reaction
+                decision += self.apply(self._rules().on_result(progress, result, now))
+        return decision
 
-    def handle_report(self, report: AgentReport, now: datetime) -> Reaction:
+    def handle_report(self, report: AgentReport, now: datetime) -> Decision:
         """An agent's report: it is alive, and these groups run on its server."""
-        reaction = Reaction()
+        found: list[Event] = []
         sent = min(now, report.sent_at)
         if (
             report.server not in self.config.servers
             or now - sent > self.config.service.heartbeat_timeout
         ):
             # Unknown, or a report that waited in the queue (an outage): it proves nothing now.
-            return reaction
+            return Decision()
         if report.server not in self.view.alive:
             self.view.alive.add(report.server)
-            reaction.events.append(
-                events.SERVER_BACK.make(at=now, cause=report.id, server=report.server)
-            )
+            found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))
         known = frozenset(group for group in report.active_groups if group in self.config.groups)
         conflicts = self.view.apply_report(report.server, known, sent)
         for group, servers in conflicts.items():
-            reaction.events.append(
+            found.append(
                 events.GROUP_ON_TWO_SERVERS.make(
                     at=now,
                     cause=report.id,
@@ -241,21 +234,22 @@ class ClusterState:
                     kept=self.view.placement.get(group) or "nowhere",
                 )
             )
-        return reaction
+        return Decision(events=tuple(found))
 
-    def tick(self, now: datetime) -> Reaction:
+    def tick(self, now: datetime) -> Decision:
         """The passing of time: failover deadlines, and agents that fell silent."""
-        reaction = Reaction()
+        found: list[Event] = []
         timeout = self.config.service.heartbeat_timeout
         for server in sorted(self.view.silent_servers(now, timeout) & self.view.alive):
             self.view.alive.discard(server)
             seen = self.view.last_seen[server].isoformat()
-            reaction.events.append(
+            found.append(
                 events.SERVER_SILENT.make(at=now, cause=seen, server=server, timeout=str(timeout))
             )
+        decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
-            self._advance(progress, self._rules().on_deadline(progress, now), reaction)
-        return reaction
+            decision += self.apply(self._rules().on_deadline(progress, now))
+        return decision
 
     def _awaited(self, command_id: str) -> RecoveryCommand | None:
         """The command a failover in progress waits for, as far as it can be told again (after a
@@ -284,22 +278,6 @@ class ClusterState:
 
     def _rules(self) -> FailoverRules:
         return FailoverRules(self.config, self.view, self.servers_in_error())
-
-    def _advance(
-        self, progress: FailoverInProgress, step: FailoverStep, reaction: Reaction
-    ) -> None:
-        reaction.commands += step.commands
-        reaction.events += step.events
-        self._remember(step.commands)
-        if step.progress is not None:
-            self.failovers[progress.group] = step.progress
-            if step.progress.phase is Phase.STARTING and progress.phase is not Phase.STARTING:
-                self.view.move(progress.group, None)  # stopped (or fenced) on the source
-            return
-        del self.failovers[progress.group]
-        self.view.moving.discard(progress.group)
-        if not step.leave_placement:
-            self.view.move(progress.group, step.placement)
 
     def _remember(self, commands: tuple[RecoveryCommand, ...] | list[RecoveryCommand]) -> None:
         for command in commands:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mrwbus.messages import NO_MONITOR, Event, EventKind, derived_id
+from mrwbus.messages import NO_MONITOR, Event, EventKind, RecoveryCommand, derived_id
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,26 @@ FAULT_UNMATCHED = EventType(
     "A {category} error for device {device!r} on {server} matched no monitor.",
 )
 COMMAND_ISSUED = EventType("MRW-201", C, "{monitor}: {description} issued to {target_server}.")
+
+
+def command_issued(
+    command: RecoveryCommand, *, at: datetime, cause: str, server: str, description: str
+) -> Event:
+    """MRW-201 for `command`; `server` is the fault's server (for a failover: the source)."""
+    return COMMAND_ISSUED.make(
+        at=at,
+        cause=cause,
+        monitor=command.monitor,
+        server=server,
+        fault_id=command.fault_id,
+        command_id=command.id,
+        group=command.group,
+        description=description,
+        action=command.action.value,
+        target_server=command.server,
+    )
+
+
 TARGET_NOT_ACTIVE = EventType(
     "MRW-301", N, "{monitor}: recovery not run on {server}; target {target} is not active there."
 )

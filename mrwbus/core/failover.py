@@ -9,12 +9,14 @@ the failover in progress and what happened, and returns what to do next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from mrwbus.config import ClusterConfig
 from mrwbus.core import events
+from mrwbus.core.decision import Decision, recovery_command
 from mrwbus.core.placement import ClusterView, choose_failover_destination
 from mrwbus.messages import (
     Action,
@@ -23,7 +25,6 @@ from mrwbus.messages import (
     Event,
     Outcome,
     RecoveryCommand,
-    derived_id,
 )
 
 
@@ -48,17 +49,17 @@ class FailoverInProgress:
     before_script: str | None = None
 
 
-@dataclass
-class FailoverStep:
-    """What one result or one deadline does to a failover."""
+def _going_on(progress: FailoverInProgress, *found: Event, **more: object) -> Decision:
+    """The failover carries on (a result for an earlier step, a deadline not yet due)."""
+    return Decision(events=found, failovers=(progress,), **more)  # type: ignore[arg-type]
 
-    progress: FailoverInProgress | None
-    """The failover after this step; None once it is over (done or given up)."""
-    commands: list[RecoveryCommand] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    placement: str | None = None
-    """Where the group runs when the failover is over (None: stopped, or left as it was)."""
-    leave_placement: bool = False
+
+def _over(
+    progress: FailoverInProgress, found: list[Event], placement: str | None = None, *, leave: bool
+) -> Decision:
+    """The failover is over: the group runs on `placement`, or stays where it was (`leave`)."""
+    moves = {} if leave else {progress.group: placement}
+    return Decision(events=tuple(found), moves=moves, ended=(progress.group,))
 
 
 def failover_command(
@@ -69,28 +70,29 @@ def failover_command(
     *,
     to_server: str | None = None,
 ) -> RecoveryCommand:
-    to = to_server or progress.to_server
-    return RecoveryCommand(
-        id=derived_id(
-            "command",
-            progress.fault_id,
-            progress.monitor,
-            server,
-            "failover",
-            progress.group,
-            step,
-            to,
-        ),
+    """The stop (on the source) or the start (on `to_server`) of a failover."""
+    return _command(
+        progress,
+        server,
+        now,
+        action=Action.FAILOVER,
+        step=step,
+        from_server=progress.from_server,
+        to_server=to_server or progress.to_server,
+        before_script=progress.before_script if step is CommandStep.STOP else None,
+    )
+
+
+def _command(
+    progress: FailoverInProgress, server: str, now: datetime, **facts: Any
+) -> RecoveryCommand:
+    return recovery_command(
         fault_id=progress.fault_id,
         monitor=progress.monitor,
         server=server,
-        action=Action.FAILOVER,
         group=progress.group,
-        step=step,
-        from_server=progress.from_server,
-        to_server=to,
-        before_script=progress.before_script if step is CommandStep.STOP else None,
         issued_at=now,
+        **facts,
     )
 
 
@@ -124,9 +126,9 @@ class FailoverRules:
 
     def on_result(
         self, progress: FailoverInProgress, result: CommandResult, now: datetime
-    ) -> FailoverStep:
+    ) -> Decision:
         if result.command_id != progress.awaiting:
-            return FailoverStep(progress)  # a late or repeated result for an earlier step
+            return _going_on(progress)  # a late or repeated result for an earlier step
         succeeded = result.outcome is Outcome.SUCCEEDED
         why = f"{result.outcome.value}: {result.detail}" if result.detail else result.outcome.value
         if progress.phase is Phase.STOPPING:
@@ -138,20 +140,17 @@ class FailoverRules:
         if progress.phase is Phase.FENCING:
             if succeeded:
                 return self._start(progress, now)
-            return FailoverStep(
-                None,
-                events=[self._event(events.FENCING_FAILED, progress, now, why=why)],
-                leave_placement=True,
-            )
+            failed = self._event(events.FENCING_FAILED, progress, now, why=why)
+            return _over(progress, [failed], leave=True)
         if succeeded:
             done = self._event(events.FAILOVER_DONE, progress, now)
-            return FailoverStep(None, events=[done], placement=progress.to_server)
+            return _over(progress, [done], progress.to_server, leave=False)
         failed = self._event(events.START_FAILED, progress, now, why=why)
         return self._next_destination(progress, now, [failed])
 
-    def on_deadline(self, progress: FailoverInProgress, now: datetime) -> FailoverStep:
+    def on_deadline(self, progress: FailoverInProgress, now: datetime) -> Decision:
         if now < progress.deadline:
-            return FailoverStep(progress)
+            return _going_on(progress)
         timeout = self.timeout(progress.phase)
         if progress.phase is Phase.STOPPING:
             return self._source_unconfirmed(progress, now, f"no answer within {_seconds(timeout)}")
@@ -159,33 +158,24 @@ class FailoverRules:
             failed = self._event(
                 events.FENCING_FAILED, progress, now, why=f"no answer within {_seconds(timeout)}"
             )
-            return FailoverStep(None, events=[failed], leave_placement=True)
+            return _over(progress, [failed], leave=True)
         unknown = self._event(events.START_NOT_CONFIRMED, progress, now, timeout=_seconds(timeout))
-        return FailoverStep(None, events=[unknown], placement=None)
+        return _over(progress, [unknown], None, leave=False)
 
     def _source_unconfirmed(
         self, progress: FailoverInProgress, now: datetime, why: str
-    ) -> FailoverStep:
+    ) -> Decision:
         recovery = self.config.monitors[progress.monitor].recovery
         if not recovery.fence_first:
             refused = self._event(events.STOP_NOT_CONFIRMED, progress, now, why=why)
-            return FailoverStep(None, events=[refused], leave_placement=True)
-        fence = RecoveryCommand(
-            id=derived_id(
-                "command",
-                progress.fault_id,
-                progress.monitor,
-                progress.from_server,
-                "fence",
-                progress.group,
-            ),
-            fault_id=progress.fault_id,
-            monitor=progress.monitor,
-            server=progress.from_server,
+            return _over(progress, [refused], leave=True)
+        fence = _command(
+            progress,
+            progress.from_server,
+            now,
             action=Action.FINAL_ACTION,
-            group=progress.group,
+            fence=True,
             final_action=recovery.final_action,
-            issued_at=now,
         )
         fencing = replace(
             progress,
@@ -196,11 +186,15 @@ class FailoverRules:
         event = self._event(
             events.FENCING, progress, now, why=why, final_action=recovery.final_action.value
         )
-        return FailoverStep(fencing, commands=[fence], events=[event])
+        return _going_on(fencing, event, commands=(fence,))
 
     def _start(
-        self, progress: FailoverInProgress, now: datetime, to_server: str | None = None
-    ) -> FailoverStep:
+        self,
+        progress: FailoverInProgress,
+        now: datetime,
+        to_server: str | None = None,
+        found: tuple[Event, ...] = (),
+    ) -> Decision:
         to = to_server or progress.to_server
         start = failover_command(progress, CommandStep.START, to, now, to_server=to)
         starting = replace(
@@ -211,23 +205,20 @@ class FailoverRules:
             deadline=now + self.timeout(Phase.STARTING),
             tried=(*progress.tried, to),
         )
-        issued = events.COMMAND_ISSUED.make(
+        issued = events.command_issued(
+            start,
             at=now,
             cause=start.id,
-            monitor=progress.monitor,
             server=progress.from_server,
-            fault_id=progress.fault_id,
-            command_id=start.id,
-            group=progress.group,
             description=f"failover of group {progress.group} (start; {progress.from_server} -> {to})",
-            action=Action.FAILOVER.value,
-            target_server=to,
         )
-        return FailoverStep(starting, commands=[start], events=[issued])
+        # Stopped (or fenced) on the source: the group runs nowhere until the start is confirmed.
+        moves = {} if progress.phase is Phase.STARTING else {progress.group: None}
+        return _going_on(starting, *found, issued, commands=(start,), moves=moves)
 
     def _next_destination(
         self, progress: FailoverInProgress, now: datetime, found: list[Event]
-    ) -> FailoverStep:
+    ) -> Decision:
         recovery = self.config.monitors[progress.monitor].recovery
         destination = choose_failover_destination(
             self.config,
@@ -242,10 +233,8 @@ class FailoverRules:
             found.append(
                 self._event(events.NO_SERVER_LEFT, progress, now, reason=destination.reason)
             )
-            return FailoverStep(None, events=found, placement=None)
-        step = self._start(progress, now, destination.server)
-        step.events[:0] = found
-        return step
+            return _over(progress, found, None, leave=False)
+        return self._start(progress, now, destination.server, tuple(found))
 
 
 def _seconds(delta: timedelta) -> str:

@@ -29,9 +29,9 @@ from pydantic import TypeAdapter
 
 from mrwbus.config import ClusterConfig
 from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.core.failover import FailoverInProgress
 from mrwbus.core.monitor import MonitorServerState
-from mrwbus.messages import Event, RecoveryCommand
 
 Record = tuple[str, str, Any]
 Records = dict[str, dict[str, Any]]
@@ -48,32 +48,6 @@ REMEMBERED_DECISIONS = 20_000
 
 _monitor_state = TypeAdapter(MonitorServerState)
 _failover = TypeAdapter(FailoverInProgress)
-_commands = TypeAdapter(list[RecoveryCommand])
-_events = TypeAdapter(list[Event])
-
-
-@dataclass
-class Published:
-    """The messages of one decision or reaction, and whether the broker confirmed them all."""
-
-    commands: list[RecoveryCommand]
-    events: list[Event]
-    confirmed: bool = False
-
-    def to_value(self) -> dict[str, Any]:
-        return {
-            "commands": _commands.dump_python(self.commands, mode="json"),
-            "events": _events.dump_python(self.events, mode="json"),
-            "confirmed": self.confirmed,
-        }
-
-    @classmethod
-    def from_value(cls, value: dict[str, Any]) -> Published:
-        return cls(
-            _commands.validate_python(value["commands"]),
-            _events.validate_python(value["events"]),
-            bool(value["confirmed"]),
-        )
 
 
 def monitor_key(monitor: str, server: str) -> str:
@@ -136,8 +110,8 @@ class RestoredState:
     """What a journal gives back: the cluster state, each monitor's decided faults, the outbox."""
 
     cluster: ClusterState
-    decided: dict[str, OrderedDict[str, Published]]
-    outbox: OrderedDict[str, Published]
+    decided: dict[str, OrderedDict[str, Decision]]
+    outbox: OrderedDict[str, Decision]
 
 
 class RecordSet:
@@ -199,27 +173,29 @@ class RecordSet:
             if group in config.groups and progress.monitor in config.monitors:
                 cluster.failovers[group] = progress
         view.moving &= set(cluster.failovers)
-        decided: dict[str, OrderedDict[str, Published]] = {}
+        decided: dict[str, OrderedDict[str, Decision]] = {}
         for key, value in get(DECIDED, {}).items():
             monitor, _, fault_id = key.partition("/")
-            published = Published.from_value(value)
-            decided.setdefault(monitor, OrderedDict())[fault_id] = published
-            for command in published.commands:
+            decision = Decision.from_value(value)
+            decided.setdefault(monitor, OrderedDict())[fault_id] = decision
+            for command in decision.commands:
                 cluster.issued[command.id] = command
         outbox = OrderedDict(
-            (key, Published.from_value(value)) for key, value in get(OUTBOX, {}).items()
+            (key, Decision.from_value(value)) for key, value in get(OUTBOX, {}).items()
         )
         cluster.__post_init__()  # recount the servers in Error
         return RestoredState(cluster, decided, outbox)
 
 
-def decided_record(monitor: str, fault_id: str, published: Published) -> Record:
+def decided_record(monitor: str, fault_id: str, decision: Decision) -> Record:
     """A decision; once confirmed only the fact is kept (its messages are out, and small
     snapshots matter more than republishing what the broker already has)."""
-    if published.confirmed:
-        return (DECIDED, f"{monitor}/{fault_id}", Published([], [], confirmed=True).to_value())
-    return (DECIDED, f"{monitor}/{fault_id}", published.to_value())
+    return (
+        DECIDED,
+        f"{monitor}/{fault_id}",
+        (CONFIRMED if decision.confirmed else decision).to_value(),
+    )
 
 
-def outbox_records(reaction_id: str, published: Published | None) -> Iterator[Record]:
-    yield (OUTBOX, reaction_id, published.to_value() if published is not None else None)
+def outbox_records(reaction_id: str, decision: Decision | None) -> Iterator[Record]:
+    yield (OUTBOX, reaction_id, decision.to_value() if decision is not None else None)

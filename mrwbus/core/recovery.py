@@ -7,11 +7,12 @@ commands and events, and moves the groups. `mrwbus simulate` runs the very same 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mrwbus.config import ActiveTiming, ClusterConfig, MonitorConfig
 from mrwbus.core import events
+from mrwbus.core.decision import Decision, LadderStep, NoStep, recovery_command
 from mrwbus.core.failover import FailoverInProgress, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
@@ -22,21 +23,7 @@ from mrwbus.messages import (
     FaultNotification,
     FinalAction,
     RecoveryCommand,
-    derived_id,
 )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one input does to one monitor on one server."""
-
-    state: MonitorServerState
-    commands: tuple[RecoveryCommand, ...] = ()
-    events: tuple[Event, ...] = ()
-    moves: dict[str, str | None] = field(default_factory=dict)
-    """Groups whose placement the commands change: group -> server it will run on."""
-    failovers: tuple[FailoverInProgress, ...] = ()
-    """Failovers this decision started; each waits for its source to confirm the stop."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +72,7 @@ class _Planner:
         self.commands: list[RecoveryCommand] = []
         self.moves: dict[str, str | None] = {}
         self.failovers: list[FailoverInProgress] = []
+        self.step: LadderStep | None = None
 
     def emit(self, kind: events.EventType, **facts: object) -> None:
         facts.setdefault("group", None)
@@ -99,10 +87,21 @@ class _Planner:
             )
         )
 
-    def done(self, state: MonitorServerState) -> Decision:
+    def done(self, state: MonitorServerState, why: NoStep | None = None) -> Decision:
+        step = self.step
+        if why is not None:
+            step = LadderStep.none(why)
         return Decision(
-            state, tuple(self.commands), tuple(self.events), self.moves, tuple(self.failovers)
+            commands=tuple(self.commands),
+            events=tuple(self.events),
+            step=step,
+            state=state,
+            moves=self.moves,
+            failovers=tuple(self.failovers),
         )
+
+    def not_taken(self, why: NoStep, detail: str = "") -> None:
+        self.step = LadderStep.none(why, detail)
 
     def decide(self, state: MonitorServerState) -> Decision:
         reset_after = self.recovery.reset_counts_after
@@ -116,15 +115,18 @@ class _Planner:
         self.emit(events.ERROR_RECEIVED, category=fault.category.value, device=fault.device)
         if self.situation.suspended:
             self.emit(events.FAULT_WHILE_SUSPENDED)
-            return self.done(state.record_fault(fault.id, fault.device, fault.message, self.now))
+            return self.done(
+                state.record_fault(fault.id, fault.device, fault.message, self.now),
+                NoStep.SUSPENDED,
+            )
         timing = self.settings.timing
         if isinstance(timing, ActiveTiming) and not self.is_active_here(timing.active):
             self.emit(events.FAULT_NOT_MONITORED, active=timing.active)
-            return self.done(state)
+            return self.done(state, NoStep.NOT_MONITORED)
         state = state.record_fault(fault.id, fault.device, fault.message, self.now)
         if state.status is Status.ERROR:
             self.emit(events.FAULT_WHILE_ERROR, faults=state.faults)
-            return self.done(state)
+            return self.done(state, NoStep.IN_ERROR)
         self.emit(events.ERROR_DETECTED)
         return self.done(self.recover(state.to_error()))
 
@@ -132,8 +134,8 @@ class _Planner:
         self.emit(events.RECOVERY_NOTICE, device=self.fault.device)
         if self.recovery.clear_on_recovery and state.status is Status.ERROR:
             self.emit(events.RECOVERED_TO_NORMAL)
-            return self.done(state.cleared())
-        return self.done(state)
+            return self.done(state.cleared(), NoStep.RECOVERY_NOTICE)
+        return self.done(state, NoStep.RECOVERY_NOTICE)
 
     def is_active_here(self, group_or_resource: str) -> bool:
         return any(
@@ -152,21 +154,49 @@ class _Planner:
         groups = [group for group in candidates if view.is_active(group, self.server)]
         if not groups:
             self.emit(events.TARGET_NOT_ACTIVE, target=self.recovery.target)
+            self.not_taken(NoStep.TARGET_NOT_ACTIVE, self.recovery.target)
             return state
         step = next_step(self.recovery, state)
         if step is Step.EXHAUSTED:
             self.emit(events.LADDER_EXHAUSTED)
+            self.not_taken(NoStep.EXHAUSTED)
             return state
         if step is Step.FINAL:
             # A suppressed final action was not taken: the next fault may take it.
-            return count_step(self.recovery, state, step) if self.final_action(groups) else state
+            if not self.final_action(groups):
+                return state
+            self.step = LadderStep(self.final_text(state))
+            return count_step(self.recovery, state, step)
         action = self.recovery.action
         if action is Action.FAILOVER:
             moved = [group for group in groups if self.failover(group)]
-            return count_step(self.recovery, state, step) if moved else state
-        for group in groups if action is Action.RESTART else [None]:
-            self.issue(action, group=group, description=self.describe(action, group))
+            if not moved:
+                self.not_taken(NoStep.NO_DESTINATION, f"failover {self.of_limit(state)}")
+                return state
+        else:
+            for group in groups if action is Action.RESTART else [None]:
+                self.issue(action, group=group, description=self.describe(action, group))
+        self.step = LadderStep(
+            "script" if action is Action.SCRIPT else f"{action.value} {self.of_limit(state)}"
+        )
         return count_step(self.recovery, state, step)
+
+    def of_limit(self, state: MonitorServerState) -> str:
+        """`2 of 3`: the count this step takes, and its maximum."""
+        if self.recovery.action is Action.RESTART:
+            return f"{state.restarts + 1} of {self.recovery.max_restarts}"
+        return f"{state.failovers + 1} of {self.recovery.max_failovers}"
+
+    def final_text(self, state: MonitorServerState) -> str:
+        action, final = self.recovery.action, self.recovery.final_action.value
+        if action is Action.FINAL_ACTION:
+            return f"final action {final}"
+        used, limit = (
+            (state.restarts, self.recovery.max_restarts)
+            if action is Action.RESTART
+            else (state.failovers, self.recovery.max_failovers)
+        )
+        return f"final action {final} ({action.value}s used up: {used} of {limit})"
 
     def describe(self, action: Action, group: str | None) -> str:
         if group is None:
@@ -205,15 +235,7 @@ class _Planner:
             before_script=self.recovery.before_script,
         )
         stop = failover_command(progress, CommandStep.STOP, self.server, self.now)
-        self.commands.append(stop)
-        self.emit(
-            events.COMMAND_ISSUED,
-            description=f"failover of group {group} (stop; {self.server} -> {destination.server})",
-            command_id=stop.id,
-            group=group,
-            action=Action.FAILOVER.value,
-            target_server=self.server,
-        )
+        self.send(stop, f"failover of group {group} (stop; {self.server} -> {destination.server})")
         self.failovers.append(replace(progress, awaiting=stop.id))
         return True
 
@@ -230,11 +252,9 @@ class _Planner:
                 - {self.server}
             )
             if not healthy:
-                self.emit(
-                    events.FINAL_ACTION_SUPPRESSED,
-                    final_action=final.value,
-                    reason=f"{self.server} is the last healthy server of the cluster",
-                )
+                reason = f"{self.server} is the last healthy server of the cluster"
+                self.emit(events.FINAL_ACTION_SUPPRESSED, final_action=final.value, reason=reason)
+                self.not_taken(NoStep.SUPPRESSED, f"{final.value}: {reason}")
                 return False
         for group in groups if final is FinalAction.STOP_GROUP else [None]:
             self.issue(
@@ -257,11 +277,7 @@ class _Planner:
     ) -> None:
         """A restart, script or final action for the fault's server (failovers: `failover`)."""
         server = self.server
-        command_id = derived_id(
-            "command", self.fault.id, self.monitor, server, action.value, group or "", ""
-        )
-        command = RecoveryCommand(
-            id=command_id,
+        command = recovery_command(
             fault_id=self.fault.id,
             monitor=self.monitor,
             server=server,
@@ -273,12 +289,13 @@ class _Planner:
             before_script=self.recovery.before_script,
             issued_at=self.now,
         )
+        self.send(command, description)
+
+    def send(self, command: RecoveryCommand, description: str) -> None:
         self.commands.append(command)
-        self.emit(
-            events.COMMAND_ISSUED,
-            description=description,
-            command_id=command_id,
-            group=group,
-            action=action.value,
-            target_server=server,
+        cause = f"{self.fault.id}/{command.group or ''}/{command.id}"
+        self.events.append(
+            events.command_issued(
+                command, at=self.now, cause=cause, server=self.server, description=description
+            )
         )

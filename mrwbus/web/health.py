@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mrwbus.service import Health
+from mrwbus.health import Health
 
 Role = Literal["active", "standby", "unknown"]
 ROLES: tuple[Role, ...] = ("active", "standby", "unknown")

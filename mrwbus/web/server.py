@@ -26,13 +26,12 @@ from typing import Any
 
 from aiohttp import web
 
-from mrwbus.errors import MrwbusError
+from mrwbus.errors import StatusPageError
 from mrwbus.messages import Event
-from mrwbus.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mrwbus.metrics import Metrics
 from mrwbus.service import Service
 from mrwbus.web.health import assess
-from mrwbus.web.prometheus import render_metrics
+from mrwbus.web.prometheus import exposition
 from mrwbus.web.stream import KEEPALIVE, StatusStream, event_json, status_json
 
 log = logging.getLogger(__name__)
@@ -45,11 +44,6 @@ _PAGE_POLICY = (
     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
-
-
-class StatusPageError(MrwbusError):
-    """Raised when the status page cannot listen where asked: a malformed HOST:PORT, or an
-    address that is taken or not this machine's. The service refuses to start."""
 
 
 def parse_http_address(text: str) -> tuple[str, int]:
@@ -167,13 +161,14 @@ class StatusServer:
         return _json([event_json(event) for event in recent])
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
-        text = render_metrics(
+        body, content_type = exposition(
             self.service.counters,
             self.service.health,
             self.metrics,
             self.service.status_report(),
+            request.headers.get("Accept"),
         )
-        return web.Response(body=text.encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _health_handler(self, request: web.Request) -> web.Response:
         report = assess(self.service.health)

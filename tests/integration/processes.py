@@ -1,4 +1,4 @@
-"""The real `mrwbus` command as separate processes: the service and node agents."""
+"""The real `mrwbus` command as separate processes: the service, node agents and relays."""
 
 from __future__ import annotations
 
@@ -82,6 +82,11 @@ class Processes:
     async def agent(self, server: str) -> Process:
         return await self._start(
             f"agent-{server}", ["agent", "--server", server, "--config", str(self.config)]
+        )
+
+    async def relay(self, server: str) -> Process:
+        return await self._start(
+            f"relay-{server}", ["relay", "--server", server, "--config", str(self.config)]
         )
 
     async def _start(self, name: str, argv: list[str]) -> Process:

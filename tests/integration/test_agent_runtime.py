@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from mrwbus.agent import Agent, HandlerResult, build_reference_agent
 from mrwbus.agent.execution import result_id
-from mrwbus.agent.journal import Journal
+from mrwbus.agent.ledger import CommandLedger
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.topology import (
     COMMANDS,
@@ -229,7 +229,7 @@ async def test_a_command_interrupted_earlier_is_failed_not_run(
     amqp_url: str, probe: ResultsProbe, tmp_path: Path
 ) -> None:
     start = command(action="failover", step="start")
-    journal = Journal.open(tmp_path / "server1")
+    journal = CommandLedger.open(tmp_path / "server1")
     journal.start(start.id)  # and the agent was killed here
     journal.close()
 

@@ -82,10 +82,10 @@ def agent_row(status: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def metric(text: str, name: str) -> str:
+def metric(text: str, name: str) -> float:
     found = re.search(rf'^{name}\{{[^}}]*queue="{SERVER3_QUEUE}"[^}}]*\}} (\S+)$', text, re.M)
     assert found, f"{name} for {SERVER3_QUEUE} is not in /metrics"
-    return found.group(1)
+    return float(found.group(1))  # prometheus_client writes 3.0
 
 
 async def test_a_stopped_agent_queue_rises_everywhere_and_falls_when_it_returns(
@@ -135,9 +135,9 @@ async def test_a_stopped_agent_queue_rises_everywhere_and_falls_when_it_returns(
                 f"document.querySelector('{row}').classList.contains('stalled')"
             )
             text = await metrics()
-            assert metric(text, "mrwbus_queue_messages_ready") == "3"
-            assert metric(text, "mrwbus_queue_consumers") == "0"
-            assert metric(text, "mrwbus_agent_queue_stalled") == "1"
+            assert metric(text, "mrwbus_queue_messages_ready") == 3
+            assert metric(text, "mrwbus_queue_consumers") == 0
+            assert metric(text, "mrwbus_agent_queue_stalled") == 1
             await probe.publish_raw(b"{not json", "server1.fc", message_id="garbled")
             await page.wait_for(
                 "document.querySelector('#dead-letters li')?.dataset.reason"
@@ -161,8 +161,8 @@ async def test_a_stopped_agent_queue_rises_everywhere_and_falls_when_it_returns(
                 f"document.querySelector('{row}').classList.contains('stalled')"
             )
             text = await metrics()
-            assert metric(text, "mrwbus_queue_messages_ready") == "0"
-            assert metric(text, "mrwbus_agent_queue_stalled") == "0"
+            assert metric(text, "mrwbus_queue_messages_ready") == 0
+            assert metric(text, "mrwbus_agent_queue_stalled") == 0
         lines = (tmp_path / "actions.log").read_text().splitlines()
         assert lines.count("server3 restart failover2") == 3
     finally:

@@ -83,7 +83,8 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str, str]:
 def sample(metrics: str, name: str) -> str:
     found = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.MULTILINE)
     assert found, f"{name} is not in /metrics"
-    return found.group(1)
+    value = found.group(1)  # prometheus_client writes whole numbers as `1.0`
+    return str(int(float(value))) if float(value).is_integer() else value
 
 
 async def test_metrics_count_a_fault_and_its_command(

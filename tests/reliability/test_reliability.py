@@ -13,13 +13,12 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from mrwbus.bus.journal import SNAPSHOT, declare_journal
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.rpc import ask_service
-from mrwbus.bus.topology import DEAD, ERROR_HEADER, declare_exchanges
+from mrwbus.bus.topology import DEAD, ERROR_HEADER, SNAPSHOT, declare_exchanges, declare_journal
 from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
 from mrwbus.config import parse_config
-from mrwbus.core.records import Published
+from mrwbus.core.decision import CONFIRMED
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
 from mrwbus.persistence import StateJournal
 from tests.integration.processes import Process, Processes
@@ -222,11 +221,7 @@ async def test_start_up_with_a_long_journal_is_bounded_by_snapshots(
             f"f-{index}", f"dev-{index % GOOD}", "", utc_now()
         )
         cluster.dirty.add((monitor, "server1"))
-        pending.append(
-            journal.decision(
-                cluster, monitor, f"f-{index}", Published([], [], confirmed=True), shared=False
-            )
-        )
+        pending.append(journal.decision(cluster, monitor, f"f-{index}", CONFIRMED, shared=False))
         if len(pending) >= 5_000:
             await asyncio.gather(*pending)
             pending.clear()

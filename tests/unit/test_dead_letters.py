@@ -3,7 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 from mrwbus.bus.topology import DEAD_ID_HEADER, ERROR_HEADER
-from mrwbus.dead_letters import describe, group_by_reason, render_list, replay_headers, select
+from mrwbus.dead_letters import (
+    describe,
+    group_by_reason,
+    render_list,
+    render_show,
+    replay_headers,
+    select,
+)
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 
@@ -90,3 +97,22 @@ def test_the_list_groups_by_reason_most_frequent_first() -> None:
 def test_the_preview_never_prints_control_characters() -> None:
     letter = describe(b"\x1b[31mred" + b"x" * 200, {}, message_id=None, timestamp=None)
     assert "\x1b" not in letter.preview() and letter.preview().endswith("...")
+
+
+def test_what_came_off_the_bus_is_shown_escaped_never_obeyed() -> None:
+    letter = describe(
+        b"not json \x1b[2J\nsecond line",
+        {
+            ERROR_HEADER: "bad \x1b]0;owned\x07 body",
+            "x-mrwbus-exchange": "mrwbus.faults",
+            "x-mrwbus-routing-key": "server1.nic\x1b[31m",
+            "x-note": "\x1b[1A",
+        },
+        message_id="\x1b[H",
+        timestamp=NOW,
+    )
+    for text in (render_list([letter]), render_show(letter)):
+        assert "\x1b" not in text and "\x07" not in text
+    shown = render_show(letter)
+    assert "bad \\x1b]0;owned\\x07 body" in shown
+    assert shown.endswith("not json \\x1b[2J\nsecond line")  # the body keeps its lines

@@ -17,6 +17,8 @@ from mrwbus.messages import (
     Category,
     CommandResult,
     CommandStep,
+    ControlRequest,
+    ControlVerb,
     Event,
     EventKind,
     FaultNotification,
@@ -29,6 +31,7 @@ from mrwbus.messages import (
     new_id,
     parse_agent_message,
     parse_fault,
+    parse_message,
     utc_now,
 )
 
@@ -320,3 +323,24 @@ def test_agent_report_needs_a_positive_heartbeat_interval() -> None:
             heartbeat_interval=0,
             sent_at=AT,
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 50_000 + b"]" * 50_000, "at most"),  # larger than a body may be
+        (b'{"id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested too deeply"),
+        (b'{"id": ' + b"9" * 5_000 + b"}", "cannot be read"),
+    ],
+    ids=["deep-and-large", "deep", "huge-number"],
+)
+def test_a_hostile_body_is_a_contract_error_not_a_crash(body: bytes, problem: str) -> None:
+    with pytest.raises(ContractError, match=problem):
+        parse_fault(body, "server1.nic")
+
+
+def test_parse_message_reads_any_wire_model() -> None:
+    request = ControlRequest(id="req-1", verb=ControlVerb.STATUS)
+    assert parse_message(ControlRequest, request.to_body()) == request
+    with pytest.raises(ContractError, match="breaks the control request schema"):
+        parse_message(ControlRequest, b'{"id": "req-1", "verb": "dance"}')

@@ -10,7 +10,7 @@ import pytest
 
 from mrwbus.agent.handlers import HandlerResult, HandlerTable
 from mrwbus.agent.idempotent import IdempotentRunner, JournalFailed
-from mrwbus.agent.journal import Journal
+from mrwbus.agent.ledger import CommandLedger
 from mrwbus.messages import Outcome, RecoveryCommand
 from tests.unit.agent.conftest import CommandFactory
 
@@ -29,8 +29,8 @@ class Slow:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    opened = Journal.open(tmp_path / "server1")
+def journal(tmp_path: Path) -> Iterator[CommandLedger]:
+    opened = CommandLedger.open(tmp_path / "server1")
     yield opened
     opened.close()
 
@@ -46,7 +46,7 @@ class Groups:
         self.active = groups
 
 
-def runner(journal: Journal, handler: Slow, groups: Groups) -> IdempotentRunner:
+def runner(journal: CommandLedger, handler: Slow, groups: Groups) -> IdempotentRunner:
     table = HandlerTable()
     table.add("restart", handler)
     table.add("failover.start", handler)
@@ -54,7 +54,7 @@ def runner(journal: Journal, handler: Slow, groups: Groups) -> IdempotentRunner:
 
 
 async def test_a_finished_command_gives_its_stored_result(
-    journal: Journal, make_command: CommandFactory
+    journal: CommandLedger, make_command: CommandFactory
 ) -> None:
     handler, groups = Slow(), Groups()
     handler.release.set()
@@ -69,7 +69,7 @@ async def test_a_finished_command_gives_its_stored_result(
 
 
 async def test_a_delivery_during_the_run_waits_for_it(
-    journal: Journal, make_command: CommandFactory
+    journal: CommandLedger, make_command: CommandFactory
 ) -> None:
     handler = Slow()
     once = runner(journal, handler, Groups())
@@ -83,7 +83,7 @@ async def test_a_delivery_during_the_run_waits_for_it(
 
 
 async def test_a_cancelled_delivery_does_not_cancel_the_command(
-    journal: Journal, make_command: CommandFactory
+    journal: CommandLedger, make_command: CommandFactory
 ) -> None:
     handler = Slow()
     once = runner(journal, handler, Groups())
@@ -98,7 +98,7 @@ async def test_a_cancelled_delivery_does_not_cancel_the_command(
 
 
 async def test_a_command_interrupted_earlier_is_failed_and_not_run(
-    journal: Journal, make_command: CommandFactory
+    journal: CommandLedger, make_command: CommandFactory
 ) -> None:
     journal.start("cmd-1")  # a previous agent process died here
     handler, groups = Slow(), Groups("failover2")
@@ -112,7 +112,7 @@ async def test_a_command_interrupted_earlier_is_failed_and_not_run(
 
 
 async def test_a_journal_that_cannot_be_written_stops_the_command(
-    journal: Journal, make_command: CommandFactory
+    journal: CommandLedger, make_command: CommandFactory
 ) -> None:
     handler = Slow()
     once = runner(journal, handler, Groups())

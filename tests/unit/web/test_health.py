@@ -7,7 +7,7 @@ from enum import Enum
 
 import pytest
 
-from mrwbus.service import Health
+from mrwbus.health import Health
 from mrwbus.web.health import assess
 
 

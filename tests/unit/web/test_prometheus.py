@@ -8,6 +8,8 @@ from collections import Counter
 
 import pytest
 
+from mrwbus.bus_messages import BusReport
+from mrwbus.health import Counters, Health
 from mrwbus.messages import Category, GroupRow, MonitorStatusRow, ServerRow, StatusReport
 from mrwbus.metrics import (
     Histogram,
@@ -18,10 +20,10 @@ from mrwbus.metrics import (
     labelled,
     render_text,
 )
-from mrwbus.service import Counters, Health
-from mrwbus.web.prometheus import render_metrics
+from mrwbus.web.prometheus import bus_families, exposition, render_metrics
 
-# Text format 0.0.4: `name{label="value",...} value`, the value a float, +Inf, -Inf or NaN.
+# Text format 0.0.4 as prometheus_client writes it: `name{label="value",...} value`, the value
+# a float (`3.0`), +Inf, -Inf or NaN.
 _SAMPLE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
     r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? '
@@ -81,10 +83,10 @@ def test_scalar_families_exact_text() -> None:
     assert text == (
         "# HELP mrwbus_faults_matched_total Faults that matched.\n"
         "# TYPE mrwbus_faults_matched_total counter\n"
-        "mrwbus_faults_matched_total 3\n"
+        "mrwbus_faults_matched_total 3.0\n"
         "# HELP mrwbus_consuming 1 while consuming.\n"
         "# TYPE mrwbus_consuming gauge\n"
-        "mrwbus_consuming 1\n"
+        "mrwbus_consuming 1.0\n"
     )
 
 
@@ -93,8 +95,8 @@ def test_labelled_family_lists_known_values_at_zero_sorted() -> None:
         "mrwbus_commands_total", "counter", "Commands.", "action", {"restart": 2}, ["failover"]
     )
     assert render_text([family]).splitlines()[2:] == [
-        'mrwbus_commands_total{action="failover"} 0',
-        'mrwbus_commands_total{action="restart"} 2',
+        'mrwbus_commands_total{action="failover"} 0.0',
+        'mrwbus_commands_total{action="restart"} 2.0',
     ]
 
 
@@ -104,14 +106,21 @@ def test_label_values_and_help_are_escaped() -> None:
     assert text.splitlines() == [
         '# HELP m back\\\\slash\\nnewline "quoted"',
         "# TYPE m gauge",
-        'm{l="a\\"b\\\\c\\nd"} 1',
+        'm{l="a\\"b\\\\c\\nd"} 1.0',
     ]
     assert_valid_exposition(text)
 
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(0, "0"), (7, "7"), (0.25, "0.25"), (1e-05, "1e-05"), (math.inf, "+Inf"), (math.nan, "NaN")],
+    [
+        (0, "0.0"),
+        (7, "7.0"),
+        (0.25, "0.25"),
+        (1e-05, "1e-05"),
+        (math.inf, "+Inf"),
+        (math.nan, "NaN"),
+    ],
 )
 def test_values(value: float, shown: str) -> None:
     assert render_text([gauge("g", "h", value)]).splitlines()[-1] == f"g {shown}"
@@ -125,11 +134,11 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert lines == [
         "# HELP lat_seconds Latency.",
         "# TYPE lat_seconds histogram",
-        'lat_seconds_bucket{le="0.1"} 2',  # 0.1 itself counts in le="0.1"
-        'lat_seconds_bucket{le="1"} 3',
-        'lat_seconds_bucket{le="+Inf"} 4',
+        'lat_seconds_bucket{le="0.1"} 2.0',  # 0.1 itself counts in le="0.1"
+        'lat_seconds_bucket{le="1.0"} 3.0',
+        'lat_seconds_bucket{le="+Inf"} 4.0',
+        "lat_seconds_count 4.0",
         "lat_seconds_sum 3.65",
-        "lat_seconds_count 4",
     ]
 
 
@@ -155,24 +164,24 @@ def test_service_metrics_show_the_counters() -> None:
 
     assert_valid_exposition(text)
     values = samples(text)
-    assert values['mrwbus_faults_received_total{category="NIC"}'] == "2"
-    assert values['mrwbus_faults_received_total{category="HA/SS"}'] == "1"
-    assert values['mrwbus_faults_received_total{category="SPS"}'] == "0"
-    assert values["mrwbus_faults_matched_total"] == "2"
-    assert values["mrwbus_faults_unmatched_total"] == "1"
-    assert values["mrwbus_dead_lettered_total"] == "4"
-    assert values['mrwbus_commands_total{action="failover"}'] == "2"
-    assert values['mrwbus_commands_total{action="restart"}'] == "0"
-    assert values['mrwbus_results_total{outcome="succeeded"}'] == "2"
-    assert values['mrwbus_results_total{outcome="timed_out"}'] == "0"
-    assert values["mrwbus_monitors_in_error"] == "2"  # per server; Suspended is not Error
-    assert values['mrwbus_fault_to_command_seconds_bucket{le="0.01"}'] == "0"
-    assert values['mrwbus_fault_to_command_seconds_bucket{le="0.025"}'] == "1"
-    assert values['mrwbus_fault_to_command_seconds_bucket{le="+Inf"}'] == "1"
-    assert values["mrwbus_fault_to_command_seconds_count"] == "1"
-    assert values["mrwbus_broker_connected"] == "1"
-    assert values["mrwbus_consuming"] == "0"
-    assert values["mrwbus_broker_outages_total"] == "3"
+    assert values['mrwbus_faults_received_total{category="NIC"}'] == "2.0"
+    assert values['mrwbus_faults_received_total{category="HA/SS"}'] == "1.0"
+    assert values['mrwbus_faults_received_total{category="SPS"}'] == "0.0"
+    assert values["mrwbus_faults_matched_total"] == "2.0"
+    assert values["mrwbus_faults_unmatched_total"] == "1.0"
+    assert values["mrwbus_dead_lettered_total"] == "4.0"
+    assert values['mrwbus_commands_total{action="failover"}'] == "2.0"
+    assert values['mrwbus_commands_total{action="restart"}'] == "0.0"
+    assert values['mrwbus_results_total{outcome="succeeded"}'] == "2.0"
+    assert values['mrwbus_results_total{outcome="timed_out"}'] == "0.0"
+    assert values["mrwbus_monitors_in_error"] == "2.0"  # per server; Suspended is not Error
+    assert values['mrwbus_fault_to_command_seconds_bucket{le="0.01"}'] == "0.0"
+    assert values['mrwbus_fault_to_command_seconds_bucket{le="0.025"}'] == "1.0"
+    assert values['mrwbus_fault_to_command_seconds_bucket{le="+Inf"}'] == "1.0"
+    assert values["mrwbus_fault_to_command_seconds_count"] == "1.0"
+    assert values["mrwbus_broker_connected"] == "1.0"
+    assert values["mrwbus_consuming"] == "0.0"
+    assert values["mrwbus_broker_outages_total"] == "3.0"
 
 
 def test_every_family_has_help_and_type_once() -> None:
@@ -193,3 +202,58 @@ def test_every_family_has_help_and_type_once() -> None:
         "mrwbus_broker_connected",
         "mrwbus_consuming",
     }
+
+
+def test_openmetrics_when_the_scraper_asks_for_it() -> None:
+    body, content_type = exposition(
+        Counters(matched=2),
+        Health(),
+        Metrics(),
+        REPORT,
+        "application/openmetrics-text; version=1.0.0",
+    )
+    text = body.decode()
+    assert content_type.startswith("application/openmetrics-text")
+    assert text.endswith("# EOF\n")
+    assert "# TYPE mrwbus_faults_matched counter" in text
+    assert "mrwbus_faults_matched_total 2.0" in text
+
+
+def test_text_format_and_process_metrics_by_default() -> None:
+    body, content_type = exposition(Counters(), Health(), Metrics(), REPORT, None)
+    text = body.decode()
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert_valid_exposition(text)
+    assert "process_cpu_seconds_total" in text  # prometheus_client's process collector (Linux)
+
+
+# --- the bus, as the service last read it ---------------------------------------------------
+
+
+def test_no_queue_gauges_before_the_first_reading() -> None:
+    assert bus_families(None) == []
+    text = render_metrics(Counters(), Health(), Metrics(), REPORT)
+    assert "mrwbus_queue_" not in text and "mrwbus_dead_letters " not in text
+
+
+def test_queue_gauges_one_sample_per_queue(bus_report: BusReport) -> None:
+    report = REPORT.model_copy(update={"bus": bus_report})
+    text = render_metrics(Counters(), Health(), Metrics(), report)
+    assert_valid_exposition(text)
+    values = samples(text)
+    agent = '{queue="mrwbus.agent.server1",role="agent",server="server1"}'
+    faults = '{queue="mrwbus.faults",role="faults",server=""}'
+    assert values[f"mrwbus_queue_messages_ready{agent}"] == "3.0"
+    assert values[f"mrwbus_queue_messages_ready{faults}"] == "7.0"
+    assert values[f"mrwbus_queue_consumers{faults}"] == "1.0"
+    assert values[f"mrwbus_agent_queue_stalled{agent}"] == "1.0"
+    assert values[f"mrwbus_queue_oldest_message_age_seconds{agent}"] == "12.5"
+    assert values["mrwbus_dead_letters"] == "4.0"
+    # Only what the broker said: unacked from the management API, stalled for agent queues.
+    assert [key for key in values if key.startswith("mrwbus_queue_messages_unacked")] == [
+        f"mrwbus_queue_messages_unacked{faults}"
+    ]
+    assert [key for key in values if key.startswith("mrwbus_agent_queue_stalled")] == [
+        f"mrwbus_agent_queue_stalled{agent}"
+    ]
+    assert "# TYPE mrwbus_agent_queue_stalled gauge" in text

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from mrwbus.errors import MrwbusError
+from mrwbus.errors import JournalLocked
 from mrwbus.messages import CommandResult, utc_now
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,6 @@ JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "agent.lock"
 KEEP = 10_000
 """Commands remembered; a redelivery older than this many commands is very unlikely."""
-
-
-class JournalLocked(MrwbusError):
-    """Raised when another agent process already uses the same journal."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +53,8 @@ class JournalEntry:
         return self.result is None
 
 
-class Journal:
-    """Open with `Journal.open(directory)`; every method may be called from a worker thread."""
+class CommandLedger:
+    """Open with `CommandLedger.open(directory)`; every method may be called from a worker thread."""
 
     def __init__(self, directory: Path, keep: int, lock: IO[str]) -> None:
         self.directory = directory
@@ -72,7 +68,7 @@ class Journal:
         self._file: IO[str] | None = None
 
     @classmethod
-    def open(cls, directory: str | Path, *, keep: int = KEEP) -> Journal:
+    def open(cls, directory: str | Path, *, keep: int = KEEP) -> CommandLedger:
         """Lock the directory, read the journal, compact it, and open it for appending."""
         if keep < 1:
             raise ValueError("keep must be at least 1")

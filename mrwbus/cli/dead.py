@@ -9,80 +9,90 @@ and the command says it could not be recorded.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 
 from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation
+from mrwbus.cli.common import add_group, add_verb, checked, operator, run
 from mrwbus.config import parse_duration
 from mrwbus.dead_letters import MIN_PREFIX, SHORT_ID, DeadLetter, render_list, render_show, select
-from mrwbus.errors import ServiceError
+from mrwbus.errors import BrokerUnavailable, ServiceError
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
 from mrwbus.settings import amqp_url
+from mrwbus.terminal import printable
 
-Verb = Callable[[argparse.Namespace], int]
+DEAD = """list, show, replay or purge the dead-lettered messages in mrwbus.dead
+
+Examples:
+    mrwbus dead list
+    mrwbus dead show 3f2a9c1b
+    mrwbus dead replay --reason "not in the configuration"
+    mrwbus dead purge --before 7d
+"""
+
+DURATIONS = "90s, 10m, 2h, 1d"
 
 
-def add_dead_verbs(
-    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
-    broker: Callable[[argparse.ArgumentParser], object],
-) -> None:
-    """The `dead` verb and its four subcommands; `broker` adds the --amqp-url option."""
-    dead = verbs.add_parser(
-        "dead",
-        help="list, show, replay or purge dead-lettered messages",
-        description="Dead-lettered messages in mrwbus.dead: list, show, replay or purge them.",
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    actions = add_group(
+        verbs, "dead", DEAD, actions="what to do with the dead letters: list, show, replay, purge"
     )
-    actions = dead.add_subparsers(required=True, metavar="ACTION")
 
-    def action(name: str, function: Verb, help: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(name, help=help, description=help)
-        sub.set_defaults(verb=function)
-        broker(sub)
-        return sub
-
-    listing = action("list", list_dead, "every dead letter, grouped by reason (none is removed)")
-    listing.add_argument("--reason", help="only those whose reason contains TEXT (any case)")
+    listing = add_verb(actions, "list", list_dead)
+    listing.add_argument(
+        "--reason", metavar="TEXT", help="only those whose reason contains TEXT (any case)"
+    )
     listing.add_argument(
         "--since",
-        type=_duration,
-        help="only those dead-lettered within DURATION (90s, 10m, 2h, 1d)",
+        metavar="DURATION",
+        type=checked(parse_duration),
+        help=f"only those dead-lettered within DURATION ({DURATIONS})",
     )
     listing.add_argument(
         "--json", action="store_true", help="one JSON object per dead letter, in a list"
     )
 
-    show = action("show", show_dead, "one dead letter: reason, source, headers, whole body")
-    show.add_argument("id", help="its id, or a unique prefix of it (at least 6 characters)")
-    show.add_argument("--json", action="store_true")
+    show = add_verb(actions, "show", show_dead)
+    show.add_argument(
+        "id", metavar="ID", help="its id, or a unique prefix of it (at least 6 characters)"
+    )
+    show.add_argument("--json", action="store_true", help="the dead letter as one JSON object")
 
-    replay = action("replay", replay_dead, "republish dead letters to where they came from")
-    replay.add_argument("ids", nargs="*", metavar="ID", help="ids (or unique prefixes)")
-    replay.add_argument("--reason", help="every dead letter whose reason contains TEXT")
+    replay = add_verb(actions, "replay", replay_dead)
+    replay.add_argument(
+        "ids", nargs="*", metavar="ID", help="the dead letters' ids (or unique prefixes)"
+    )
+    replay.add_argument(
+        "--reason", metavar="TEXT", help="every dead letter whose reason contains TEXT (any case)"
+    )
 
-    purge = action("purge", purge_dead, "remove dead letters older than DURATION")
+    purge = add_verb(actions, "purge", purge_dead)
     purge.add_argument(
-        "--before", required=True, type=_duration, help="older than this (90s, 10m, 2h, 1d)"
+        "--before",
+        required=True,
+        metavar="DURATION",
+        type=checked(parse_duration),
+        help=f"remove those dead-lettered longer ago than DURATION ({DURATIONS})",
     )
 
 
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def list_dead(args: argparse.Namespace) -> int:
+    """every dead letter, grouped by reason, oldest first (none is removed)
+
+    Examples:
+        mrwbus dead list
+        mrwbus dead list --reason "not JSON" --since 2h
+        mrwbus dead list --json | jq '.[].reason'
+    """
+
     async def work() -> list[DeadLetter]:
         from mrwbus.bus.dead_letters import held_dead_letters
 
         async with held_dead_letters(amqp_url(args.amqp_url)) as held:
             return select(held.letters, reason=args.reason, since=args.since, now=utc_now())
 
-    letters = asyncio.run(work())
+    letters: list[DeadLetter] = run(work())
     if args.json:
         print(json.dumps([letter.as_json() for letter in letters], indent=1))
     else:
@@ -92,13 +102,20 @@ def list_dead(args: argparse.Namespace) -> int:
 
 
 def show_dead(args: argparse.Namespace) -> int:
+    """one dead letter: its reason, where it came from, its headers and its whole body
+
+    Examples:
+        mrwbus dead show 3f2a9c1b
+        mrwbus dead show 3f2a9c1b --json
+    """
+
     async def work() -> DeadLetter:
         from mrwbus.bus.dead_letters import held_dead_letters
 
         async with held_dead_letters(amqp_url(args.amqp_url)) as held:
             return _one(held.letters, args.id)
 
-    letter = asyncio.run(work())
+    letter: DeadLetter = run(work())
     print(
         json.dumps(letter.as_json(whole_body=True), indent=1) if args.json else render_show(letter)
     )
@@ -107,9 +124,15 @@ def show_dead(args: argparse.Namespace) -> int:
 
 
 def replay_dead(args: argparse.Namespace) -> int:
+    """republish dead letters to where they came from (a fault goes through every check again)
+
+    Examples:
+        mrwbus dead replay 3f2a9c1b 77d0e2a4
+        mrwbus dead replay --reason "server 'server9' is not in the configuration"
+    """
     if not args.ids and args.reason is None:
         raise ServiceError("name the dead letters to replay: IDs, or --reason TEXT")
-    by = _operator()
+    by = operator()
 
     async def work() -> list[DeadLetter]:
         from mrwbus.bus.dead_letters import held_dead_letters
@@ -129,9 +152,9 @@ def replay_dead(args: argparse.Namespace) -> int:
                 await held.replay(letter, by)
             return chosen
 
-    replayed = asyncio.run(work())
+    replayed: list[DeadLetter] = run(work())
     for letter in replayed:
-        print(f"replayed {letter.id[:SHORT_ID]} to {letter.source}")
+        print(f"replayed {letter.id[:SHORT_ID]} to {printable(letter.source)}")
     print(f"{len(replayed)} dead letters replayed.")
     _record(
         args,
@@ -143,6 +166,13 @@ def replay_dead(args: argparse.Namespace) -> int:
 
 
 def purge_dead(args: argparse.Namespace) -> int:
+    """remove the dead letters older than DURATION; younger ones stay
+
+    Examples:
+        mrwbus dead purge --before 7d
+        mrwbus dead purge --before 90m
+    """
+
     async def work() -> list[DeadLetter]:
         from mrwbus.bus.dead_letters import held_dead_letters
 
@@ -152,7 +182,7 @@ def purge_dead(args: argparse.Namespace) -> int:
                 await held.purge(letter)
             return chosen
 
-    purged = asyncio.run(work())
+    purged: list[DeadLetter] = run(work())
     print(f"{len(purged)} dead letters purged (older than {_text(args.before)}).")
     _record(args, "purge", len(purged), f"older than {_text(args.before)}")
     return 0
@@ -163,9 +193,11 @@ def _one(letters: list[DeadLetter], prefix: str) -> DeadLetter:
         raise ServiceError(f"give at least {MIN_PREFIX} characters of a dead letter's id")
     found = select(letters, ids=[prefix], now=utc_now())
     if not found:
-        raise ServiceError(f"there is no dead letter {prefix!r}")
+        raise ServiceError(f"there is no dead letter {printable(prefix)!r}")
     if len(found) > 1:
-        raise ServiceError(f"{prefix!r} names {len(found)} dead letters; give more of the id")
+        raise ServiceError(
+            f"{printable(prefix)!r} names {len(found)} dead letters; give more of the id"
+        )
     return found[0]
 
 
@@ -188,29 +220,25 @@ def _text(duration: timedelta) -> str:
     return f"{seconds:g}s"
 
 
-def _operator() -> str:
-    from mrwbus.cli import _operator as operator
-
-    return operator()
-
-
 def _record(
     args: argparse.Namespace, operation: DeadLetterOperation, count: int, selection: str
 ) -> None:
     """Have the service record the operation as an event; say so when it cannot."""
     from mrwbus.bus.rpc import ask_service
-    from mrwbus.errors import BrokerUnavailable
 
     request = ControlRequest(
         id=new_id(),
         verb=ControlVerb.DEAD_LETTERS,
-        by=_operator(),
+        by=operator(),
         dead_letters=DeadLetterNote(operation=operation, count=count, selection=selection),
     )
     try:
-        reply = asyncio.run(ask_service(amqp_url(args.amqp_url), request))
+        reply = run(ask_service(amqp_url(args.amqp_url), request))
     except (ServiceError, BrokerUnavailable) as exc:
         print(f"mrwbus: done, but not recorded in the event log: {exc}", file=sys.stderr)
         return
     if not reply.ok:
-        print(f"mrwbus: done, but not recorded in the event log: {reply.error}", file=sys.stderr)
+        print(
+            f"mrwbus: done, but not recorded in the event log: {printable(reply.error or '')}",
+            file=sys.stderr,
+        )

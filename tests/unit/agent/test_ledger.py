@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mrwbus.agent.execution import make_result
-from mrwbus.agent.journal import JOURNAL_FILE, Journal, JournalLocked
+from mrwbus.agent.ledger import JOURNAL_FILE, CommandLedger, JournalLocked
 from mrwbus.messages import CommandResult, Outcome
 
 
@@ -24,18 +24,18 @@ def directory(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def journal(directory: Path) -> Iterator[Journal]:
-    opened = Journal.open(directory)
+def journal(directory: Path) -> Iterator[CommandLedger]:
+    opened = CommandLedger.open(directory)
     yield opened
     opened.close()
 
 
-def reopen(journal: Journal, **options: int) -> Journal:
+def reopen(journal: CommandLedger, **options: int) -> CommandLedger:
     journal.close()
-    return Journal.open(journal.directory, **options)
+    return CommandLedger.open(journal.directory, **options)
 
 
-def test_a_finished_command_is_remembered_with_its_result(journal: Journal) -> None:
+def test_a_finished_command_is_remembered_with_its_result(journal: CommandLedger) -> None:
     sent = result("cmd-1", Outcome.FAILED)
     journal.start("cmd-1")
     journal.finish(sent, {"failover1"})
@@ -51,7 +51,7 @@ def test_a_finished_command_is_remembered_with_its_result(journal: Journal) -> N
         again.close()
 
 
-def test_a_command_started_and_never_finished_is_interrupted(journal: Journal) -> None:
+def test_a_command_started_and_never_finished_is_interrupted(journal: CommandLedger) -> None:
     journal.start("cmd-1")  # and the agent is killed here
 
     again = reopen(journal)
@@ -63,7 +63,7 @@ def test_a_command_started_and_never_finished_is_interrupted(journal: Journal) -
         again.close()
 
 
-def test_every_record_is_one_json_line(journal: Journal) -> None:
+def test_every_record_is_one_json_line(journal: CommandLedger) -> None:
     journal.start("cmd-1")
     journal.finish(result("cmd-1"), ["failover1"])
     journal.record_groups([])
@@ -73,7 +73,7 @@ def test_every_record_is_one_json_line(journal: Journal) -> None:
     assert records[1]["active_groups"] == ["failover1"]
 
 
-def test_groups_come_from_the_last_record(journal: Journal) -> None:
+def test_groups_come_from_the_last_record(journal: CommandLedger) -> None:
     assert journal.active_groups is None  # a new journal does not know
     journal.start("cmd-1")
     journal.finish(result("cmd-1"), {"failover1", "failover2"})
@@ -91,7 +91,7 @@ def test_a_torn_last_line_is_skipped(directory: Path) -> None:
     good = json.dumps({"finished": "cmd-1", "result": result("cmd-1").model_dump(mode="json")})
     (directory / JOURNAL_FILE).write_text(good + '\n{"started": "cmd-2", "a')
 
-    journal = Journal.open(directory)
+    journal = CommandLedger.open(directory)
     try:
         assert journal.lookup("cmd-1") is not None
         assert journal.lookup("cmd-2") is None
@@ -103,7 +103,7 @@ def test_a_torn_last_line_is_skipped(directory: Path) -> None:
 
 
 def test_opening_compacts_to_the_last_commands_kept(directory: Path) -> None:
-    journal = Journal.open(directory)
+    journal = CommandLedger.open(directory)
     for number in range(30):
         journal.start(f"cmd-{number}")
         journal.finish(result(f"cmd-{number}"), {"failover1"})
@@ -124,7 +124,7 @@ def test_opening_compacts_to_the_last_commands_kept(directory: Path) -> None:
 
 
 def test_the_file_stays_bounded_while_running(directory: Path) -> None:
-    journal = Journal.open(directory, keep=5)
+    journal = CommandLedger.open(directory, keep=5)
     try:
         for number in range(100):
             journal.start(f"cmd-{number}")
@@ -138,14 +138,14 @@ def test_the_file_stays_bounded_while_running(directory: Path) -> None:
 
 @pytest.mark.parametrize("writes", range(1, 12))
 def test_the_line_that_triggers_a_compaction_survives_it(directory: Path, writes: int) -> None:
-    journal = Journal.open(directory, keep=2)
+    journal = CommandLedger.open(directory, keep=2)
     try:
         for number in range(writes):
             journal.start(f"cmd-{number}")
         last = f"cmd-{writes - 1}"
     finally:
         journal.close()
-    reopened = Journal.open(directory, keep=2)
+    reopened = CommandLedger.open(directory, keep=2)
     try:
         entry = reopened.lookup(last)
         assert entry is not None and entry.interrupted  # started, never finished: never run again
@@ -153,14 +153,14 @@ def test_the_line_that_triggers_a_compaction_survives_it(directory: Path, writes
         reopened.close()
 
 
-def test_a_second_agent_on_the_same_journal_is_refused(journal: Journal) -> None:
+def test_a_second_agent_on_the_same_journal_is_refused(journal: CommandLedger) -> None:
     with pytest.raises(JournalLocked, match="another agent already uses"):
-        Journal.open(journal.directory)
+        CommandLedger.open(journal.directory)
     journal.close()
-    Journal.open(journal.directory).close()  # free again once closed
+    CommandLedger.open(journal.directory).close()  # free again once closed
 
 
-def test_a_closed_journal_refuses_writes(journal: Journal) -> None:
+def test_a_closed_journal_refuses_writes(journal: CommandLedger) -> None:
     journal.close()
     with pytest.raises(ValueError, match="closed"):
         journal.start("cmd-1")

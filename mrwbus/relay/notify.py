@@ -1,4 +1,4 @@
-"""Publishing a fault exactly as a driver relay does; `mrwbus notify` and the tests use it."""
+"""Publishing one fault exactly as a driver relay does; `mrwbus notify` and the tests use it."""
 
 from __future__ import annotations
 

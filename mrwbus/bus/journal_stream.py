@@ -23,33 +23,20 @@ from typing import Any
 import aiormq
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-from pamqp.common import FieldTable
 
 from mrwbus.bus.publisher import PUBLISH_TIMEOUT
+from mrwbus.bus.topology import (
+    JOURNAL,
+    SNAPSHOT,
+    declare_leader_lock,
+    existing_queue,
+)
 from mrwbus.core.records import Record, Records
+from mrwbus.errors import JournalFailed
 from mrwbus.messages import new_id
-
-JOURNAL = "mrwbus.journal"
-SNAPSHOT = "mrwbus.snapshot"
-LEADER = "mrwbus.leader"
 
 MAX_ENTRIES_PER_MESSAGE = 2_000
 REPLAY_TIMEOUT = 120.0
-
-JOURNAL_ARGUMENTS: FieldTable = {
-    "x-queue-type": "stream",
-    "x-max-length-bytes": 2 * 1024**3,
-    "x-stream-max-segment-size-bytes": 64 * 1024**2,
-}
-
-
-async def declare_journal(channel: AbstractChannel) -> None:
-    await channel.declare_queue(JOURNAL, durable=True, arguments=JOURNAL_ARGUMENTS)
-    await channel.declare_queue(
-        SNAPSHOT,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head"},
-    )
 
 
 async def try_lead(connection: AbstractConnection) -> AbstractChannel | None:
@@ -59,7 +46,7 @@ async def try_lead(connection: AbstractConnection) -> AbstractChannel | None:
     connection), but a closed connection releases it."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(LEADER, exclusive=True, auto_delete=False)
+        await declare_leader_lock(channel)
     except aiormq.exceptions.ChannelLockedResource:
         return None
     return channel
@@ -73,7 +60,7 @@ class Snapshot:
 
 
 async def load_snapshot(channel: AbstractChannel) -> Snapshot | None:
-    queue = await channel.declare_queue(SNAPSHOT, passive=True)
+    queue = await existing_queue(channel, SNAPSHOT)
     message = await queue.get(no_ack=False, fail=False)
     if message is None:
         return None
@@ -122,7 +109,7 @@ class JournalWriter:
         """Queue an entry now (its place in the journal is fixed here); await the result."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.failed is not None:
-            future.set_exception(ConnectionError(f"the journal is unavailable: {self.failed}"))
+            future.set_exception(JournalFailed(f"the journal is unavailable: {self.failed}"))
             return future
         self.seq += 1
         self._pending.append((self.seq, records, future))
@@ -151,7 +138,7 @@ class JournalWriter:
                 self.failed = exc
                 for _, _, future in [*batch, *self._pending]:
                     if not future.done():
-                        future.set_exception(ConnectionError(f"the journal write failed: {exc}"))
+                        future.set_exception(JournalFailed(f"the journal write failed: {exc}"))
                 self._pending = []
                 return
             for seq, _, future in batch:
@@ -185,7 +172,7 @@ async def replay(
     channel: AbstractChannel, offset: int | str, until_marker: str, apply: Callable[[Batch], None]
 ) -> int:
     """Read the journal from `offset` up to and including the marker; return the marker's offset."""
-    queue: AbstractQueue = await channel.declare_queue(JOURNAL, passive=True)
+    queue: AbstractQueue = await existing_queue(channel, JOURNAL)
     await channel.set_qos(prefetch_count=2_000)
     found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -202,7 +189,7 @@ async def replay(
     try:
         return await asyncio.wait_for(found, REPLAY_TIMEOUT)
     except TimeoutError as exc:
-        raise ConnectionError(
+        raise JournalFailed(
             f"the journal replay did not reach its marker within {REPLAY_TIMEOUT:g} s"
         ) from exc
     finally:
@@ -220,7 +207,7 @@ class JournalTail:
         self._changed = asyncio.Event()
 
     async def follow(self, channel: AbstractChannel, offset: int) -> None:
-        queue = await channel.declare_queue(JOURNAL, passive=True)
+        queue = await existing_queue(channel, JOURNAL)
         await channel.set_qos(prefetch_count=2_000)
 
         async def on_message(message: AbstractIncomingMessage) -> None:

@@ -1,0 +1,170 @@
+"""The operators' one-shot verbs against a running service: status, clear, suspend, resume,
+watch, and notify (a fault published exactly as a driver relay would)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from mrwbus.cli.common import add_verb, ask, color_enabled, run
+from mrwbus.messages import Category, ControlVerb, Event, EventKind
+from mrwbus.settings import amqp_url
+from mrwbus.terminal import printable
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = add_verb(verbs, "notify", notify_fault)
+    notify.add_argument(
+        "--server", required=True, metavar="NAME", help="the server whose driver saw the fault"
+    )
+    notify.add_argument(
+        "--category",
+        required=True,
+        choices=[c.value for c in Category],
+        help="the fault category",
+    )
+    notify.add_argument(
+        "--device", required=True, help="the device that failed, e.g. eth0 (at most 1023 bytes)"
+    )
+    notify.add_argument(
+        "--message", default="", help="free text from the driver, for operators (default: none)"
+    )
+    notify.add_argument(
+        "--id",
+        dest="fault_id",
+        metavar="ID",
+        help="the notification id; the same id twice is decided once (default: a new UUID)",
+    )
+    notify.add_argument(
+        "--recovered", action="store_true", help="announce that the device works again"
+    )
+
+    status = add_verb(verbs, "status", show_status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    clear = add_verb(verbs, "clear", clear_monitor)
+    clear.add_argument("monitor", metavar="MONITOR", help="the monitor resource to clear")
+    clear.add_argument(
+        "--server", metavar="NAME", help="only on this server (default: every server)"
+    )
+    clear.add_argument(
+        "--reset-counts", action="store_true", help="also set restart/failover counts to zero"
+    )
+
+    for control, summary in (
+        (ControlVerb.SUSPEND, "record faults but take no action until resumed"),
+        (ControlVerb.RESUME, "let a suspended monitor act again"),
+    ):
+        name = control.value
+        doc = f"{summary}\n\nExamples:\n    mrwbus {name} mrw1\n    mrwbus {name} --all"
+        sub = add_verb(verbs, name, suspend_or_resume, doc=doc)
+        sub.set_defaults(control=control)
+        target = sub.add_mutually_exclusive_group(required=True)
+        target.add_argument("monitor", nargs="?", metavar="MONITOR", help="the monitor resource")
+        target.add_argument("--all", action="store_true", help="every monitor")
+
+    watch = add_verb(verbs, "watch", watch_events)
+    watch.add_argument("--monitor", metavar="NAME", help="only this monitor's events")
+    watch.add_argument("--server", metavar="NAME", help="only events about this server")
+    watch.add_argument(
+        "--kind",
+        choices=[kind.value for kind in EventKind],
+        help="only events of this kind",
+    )
+    watch.add_argument("--json", action="store_true", help="print each event as JSON")
+
+
+def notify_fault(args: argparse.Namespace) -> int:
+    """publish a fault exactly as a driver relay would
+
+    Examples:
+        mrwbus notify --server server1 --category NIC --device eth0 --message "link down"
+        mrwbus notify --server server1 --category NIC --device eth0 --recovered
+        mrwbus notify --server server1 --category FC --device host1 --id fc-0001   # resend-safe
+    """
+    from mrwbus.relay import make_fault, publish_fault
+
+    fault = make_fault(
+        args.server,
+        args.category,
+        args.device,
+        args.message,
+        state="recovered" if args.recovered else "error",
+        fault_id=args.fault_id,
+    )
+    run(publish_fault(amqp_url(args.amqp_url), fault))
+    print(f"published fault {fault.id} ({fault.routing_key})")
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """every monitor on every server, every group and where it runs, every server, the bus's queues
+
+    Examples:
+        mrwbus status
+        mrwbus status --json | jq '.monitors[] | select(.status == "Error")'
+        NO_COLOR=1 mrwbus status
+    """
+    from mrwbus.status_table import render_status
+
+    reply = ask(args, ControlVerb.STATUS)
+    assert reply.status is not None
+    if args.json:
+        print(reply.status.model_dump_json(indent=2))
+    else:
+        print(render_status(reply.status, color=color_enabled(sys.stdout)))
+    return 0
+
+
+def clear_monitor(args: argparse.Namespace) -> int:
+    """return a monitor's status to Normal (counts kept unless --reset-counts)
+
+    Examples:
+        mrwbus clear mrw1
+        mrwbus clear mrw1 --server server1 --reset-counts
+    """
+    reply = ask(
+        args,
+        ControlVerb.CLEAR,
+        monitor=args.monitor,
+        server=args.server,
+        reset_counts=args.reset_counts,
+    )
+    print(printable(reply.text))
+    return 0
+
+
+def suspend_or_resume(args: argparse.Namespace) -> int:
+    reply = ask(args, args.control, monitor=args.monitor, all=args.all)
+    print(printable(reply.text))
+    return 0
+
+
+def watch_events(args: argparse.Namespace) -> int:
+    """a live tail of events, one line each, until Ctrl-C
+
+    Examples:
+        mrwbus watch
+        mrwbus watch --monitor mrw1 --kind command
+        mrwbus watch --server server1 --json
+    """
+    from mrwbus.bus.watch import format_event, watch_events
+
+    def show(event: Event) -> None:
+        if args.server and event.server != args.server:
+            return
+        print(event.model_dump_json() if args.json else printable(format_event(event)), flush=True)
+
+    async def tail() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await watch_events(
+            amqp_url(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
+        )
+
+    run(tail())
+    return 0

@@ -1,0 +1,110 @@
+"""`mrwbus relay --http HOST:PORT`: `/healthz` and `/metrics` of a running relay.
+
+Healthy means every source is running and nothing waits in the spool for a broker that cannot
+be reached. Read-only, no authentication: it binds to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from mrwbus.errors import RelayError
+from mrwbus.metrics import CONTENT_TYPE, MetricFamily, counter, gauge, labelled, render_text
+from mrwbus.relay.daemon import Relay
+
+
+def health(relay: Relay) -> tuple[int, dict[str, Any]]:
+    status = relay.delivery.status
+    waiting = len(relay.spool.pending)
+    connected = relay.delivery.connected
+    ok = all(relay.running.values()) and (connected or waiting == 0)
+    body = {
+        "status": "ok" if ok else "degraded",
+        "server": relay.settings.server,
+        "sources": dict(relay.running),
+        "broker_connected": connected,
+        "spooled": waiting,
+        "confirmed": status.confirmed,
+        "last_error": status.last_error,
+    }
+    return (200 if ok else 503), body
+
+
+def families(relay: Relay) -> list[MetricFamily]:
+    names = [source.name for source in relay.sources]
+    counters = relay.counters
+    return [
+        labelled(
+            "mrwbus_relay_faults_seen_total",
+            "counter",
+            "Faults and recovery notices made, by source.",
+            "source",
+            counters.seen,
+            known=names,
+        ),
+        counter(
+            "mrwbus_relay_faults_spooled_total",
+            "Faults written to the spool.",
+            counters.spooled,
+        ),
+        gauge(
+            "mrwbus_relay_spooled",
+            "Faults in the spool that the broker has not confirmed yet.",
+            len(relay.spool.pending),
+        ),
+        counter(
+            "mrwbus_relay_faults_confirmed_total",
+            "Faults the broker confirmed.",
+            relay.delivery.status.confirmed,
+        ),
+        gauge(
+            "mrwbus_relay_broker_connected",
+            "1 while the relay has a connection to the broker.",
+            relay.delivery.connected,
+        ),
+        labelled(
+            "mrwbus_relay_source_failures_total",
+            "counter",
+            "Times a source failed and was started again, by source.",
+            "source",
+            counters.source_failures,
+            known=names,
+        ),
+    ]
+
+
+def split_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise RelayError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve_http(relay: Relay, address: str) -> web.AppRunner:
+    """Start serving; the caller cleans the returned runner up."""
+    host, port = split_address(address)
+
+    async def healthz(request: web.Request) -> web.Response:
+        code, body = health(relay)
+        return web.Response(
+            body=json.dumps(body).encode(), status=code, content_type="application/json"
+        )
+
+    async def metrics(request: web.Request) -> web.Response:
+        text = render_text(families(relay))
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise RelayError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    return runner
