@@ -1,0 +1,61 @@
+"""The broker side of a benchmark: a vhost per contender and phase, queue depths, consumers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.request
+import uuid
+from typing import Any
+
+import aio_pika
+
+from mrwbus.bus.topology import FAULTS
+
+HOST = os.environ.get("MRWBUS_BENCH_BROKER_HOST", "127.0.0.1")
+MANAGEMENT = f"http://{HOST}:15672/api"
+_AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+
+def _management(method: str, path: str, body: dict[str, Any] | None = None) -> None:
+    request = urllib.request.Request(
+        f"{MANAGEMENT}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": _AUTH, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+class Vhost:
+    """A fresh vhost, deleted on exit, so no phase sees another's messages or state."""
+
+    def __init__(self, label: str) -> None:
+        self.name = f"mrwbus-bench-{label}-{uuid.uuid4().hex[:8]}"
+        self.url = f"amqp://guest:guest@{HOST}:5672/{self.name}"
+
+    def __enter__(self) -> Vhost:
+        _management("PUT", f"/vhosts/{self.name}")
+        _management(
+            "PUT",
+            f"/permissions/{self.name}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _management("DELETE", f"/vhosts/{self.name}")
+
+
+async def faults_queue_state(url: str) -> tuple[int, int]:
+    """(ready messages, consumers) of the faults queue, from a passive declare."""
+    connection = await aio_pika.connect(url, timeout=10)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(FAULTS, passive=True)
+        result = queue.declaration_result
+        return result.message_count or 0, result.consumer_count or 0
+    finally:
+        await connection.close()
