@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mrwbus.bus_messages import BusReport, DeadLetterNote
 from mrwbus.errors import ContractError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -213,6 +214,7 @@ class EventKind(StrEnum):
     CONTROL = "control"  # an operator cleared, suspended or resumed a monitor
     RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
     SERVER = "server"  # a server's agent went silent or came back
+    DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
 
 
 NO_MONITOR = "_"
@@ -407,6 +409,7 @@ class ControlVerb(StrEnum):
     CLEAR = "clear"
     SUSPEND = "suspend"
     RESUME = "resume"
+    DEAD_LETTERS = "dead_letters"
 
 
 class ControlRequest(WireModel):
@@ -421,6 +424,9 @@ class ControlRequest(WireModel):
     all: bool = Field(default=False, description="suspend, resume: every monitor.")
     reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
+    dead_letters: DeadLetterNote | None = Field(
+        default=None, description="dead_letters: what the operator did, to record as an event."
+    )
 
     @property
     def routing_key(self) -> str:
@@ -446,12 +452,12 @@ class MonitorStatusRow(WireModel):
 
 class GroupRow(WireModel):
     group: str
-    server: str | None
+    server: str | None = None  # a default: `to_body` leaves None out (a stopped group)
 
 
 class ServerRow(WireModel):
     server: str
-    server_group: str | None = None
+    server_group: str | None = None  # a default: `to_body` leaves None out
     alive: bool
 
 
@@ -459,6 +465,7 @@ class StatusReport(WireModel):
     monitors: list[MonitorStatusRow]
     groups: list[GroupRow]
     servers: list[ServerRow]
+    bus: BusReport | None = None
 
 
 class ControlReply(WireModel):

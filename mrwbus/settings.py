@@ -26,6 +26,11 @@ TLS_QUERY = {"ca": "cafile", "cert": "certfile", "key": "keyfile"}
 TLS_ENV = {"ca": "MRWBUS_TLS_CA", "cert": "MRWBUS_TLS_CERT", "key": "MRWBUS_TLS_KEY"}
 
 
+def management_url() -> str | None:
+    """`MRWBUS_MANAGEMENT_URL`: RabbitMQ's management API, for unacknowledged counts and ages."""
+    return os.environ.get("MRWBUS_MANAGEMENT_URL") or None
+
+
 def amqp_url(
     flag: str | None = None,
     *,
@@ -156,3 +161,7 @@ class ServiceSettings:
     """How often a standby replica tries to take the leader lock."""
     snapshot_every: int = 10_000
     """Journal entries between snapshots of the state."""
+    management_url: str | None = None
+    """RabbitMQ's management API; without it queue figures come from passive declares."""
+    queue_read_interval: float = 2.0
+    """Seconds between two readings of the queues for status, the page and /metrics."""

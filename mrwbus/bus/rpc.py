@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from mrwbus.bus.connection import connect, connection_user
@@ -14,17 +14,23 @@ from mrwbus.errors import ContractError, ServiceError
 from mrwbus.messages import MAX_REPLY_BYTES, ControlReply, ControlRequest, parse_message
 
 
+async def existing_queue(channel: AbstractChannel, name: str, missing: str) -> AbstractQueue:
+    """The queue `name` (a passive declare), or `ServiceError(missing)` if there is none."""
+    try:
+        return await channel.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity as exc:
+        raise ServiceError(missing) from exc
+
+
 async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
     """Send a request to the active service and wait for its reply; `ServiceError` if none."""
     connection = await connect(url, attempts=1, name="mrwbus-operator")
     try:
-        channel = await connection.channel()
-        try:
-            declared = await channel.declare_queue(CONTROL, passive=True)
-        except ChannelNotFoundEntity as exc:
-            raise ServiceError(
-                "the mrwbus service is not running (it has never started on this broker)"
-            ) from exc
+        declared = await existing_queue(
+            await connection.channel(),
+            CONTROL,
+            "the mrwbus service is not running (it has never started on this broker)",
+        )
         if not declared.declaration_result.consumer_count:
             raise ServiceError(
                 "the mrwbus service is not running (nobody consumes its control queue)"

@@ -45,6 +45,12 @@ DELIVERY_LIMIT = 5
 ERROR_HEADER = "x-mrwbus-error"
 """Why a message was dead-lettered, in one sentence."""
 
+DEAD_AT_HEADER = "x-mrwbus-dead-at"
+"""When it was dead-lettered, RFC 3339 to the microsecond (the AMQP timestamp has seconds)."""
+
+DEAD_ID_HEADER = "x-mrwbus-dead-id"
+"""A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
+
 
 def agent_queue(server: str) -> str:
     """The durable queue that holds a server's commands while its agent is down."""

@@ -9,12 +9,13 @@ import inspect
 import os
 import textwrap
 from collections.abc import Callable, Coroutine
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from mrwbus.messages import ControlRequest, ControlVerb, new_id
 from mrwbus.settings import amqp_url
 
 Verb = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 # Exit codes, documented in `mrwbus --help` and docs/operations.md. Scripts rely on them: keep them.
 EXIT_OK = 0
@@ -49,17 +50,7 @@ def add_verb(
 ) -> argparse.ArgumentParser:
     """One verb, documented by its function's docstring (or `doc`): the first line is the
     one-line help, the lines after `Examples:` the epilog, so the help lives beside the code."""
-    text = inspect.cleandoc(doc or function.__doc__ or "")
-    summary, _, examples = text.partition("Examples:")
-    help = " ".join(summary.split())
-    assert help and examples.strip(), f"mrwbus {name}: the docstring needs a summary and Examples:"
-    sub = verbs.add_parser(
-        name,
-        help=help,
-        description=help[0].upper() + help[1:] + ".",
-        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sub = _documented(verbs, name, doc or function.__doc__ or "")
     sub.set_defaults(verb=function, one_shot=True)
     if broker:
         add_broker_options(sub)
@@ -103,6 +94,46 @@ def broker_url(args: argparse.Namespace) -> str:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
+
+
+def add_group(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, doc: str, actions: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A verb whose work is done by verbs of its own (`mrwbus dead list`), documented by `doc`
+    as `add_verb` documents a verb; `actions` is the help of the ACTION argument. Add each
+    action with `add_verb` on the returned subparsers."""
+    group = _documented(verbs, name, doc)
+    group.set_defaults(one_shot=True)
+    return group.add_subparsers(required=True, metavar="ACTION", help=actions)
+
+
+def _documented(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, doc: str
+) -> argparse.ArgumentParser:
+    text = inspect.cleandoc(doc)
+    summary, _, examples = text.partition("Examples:")
+    help = " ".join(summary.split())
+    assert help and examples.strip(), f"mrwbus {name}: the docstring needs a summary and Examples:"
+    return verbs.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An option's `type` from a parser that raises `ValueError`: its sentence becomes the usage
+    error (exit 2), where argparse alone would only say "invalid value"."""
+
+    def check(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return check
 
 
 def add_log_level(sub: argparse.ArgumentParser, default: str) -> None:

@@ -15,7 +15,7 @@ import sys
 from mrwbus import sd_notify
 from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
 from mrwbus.config import load_config
-from mrwbus.settings import ServiceSettings
+from mrwbus.settings import ServiceSettings, management_url
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,7 +117,7 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     http: tuple[str, int] | None = args.http
     configure_logging(args.log_level)
     url = broker_url(args)
-    service = Service(config, ServiceSettings(amqp_url=url))
+    service = Service(config, ServiceSettings(amqp_url=url, management_url=management_url()))
     if not config.security.verify_senders:
         print(
             "mrwbus: UNVERIFIED: security.verify_senders is false, so anyone who can log in to"

@@ -99,7 +99,7 @@ def notify_fault(args: argparse.Namespace) -> int:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    """every monitor on every server, every group and where it runs, every server
+    """every monitor on every server, every group and where it runs, every server, the bus's queues
 
     Examples:
         mrwbus status

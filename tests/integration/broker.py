@@ -32,8 +32,8 @@ from mrwbus.messages import (
 
 BROKER_HOST = os.environ.get("MRWBUS_TEST_BROKER_HOST", "127.0.0.1")
 BROKER_PORT = int(os.environ.get("MRWBUS_TEST_BROKER_PORT", "5672"))
-"""Another node than the machine's broker: its management API is on this port + 10000."""
-MANAGEMENT = f"http://{BROKER_HOST}:{BROKER_PORT + 10000}/api"
+MANAGEMENT_PORT = int(os.environ.get("MRWBUS_TEST_MANAGEMENT_PORT", "15672"))
+MANAGEMENT = f"http://{BROKER_HOST}:{MANAGEMENT_PORT}/api"
 _AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
