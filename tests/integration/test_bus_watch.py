@@ -31,6 +31,7 @@ SERVER3_QUEUE = "mrwbus.agent.server3"
 CLUSTER = """
 servers: {server1: {}, server2: {}, server3: {}}
 service: {heartbeat_timeout: 60s}
+security: {verify_senders: false}
 groups:
   failover1: {servers: [server1, server2]}
   failover2: {servers: [server3, server2], resources: [db2]}
