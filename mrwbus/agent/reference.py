@@ -20,12 +20,14 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from mrwbus.agent.acceptance import refusal
 from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
 from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.messages import utc_now
 
 PROBE = "probe"
 
@@ -61,6 +63,7 @@ def build_reference_agent(
         ],
         probe_interval=settings.probe_interval.total_seconds(),
         listed_groups=[name for name, group in config.groups.items() if server in group.servers],
+        refusal=lambda command, user_id: refusal(command, user_id, config, server, utc_now()),
     )
     guarded = {name: _named_scripts(config, server, name) for name in ("script", BEFORE_SCRIPT)}
 

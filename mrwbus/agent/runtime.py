@@ -39,6 +39,7 @@ from mrwbus.messages import (
     AgentReport,
     CommandResult,
     Outcome,
+    RecoveryCommand,
     ReportReason,
     ReportRequest,
     new_id,
@@ -72,6 +73,7 @@ class Agent:
         journal_keep: int = KEEP,
         probe_interval: float = 10.0,
         listed_groups: Iterable[str] = (),
+        refusal: Callable[[RecoveryCommand, str | None], str | None] | None = None,
     ) -> None:
         if not re.fullmatch(NAME_PATTERN, server):
             raise ValueError(f"{server!r} is not a valid server name (letters, digits, _ and -)")
@@ -85,6 +87,8 @@ class Agent:
         self.shutdown_grace = shutdown_grace
         """Seconds a stop waits for the running command; None: until it finishes."""
         self.journal_keep = journal_keep
+        self.refusal = refusal
+        """Given a command and its AMQP user_id, why not to run it (`agent.acceptance`)."""
         self.handlers = HandlerTable()
         self.probes = ProbeTable()
         """`add_probe`: what asks the system whether a group runs here (`agent.probes`)."""
@@ -247,6 +251,8 @@ class Agent:
         except ContractError as exc:
             await self._reject(message, str(exc))
             return
+        if self.refusal and (problem := self.refusal(command, message.user_id)):
+            return await self._reject(message, f"refused: {problem}")
         result = await self._current_runner().result_for(command)
         await self._send(result)
         await self.probe()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -20,6 +20,7 @@ from tenacity import (
 from yarl import URL
 
 from mrwbus.errors import BrokerUnavailable
+from mrwbus.settings import connection_parameters
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,18 @@ def url_list(urls: str | Sequence[str]) -> list[str]:
 
 
 async def open_connection(url: str, name: str) -> AbstractConnection:
-    """One connection attempt, named so the management UI shows who is connected."""
-    return await aio_pika.connect(url, client_properties={"connection_name": name}, timeout=10)
+    """One connection attempt, named so the management UI shows who is connected.
+
+    The password file and TLS files named in the URL are read here, on each attempt (see
+    `mrwbus.settings.connection_parameters`), so a rotated password is picked up by the next
+    reconnect and every client (service, agent, relay, CLI) gets them through this one place."""
+    parameters = connection_parameters(url)
+    return await aio_pika.connect(
+        parameters.url,
+        ssl_context=parameters.ssl_context,
+        client_properties={"connection_name": name},
+        timeout=10,
+    )
 
 
 async def connect(
@@ -86,3 +97,10 @@ async def connect(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def connection_user(channel: AbstractChannel) -> str | None:
+    """The user a channel's connection logged in as: what the broker accepts as `user_id`."""
+    connection = getattr(channel, "_connection", None)
+    url = getattr(connection, "url", None)
+    return url.user if isinstance(url, URL) and url.user else None

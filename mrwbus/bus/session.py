@@ -32,6 +32,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from mrwbus.bus.connection import (
     CONNECT_ERRORS,
     CONNECTION_ERRORS,
+    connection_user,
     open_connection,
     redact,
     url_list,
@@ -86,7 +87,7 @@ class Session:
         self.url = url
         """The broker URL this session is connected to (with its password: `redact` it)."""
         self.channel = channel
-        self.publisher = Publisher(channel, {})
+        self.publisher = Publisher(channel, {}, user_id=connection_user(channel))
         """Exchanges are filled in by the body once declared (`use_exchanges`)."""
         self._runner = runner
         self._tags: dict[str, AbstractQueue] = {}

@@ -35,6 +35,7 @@ def pg_yaml(
     probe = """    probe: {run: 'test -f "up-$MRWBUS_SERVER-$MRWBUS_GROUP"'}""" if probes else ""
     return f"""
 servers: {{db1: {{}}, db2: {{}}}}
+security: {{verify_senders: false}}
 groups:
   pg: {{servers: [db1, db2], resources: [vip, postgres]}}
 service:
