@@ -20,6 +20,7 @@ from pathlib import Path
 from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
+from mrwbus.bus.connection import Urls
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
 
@@ -30,7 +31,7 @@ DEFAULT_SCRIPT_TIMEOUT = HandlerConfig.model_fields["timeout"].default
 def build_reference_agent(
     config: ClusterConfig,
     server: str,
-    amqp_url: str,
+    amqp_url: Urls,
     *,
     state_dir: str | Path | None = None,
     source: str = "configuration",
@@ -75,7 +76,7 @@ def build_reference_agent(
 async def run_agent(
     config: ClusterConfig,
     server: str,
-    amqp_url: str,
+    amqp_url: Urls,
     stop: asyncio.Event,
     state_dir: str | None = None,
     *,

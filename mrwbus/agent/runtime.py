@@ -28,7 +28,7 @@ from mrwbus.agent.handlers import Handler, HandlerTable
 from mrwbus.agent.idempotent import IdempotentRunner
 from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
 from mrwbus.agent.ledger import KEEP, CommandLedger
-from mrwbus.bus.connection import redact
+from mrwbus.bus.connection import Urls, redact
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
@@ -60,7 +60,7 @@ class Agent:
     def __init__(
         self,
         server: str,
-        amqp_url: str,
+        amqp_url: Urls,
         state_dir: str | Path,
         *,
         heartbeat_interval: float = 5.0,

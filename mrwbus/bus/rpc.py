@@ -7,16 +7,16 @@ import asyncio
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import Urls, connect_any
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
 from mrwbus.errors import ContractError, ServiceError
 from mrwbus.messages import ControlReply, ControlRequest, parse_message
 
 
-async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
+async def ask_service(url: Urls, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
     """Send a request to the active service and wait for its reply; `ServiceError` if none."""
-    connection = await connect(url, attempts=1, name="mrwbus-operator")
+    connection = await connect_any(url, "mrwbus-operator")
     try:
         channel = await connection.channel()
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import IO, Any
 
 from mrwbus.messages import ControlRequest, ControlVerb, new_id
-from mrwbus.settings import amqp_url
+from mrwbus.settings import amqp_urls
 
 Verb = Callable[[argparse.Namespace], int]
 
@@ -65,7 +65,9 @@ def add_verb(
         sub.add_argument(
             "--amqp-url",
             metavar="URL",
-            help="the broker (default: $MRWBUS_AMQP_URL, else amqp://guest:guest@localhost/)",
+            action="append",
+            help="the broker; repeat it (or separate with commas) for each node of a cluster "
+            "(default: $MRWBUS_AMQP_URL, else amqp://guest:guest@localhost/)",
         )
     return sub
 
@@ -93,7 +95,7 @@ def ask(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
     from mrwbus.errors import ServiceError
 
     request = ControlRequest(id=new_id(), verb=verb, by=operator(), **fields)
-    reply = run(ask_service(amqp_url(args.amqp_url), request))
+    reply = run(ask_service(amqp_urls(args.amqp_url), request))
     if not reply.ok:
         raise ServiceError(reply.error or "the service refused the request")
     return reply

@@ -15,7 +15,7 @@ import sys
 from mrwbus import sd_notify
 from mrwbus.cli.common import add_log_level, add_verb
 from mrwbus.config import load_config
-from mrwbus.settings import ServiceSettings, amqp_url
+from mrwbus.settings import ServiceSettings, amqp_urls
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -115,7 +115,7 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     config = load_config(args.config)
     http: tuple[str, int] | None = args.http
     configure_logging(args.log_level)
-    url = amqp_url(args.amqp_url)
+    url = amqp_urls(args.amqp_url)
     service = Service(config, ServiceSettings(amqp_url=url))
 
     def service_state() -> str | None:
@@ -163,7 +163,7 @@ def run_agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(args.log_level)
     agent = build_reference_agent(
-        config, args.server, amqp_url(args.amqp_url), state_dir=args.state_dir, source=args.config
+        config, args.server, amqp_urls(args.amqp_url), state_dir=args.state_dir, source=args.config
     )
 
     def agent_state() -> str | None:
@@ -196,7 +196,7 @@ def run_relay(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = _stop_on_signals()
-        relay = start_relay(settings, amqp_url(args.amqp_url))
+        relay = start_relay(settings, amqp_urls(args.amqp_url))
         # Ready once watching: with the broker away, faults wait in the spool.
         await asyncio.gather(
             serve_relay(relay, args.http, stop),

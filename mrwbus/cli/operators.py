@@ -10,7 +10,7 @@ import sys
 
 from mrwbus.cli.common import add_verb, ask, color_enabled, run
 from mrwbus.messages import Category, ControlVerb, Event, EventKind
-from mrwbus.settings import amqp_url
+from mrwbus.settings import amqp_urls
 from mrwbus.terminal import printable
 
 
@@ -94,7 +94,7 @@ def notify_fault(args: argparse.Namespace) -> int:
         state="recovered" if args.recovered else "error",
         fault_id=args.fault_id,
     )
-    run(publish_fault(amqp_url(args.amqp_url), fault))
+    run(publish_fault(amqp_urls(args.amqp_url), fault))
     print(f"published fault {fault.id} ({fault.routing_key})")
     return 0
 
@@ -163,7 +163,7 @@ def watch_events(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await watch_events(
-            amqp_url(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
+            amqp_urls(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
         )
 
     run(tail())
