@@ -52,6 +52,12 @@ def processes_for(cluster: ClusterVhost, tmp_path: Path, monitors: int) -> Proce
     return Processes(config, tmp_path, ",".join(cluster.urls))
 
 
+def longest_pause_after(found: Collected, moment: float) -> float:
+    """The longest time without a new command from `moment` on: the outage as agents see it."""
+    times = sorted(at for at in found.first_at.values() if at >= moment)
+    return max((b - a for a, b in zip([moment, *times], times, strict=False)), default=0.0)
+
+
 def next_command_after(found: Collected, moment: float) -> float:
     later = [at for at in found.first_at.values() if at > moment]
     assert later, "no command after the moment"
@@ -68,7 +74,9 @@ async def replicas_and_agents(processes: Processes) -> tuple[Process, Process, l
     return first, second, agents
 
 
-Disruption = Callable[[Process], Awaitable[tuple[str, float]]]
+Disruption = Callable[[Process], Awaitable[tuple[str, float, float]]]
+"""Takes a node away (and maybe back); returns the node, when it began to stop, when it was
+gone."""
 
 
 async def load_through(
@@ -80,10 +88,11 @@ async def load_through(
     faults = faults_for(LOAD)
     try:
         active, standby, agents = await replicas_and_agents(processes)
+        started = time.monotonic()
         collecting = asyncio.create_task(collect_commands(cluster.urls, "server1", LOAD))
         publishing = asyncio.create_task(publish_all(cluster.urls, faults, rate=500))
         await asyncio.sleep(3)
-        node, lost_at = await disrupt(active)
+        node, stopping_at, lost_at = await disrupt(active)
         resends = await publishing
         found = await collecting
         for process in (active, standby, *agents):
@@ -95,22 +104,26 @@ async def load_through(
         await processes.stop_all()
     check_exactly_once(found, faults)
     print(
-        f"\n{LOAD} faults, {what} (node {node}): first command {next_command_after(found, lost_at):.2f} s "
-        f"after the node's loss; relay reconnects {resends}, commands {len(found.deliveries)}, "
-        f"same-id resends {found.wire_duplicates}"
+        f"\n{LOAD} faults, {what} (node {node}): stop_app took {lost_at - stopping_at:.2f} s; "
+        f"next command {next_command_after(found, stopping_at):.2f} s after it began, "
+        f"{next_command_after(found, lost_at):.2f} s after the node was gone, longest pause "
+        f"{longest_pause_after(found, stopping_at):.2f} s; relay reconnects "
+        f"{resends}, commands {len(found.deliveries)}, same-id resends {found.wire_duplicates}, "
+        f"last command {max(found.first_at.values()) - started:.1f} s after the first fault"
     )
 
 
 async def test_the_node_leading_the_faults_queue_stopped_and_started(
     cluster: ClusterVhost, tmp_path: Path
 ) -> None:
-    async def stop_the_leader(_: Process) -> tuple[str, float]:
+    async def stop_the_leader(_: Process) -> tuple[str, float, float]:
         node = cluster.leader_of(FAULTS)
+        stopping_at = time.monotonic()
         await down(node)
         lost_at = time.monotonic()
         await asyncio.sleep(4)
         await up(node)
-        return node, lost_at
+        return node, stopping_at, lost_at
 
     await load_through(
         cluster, tmp_path, stop_the_leader, "the faults queue's leader stopped and started"
@@ -120,10 +133,11 @@ async def test_the_node_leading_the_faults_queue_stopped_and_started(
 async def test_the_node_of_the_active_replica_stopped(
     cluster: ClusterVhost, tmp_path: Path
 ) -> None:
-    async def stop_its_node(active: Process) -> tuple[str, float]:
+    async def stop_its_node(active: Process) -> tuple[str, float, float]:
         node = active_node(active)
+        stopping_at = time.monotonic()
         await down(node)
-        return node, time.monotonic()
+        return node, stopping_at, time.monotonic()
 
     await load_through(cluster, tmp_path, stop_its_node, "the active replica's node stopped")
 
