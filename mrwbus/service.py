@@ -299,6 +299,12 @@ class Service:
                 await message.ack()
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
+            if reply.status is not None:
+                reply = reply.model_copy(
+                    update={
+                        "status": reply.status.model_copy(update={"service_node": self.health.node})
+                    }
+                )
             await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()

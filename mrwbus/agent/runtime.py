@@ -256,6 +256,7 @@ class Agent:
             reason=reason,
             heartbeat_interval=self.heartbeat_interval,
             sent_at=utc_now(),
+            node=self.health.node,
         )
         await self.session.current_publisher().publish(
             RESULTS, report.routing_key, report, mandatory=False

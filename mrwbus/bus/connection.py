@@ -61,7 +61,8 @@ def url_list(urls: Urls, *, shuffle: bool = False) -> list[str]:
 def node_of(url: str) -> str:
     """Which node a URL reaches, for status and logs: host:port, no user, no password."""
     parsed = URL(url)
-    return f"{parsed.host}:{parsed.port}"
+    port = parsed.explicit_port or (5671 if parsed.scheme == "amqps" else 5672)
+    return f"{parsed.host}:{port}"
 
 
 async def open_connection(url: str, name: str) -> AbstractConnection:

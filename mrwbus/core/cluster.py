@@ -49,6 +49,8 @@ class ClusterState:
     failovers: dict[str, FailoverInProgress] = field(default_factory=dict)
     """Failovers in progress, by group."""
     issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
+    agent_nodes: dict[str, str] = field(default_factory=dict)
+    """The broker node each agent last reported; for status only, never journaled."""
 
     @classmethod
     def initial(
@@ -131,6 +133,7 @@ class ClusterState:
                     server=name,
                     server_group=self.config.server_group(name),
                     alive=name in self.view.alive,
+                    agent_node=self.agent_nodes.get(name),
                 )
                 for name in self.config.servers
             ],
@@ -219,6 +222,8 @@ class ClusterState:
         ):
             # Unknown, or a report that waited in the queue (an outage): it proves nothing now.
             return Decision()
+        if report.node:
+            self.agent_nodes[report.server] = report.node
         if report.server not in self.view.alive:
             self.view.alive.add(report.server)
             found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))

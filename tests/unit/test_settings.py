@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mrwbus.errors import ConfigError
-from mrwbus.settings import DEFAULT_AMQP_URL, amqp_url
+from mrwbus.settings import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_REPLICAS,
+    amqp_url,
+    amqp_urls,
+    heartbeat,
+    replicas,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +49,36 @@ def test_a_bad_credential_file_is_one_sentence_naming_it(
     with pytest.raises(ConfigError) as error:
         amqp_url()
     assert str(error.value).startswith(f"{credential} (MRWBUS_AMQP_URL_FILE): {problem}")
+
+
+def test_several_urls_from_repeated_flags_or_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert amqp_urls(["amqp://a/", "amqp://b/,amqp://c/"]) == [
+        "amqp://a/",
+        "amqp://b/",
+        "amqp://c/",
+    ]
+    monkeypatch.setenv("MRWBUS_AMQP_URL", "amqp://a/, amqp://b/,")
+    assert amqp_urls(None) == ["amqp://a/", "amqp://b/"]
+    assert amqp_urls("amqp://x/") == ["amqp://x/"]
+
+
+def test_no_url_among_the_commas_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MRWBUS_AMQP_URL", " , ")
+    with pytest.raises(ConfigError, match="names no broker URL"):
+        amqp_urls(None)
+
+
+@pytest.mark.parametrize(
+    ("name", "read"), [("MRWBUS_HEARTBEAT", heartbeat), ("MRWBUS_REPLICAS", replicas)]
+)
+def test_heartbeat_and_replicas_are_whole_numbers(
+    monkeypatch: pytest.MonkeyPatch, name: str, read: Callable[[], int]
+) -> None:
+    monkeypatch.delenv(name, raising=False)
+    assert read() in (DEFAULT_HEARTBEAT, DEFAULT_REPLICAS)
+    monkeypatch.setenv(name, "5")
+    assert read() == 5
+    for bad in ("0", "2.5", "soon"):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ConfigError, match=f"{name}.*whole number of 1 or more"):
+            read()
