@@ -19,6 +19,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+CLUSTER_COMPOSE = ROOT / "docker-compose.cluster.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 UNITS = ROOT / "packaging" / "systemd"
 UNIT_NAMES = ("mrwbus.service", "mrwbus-agent@.service", "mrwbus-relay@.service")
@@ -41,9 +42,10 @@ def _mrwbus_services() -> dict[str, dict[str, Any]]:
     shutil.which("docker-compose") is None,
     reason="docker-compose is not installed (.ci/run installs Debian's)",
 )
-def test_docker_compose_config_passes() -> None:
+@pytest.mark.parametrize("compose", [COMPOSE, CLUSTER_COMPOSE], ids=lambda path: path.name)
+def test_docker_compose_config_passes(compose: Path) -> None:
     done = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "config", "-q"],
+        ["docker-compose", "-f", str(compose), "config", "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -197,3 +199,32 @@ def test_every_unit_is_a_notify_daemon_with_credentials(name: str) -> None:
         assert "\nProtectSystem=strict" in text
     if "@" in name:
         assert "--server %i" in text
+
+
+# --- docker-compose.cluster.yml ---------------------------------------------------------------
+
+
+def _cluster_compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_the_cluster_layout_has_three_nodes_two_replicas_and_an_agent_per_server() -> None:
+    services = _cluster_compose()["services"]
+    nodes = [name for name in services if name.startswith("rabbitmq")]
+    replicas = [name for name, s in services.items() if s.get("command", [""])[0] == "run"]
+    config = yaml.safe_load((ROOT / "config" / "cluster.yaml").read_text(encoding="utf-8"))
+    assert len(nodes) == 3 and len(replicas) == 2
+    assert sorted(n for n in services if n.startswith("agent-")) == sorted(
+        f"agent-{server}" for server in config["servers"]
+    )
+    for name, service in services.items():
+        if name in nodes:
+            continue
+        urls = service["environment"]["MRWBUS_AMQP_URL"].split(",")
+        assert sorted(urls) == [f"amqp://guest:guest@{node}:5672/" for node in sorted(nodes)], name
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in _cluster_compose()["volumes"], (name, volume)
+    for port in (p for s in services.values() for p in s.get("ports", [])):
+        assert str(port).startswith("127.0.0.1:"), port
