@@ -26,6 +26,7 @@ from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.messages import FaultNotification
 from mrwbus.relay.spool import Spool
+from mrwbus.settings import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,12 @@ class PublisherLink:
         return cls(connection, Publisher(channel, exchanges, user_id=user))
 
     async def publish(self, fault: FaultNotification) -> None:
-        await self.publisher.publish(FAULTS, fault.routing_key, fault)
+        # A confirm takes milliseconds, a second or two in a cluster's election window; two
+        # heartbeats without one is a silent broker: the link is dropped (TimeoutError) and the
+        # fault, still spooled, goes to the next node.
+        await asyncio.wait_for(
+            self.publisher.publish(FAULTS, fault.routing_key, fault), 2 * heartbeat()
+        )
 
     async def close(self) -> None:
         with contextlib.suppress(*CONNECTION_ERRORS, RuntimeError):
