@@ -67,6 +67,9 @@ SESSION_ERRORS: tuple[type[BaseException], ...] = (
 or returned a message."""
 
 
+_SESSION_OR_RUNTIME: tuple[type[BaseException], ...] = (*SESSION_ERRORS, RuntimeError)
+
+
 class _EndedEarly(Exception):
     """A session ended before it consumed, or its body ended it: retried with back-off, so a
     broker that accepts connections but fails sessions is not hammered."""
@@ -312,10 +315,13 @@ class SessionRunner:
             self.health.connected = True
             self.health.node = node_of(url)
             await body(session)
-        except SESSION_ERRORS as exc:
-            self._lost(exc)
+        except _SESSION_OR_RUNTIME as exc:
+            lost = _as_lost(exc, connection)
+            self._lost(lost)
             if session is None or not session.consumed:
-                raise
+                if lost is exc:
+                    raise
+                raise lost from exc
             return
         finally:
             self.publisher = None
@@ -338,6 +344,19 @@ class SessionRunner:
         log.warning(
             "%s lost the broker session (%s); reconnecting", self.name, self.health.last_error
         )
+
+
+def _as_lost(exc: BaseException, connection: AbstractConnection) -> BaseException:
+    """A session error as it is; a RuntimeError of a closed connection (aiormq raises one when
+    a channel is opened on it, as in a node's shutdown) as `SessionLost`; any other
+    RuntimeError is a bug and raised again."""
+    if isinstance(exc, SESSION_ERRORS):
+        return exc
+    # aiormq's own words ("<Connection ...> closed") cover the moment before aio-pika's
+    # connection object has heard of the close.
+    if connection.is_closed or str(exc).endswith(" closed"):
+        return SessionLost(f"the connection closed: {exc}")
+    raise exc
 
 
 async def _unless_stopped(
