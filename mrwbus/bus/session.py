@@ -114,6 +114,13 @@ class Session:
             try:
                 await asyncio.wait_for(underlay.basic_qos(prefetch_count=0), silence)
             except TimeoutError:
+                # Logged here, at once: the session's end may wait for what was in flight.
+                log.warning(
+                    "%s: the broker %s has not answered for %g s; deciding nothing more",
+                    self._runner.name,
+                    node_of(self.url),
+                    silence,
+                )
                 self._end(SessionLost(f"the broker has not answered for {silence:g} s"))
                 return
             except Exception as exc:
