@@ -184,16 +184,18 @@ async def test_two_nodes_lost_stops_deciding_and_one_back_resumes(
         decided = len(found.deliveries)
         await asyncio.sleep(6)
         assert len(found.deliveries) == decided, "commands without a quorum"
-        await up(lost[0])
         back_at = time.monotonic()
+        await up(lost[0])
+        up_took = time.monotonic() - back_at
         await publishing
         await collecting
         assert service.running
     check_exactly_once(found, faults)
     print(
         f"\n{count} faults, nodes {' and '.join(lost)} lost: {decided} commands before, none "
-        f"during 6 s without a quorum; node {lost[0]} back, next command after "
-        f"{next_command_after(found, back_at):.2f} s; every fault exactly one command"
+        f"during 6 s without a quorum; node {lost[0]} started again (start_app and await_startup "
+        f"took {up_took:.2f} s), next command {next_command_after(found, back_at):.2f} s after "
+        f"the start began; every fault exactly one command"
     )
 
 
