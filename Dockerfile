@@ -28,6 +28,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && groupadd --system mrwbus \
     && useradd --system --gid mrwbus --home-dir /var/lib/mrwbus --shell /usr/sbin/nologin mrwbus \
     && install -d -o mrwbus -g mrwbus -m 0750 /var/lib/mrwbus /var/lib/mrwbus/agent \
+    && install -d -o mrwbus -g mrwbus -m 0700 /var/lib/mrwbus-secrets \
     && install -d -m 0755 /etc/mrwbus
 # The shipped demo configuration; mount your own over it.
 COPY config/cluster.yaml /etc/mrwbus/cluster.yaml

@@ -143,6 +143,17 @@ class AgentConfig(Strict):
     """Where each agent keeps the journal of commands it handled (per server)."""
     handlers: dict[str, HandlerConfig] = Field(default_factory=dict)
     groups: dict[Name, dict[str, HandlerConfig]] = Field(default_factory=dict)
+    max_command_age: Duration = timedelta(minutes=5)
+    """A command issued longer ago than this is refused: a replayed or long-stuck one."""
+
+
+class SecurityConfig(Strict):
+    """Who is trusted (docs/security.md)."""
+
+    verify_senders: bool = True
+    """Accept messages only from the provisioned users that may send them (`mrwbus provision`).
+    False only for a single-user development broker (guest): anyone with broker credentials
+    can then stop groups and shut servers down."""
 
 
 class ClusterConfig(Strict):
@@ -152,6 +163,7 @@ class ClusterConfig(Strict):
     service: ServiceConfig = ServiceConfig()
     agent: AgentConfig = AgentConfig()
     relay: RelayConfig = RelayConfig()
+    security: SecurityConfig = SecurityConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 

@@ -12,6 +12,27 @@ from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
 
+_DEAD_LETTER_EVENTS = {
+    "list": events.DEAD_LETTERS_LISTED,
+    "show": events.DEAD_LETTER_SHOWN,
+    "replay": events.DEAD_LETTERS_REPLAYED,
+    "purge": events.DEAD_LETTERS_PURGED,
+}
+
+
+def dead_letter_event(request: ControlRequest, now: datetime) -> Event:
+    """The event that records an operator's dead-letter operation (the CLI did the work)."""
+    note = request.dead_letters
+    assert note is not None
+    return _DEAD_LETTER_EVENTS[note.operation].make(
+        at=now,
+        cause=request.id,
+        by=request.by,
+        count=note.count,
+        selection=note.selection,
+        selection_text=f" ({note.selection})" if note.selection else "",
+    )
+
 
 def handle_control(
     cluster: ClusterState, request: ControlRequest, now: datetime
@@ -25,6 +46,11 @@ def handle_control(
         return ControlReply(id=request.id, ok=True, text="pong"), []
     if request.verb is ControlVerb.STATUS:
         return ControlReply(id=request.id, ok=True, status=cluster.snapshot()), []
+    if request.verb is ControlVerb.DEAD_LETTERS:
+        if request.dead_letters is None:
+            return refuse("dead_letters: say what was done (the dead_letters field)")
+        event = dead_letter_event(request, now)
+        return ControlReply(id=request.id, ok=True, text=event.text), [event]
 
     if request.all:
         monitors = list(cluster.config.monitors)

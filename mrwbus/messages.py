@@ -24,10 +24,15 @@ from pydantic import (
     ValidationError,
 )
 
+from mrwbus.bus_messages import BusReport, DeadLetterNote
 from mrwbus.errors import ContractError
 
 MAX_BODY_BYTES = 64 * 1024
 """Larger message bodies are refused before they are parsed."""
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""A control reply comes from the service itself and lists every monitor on every server: a
+status of 10,000 monitors is megabytes, not kilobytes."""
 
 KEYWORD_MAX_BYTES = 1023
 CATEGORY_MAX_BYTES = 32
@@ -209,6 +214,7 @@ class EventKind(StrEnum):
     CONTROL = "control"  # an operator cleared, suspended or resumed a monitor
     RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
     SERVER = "server"  # a server's agent went silent or came back
+    DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
 
 
 NO_MONITOR = "_"
@@ -241,14 +247,14 @@ class Event(WireModel):
         return f"{self.kind.value}.{self.monitor}"
 
 
-def json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """A message body as a JSON object, or `ContractError` saying why it is not one.
 
     Whatever the body holds, nothing but `ContractError` comes out: a body nested 50,000
     deep (RecursionError) or a 5,000-digit number (ValueError) would otherwise escape the
     consumer and leave its message unacknowledged, holding a prefetch slot for ever."""
-    if len(body) > MAX_BODY_BYTES:
-        raise ContractError(f"body is {len(body)} bytes, at most {MAX_BODY_BYTES} allowed")
+    if len(body) > max_bytes:
+        raise ContractError(f"body is {len(body)} bytes, at most {max_bytes} allowed")
     try:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -266,14 +272,20 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_message(model: type[M], body: bytes, routing_key: str | None = None) -> M:
+def parse_message(
+    model: type[M],
+    body: bytes,
+    routing_key: str | None = None,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> M:
     """THE parse of every wire input: the body as `model`, or `ContractError` saying why not.
 
     With `routing_key`, the message's own `routing_key` must equal it. Any problem at all
     (size, encoding, JSON, nesting depth, huge numbers, the schema) is a `ContractError`, so
     every consumer can dead-letter (or refuse) what it cannot read instead of stalling on it.
     """
-    data = json_object(body)
+    data = json_object(body, max_bytes)
     noun = _NOUNS.get(model.__name__, model.__name__)
     try:
         message = model.model_validate(data)
@@ -401,10 +413,13 @@ class ControlVerb(StrEnum):
     CLEAR = "clear"
     SUSPEND = "suspend"
     RESUME = "resume"
+    DEAD_LETTERS = "dead_letters"
 
 
 class ControlRequest(WireModel):
-    """Sent to `mrwbus.control` with `reply_to` and `correlation_id` set."""
+    """Published to the exchange `mrwbus.control` with routing key `<verb>`, with `reply_to`
+    and `correlation_id` set. The routing key lets the broker's topic permissions say who may
+    send which verb (docs/security.md)."""
 
     id: MessageId = Field(description="Unique; also the correlation id of the reply.")
     verb: ControlVerb = Field(description="What to do.")
@@ -413,6 +428,13 @@ class ControlRequest(WireModel):
     all: bool = Field(default=False, description="suspend, resume: every monitor.")
     reset_counts: bool = Field(default=False, description="clear: also set the counts to zero.")
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
+    dead_letters: DeadLetterNote | None = Field(
+        default=None, description="dead_letters: what the operator did, to record as an event."
+    )
+
+    @property
+    def routing_key(self) -> str:
+        return self.verb.value
 
 
 ShownStatus = Literal["Normal", "Error", "Suspended", "Offline"]
@@ -434,12 +456,12 @@ class MonitorStatusRow(WireModel):
 
 class GroupRow(WireModel):
     group: str
-    server: str | None
+    server: str | None = None  # a default: `to_body` leaves None out (a stopped group)
 
 
 class ServerRow(WireModel):
     server: str
-    server_group: str | None
+    server_group: str | None = None  # a default: `to_body` leaves None out
     alive: bool
     agent_node: str | None = None
     """The broker node the server's agent said it is connected to, in its last report."""
@@ -451,6 +473,7 @@ class StatusReport(WireModel):
     servers: list[ServerRow]
     service_node: str | None = None
     """The broker node of the replica that answered."""
+    bus: BusReport | None = None
 
 
 class ControlReply(WireModel):

@@ -24,8 +24,10 @@ from mrwbus.actor import MonitorActor, monitor_actors
 from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
+from mrwbus.bus.queues import QueueWatcher
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
+from mrwbus.bus_messages import RecentDeadLetter
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
 from mrwbus.core import events
@@ -44,6 +46,7 @@ from mrwbus.messages import (
     MessageId,
     RecoveryCommand,
     ReportRequest,
+    StatusReport,
     new_id,
     parse_agent_message,
     parse_fault,
@@ -83,6 +86,12 @@ class Service:
         self.health = self.session.health
         self.counters = Counters()
         self.metrics = Metrics()
+        self.queues = QueueWatcher(
+            config.servers,
+            settings.amqp_url,
+            management_url=settings.management_url,
+            interval=settings.queue_read_interval,
+        )
         self.consuming = self.session.ready
         """Set while this replica consumes (it is active)."""
         self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
@@ -99,6 +108,13 @@ class Service:
     def unlisten(self, queue: asyncio.Queue[Event]) -> None:
         self._event_listeners.discard(queue)
 
+    def status_report(self) -> StatusReport:
+        """The cluster's status with the bus as last read and this replica's broker node
+        (`mrwbus status`, the page)."""
+        return self.cluster.snapshot().model_copy(
+            update={"bus": self.queues.latest, "service_node": self.health.node}
+        )
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -111,6 +127,7 @@ class Service:
         if not await self._wait_for_leadership(session.connection, stop):
             return
         actor_tasks = await self._become_active(session.connection)
+        actor_tasks.append(asyncio.create_task(self.queues.run(session.connection), name="queues"))
         try:
             await self._serve(session, topology, stop)
         except JournalFailed as exc:
@@ -188,6 +205,12 @@ class Service:
             except ContractError as exc:
                 await self._dead_letter(message, str(exc))
                 return
+            if fault.server not in self.config.servers:
+                # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
+                await self._dead_letter(
+                    message, f"server {fault.server!r} is not in the configuration"
+                )
+                return
             self.counters.faults_by_category[fault.category.value] += 1
             futures = [
                 self.actors[name].submit(fault)
@@ -220,6 +243,15 @@ class Service:
         publisher = self._current_publisher()
         await publisher.dead_letter(message, reason)
         self.counters.dead_lettered += 1
+        self.queues.note_dead_letter(
+            RecentDeadLetter(
+                at=utc_now(),
+                reason=reason,
+                exchange=message.exchange or "",
+                routing_key=message.routing_key or "",
+                message_id=message.message_id,
+            )
+        )
         log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
         await message.ack()
 
@@ -300,11 +332,7 @@ class Service:
                 return
             reply, found = handle_control(self.cluster, request, utc_now())
             if reply.status is not None:
-                reply = reply.model_copy(
-                    update={
-                        "status": reply.status.model_copy(update={"service_node": self.health.node})
-                    }
-                )
+                reply = reply.model_copy(update={"status": self.status_report()})
             await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
             await self._reply(message, reply)
             await message.ack()

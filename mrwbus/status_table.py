@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mrwbus.bus_messages import BusReport
 from mrwbus.messages import StatusReport
 from mrwbus.terminal import printable
 
@@ -79,4 +80,38 @@ def render_status(report: StatusReport, *, color: bool = False) -> str:
         color,
     )
     lines += ["", f"Service replica answering on node {report.service_node or '-'}"]
+    if report.bus is not None:
+        lines += ["", *render_bus(report.bus, color=color)]
     return "\n".join(lines)
+
+
+def render_bus(bus: BusReport, *, color: bool = False) -> list[str]:
+    """The queues: what waits where, who consumes, and agent queues growing unconsumed."""
+    rows = []
+    for queue in bus.queues:
+        if queue.stalled:
+            consumer = "NOBODY, GROWING"
+        elif queue.consumers:
+            consumer = "consuming" if queue.consumers == 1 else f"{queue.consumers} consumers"
+        else:
+            consumer = "-" if queue.role == "dead" else "nobody"
+        age = queue.oldest_age_seconds
+        rows.append(
+            [
+                queue.queue,
+                str(queue.ready),
+                "-" if queue.unacked is None else str(queue.unacked),
+                consumer,
+                "-" if age is None else f"{age:.0f}",
+            ]
+        )
+    lines = [
+        f"Bus (read {bus.read_at:%H:%M:%S} UTC from {printable(bus.source)};"
+        f" {bus.dead_letters} dead letters)"
+    ]
+    table = _table(["QUEUE", "WAITING", "UNACKED", "CONSUMER", "OLDEST (S)"], rows, None, color)
+    if color:
+        table = [
+            f"{_RED_BOLD}{line}{_RESET}" if "NOBODY, GROWING" in line else line for line in table
+        ]
+    return lines + table

@@ -13,6 +13,7 @@ from enum import Enum
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from mrwbus.bus_messages import BusReport, DeadLetterNote, QueueDepth, RecentDeadLetter
 from mrwbus.core import events
 from mrwbus.core.events import EventType
 from mrwbus.messages import (
@@ -26,7 +27,7 @@ from mrwbus.messages import (
     ReportRequest,
 )
 
-DOCUMENTED: tuple[type[BaseModel], ...] = (
+MESSAGES: tuple[type[BaseModel], ...] = (
     FaultNotification,
     RecoveryCommand,
     CommandResult,
@@ -36,6 +37,17 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     ControlRequest,
     ControlReply,
 )
+"""What travels on its own as a message body (each has a JSON Schema, `mrwbus.wire_schema`)."""
+
+DOCUMENTED: tuple[type[BaseModel], ...] = (
+    *MESSAGES,
+    BusReport,
+    QueueDepth,
+    RecentDeadLetter,
+    DeadLetterNote,
+)
+"""The messages and the models about the bus nested in them (`StatusReport.bus`,
+`ControlRequest.dead_letters`), each with a field table in the contract."""
 
 BEGIN = "<!-- BEGIN GENERATED FIELD TABLES: python -m mrwbus.wire_docs -->"
 END = "<!-- END GENERATED FIELD TABLES -->"

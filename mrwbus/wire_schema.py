@@ -12,21 +12,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mrwbus.wire_docs import DOCUMENTED
+from mrwbus.wire_docs import MESSAGES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def schema_of(name: str) -> dict[str, Any]:
     """The schema of one documented message, e.g. `FaultNotification`."""
-    models = {model.__name__: model for model in DOCUMENTED}
+    models = {model.__name__: model for model in MESSAGES}
     schema: dict[str, Any] = {"$schema": DIALECT}
     schema.update(models[name].model_json_schema(mode="validation"))
     return schema
 
 
 def message_names() -> list[str]:
-    return [model.__name__ for model in DOCUMENTED]
+    return [model.__name__ for model in MESSAGES]
 
 
 def render(name: str) -> str:

@@ -17,12 +17,14 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from mrwbus.agent.acceptance import refusal
 from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.bus.connection import Urls
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.messages import utc_now
 
 DEFAULT_SCRIPT_TIMEOUT = HandlerConfig.model_fields["timeout"].default
 """A command's own script runs with the same default timeout as a configured handler."""
@@ -54,6 +56,7 @@ def build_reference_agent(
         initial_groups=[
             name for name, group in config.groups.items() if group.servers[0] == server
         ],
+        refusal=lambda command, user_id: refusal(command, user_id, config, server, utc_now()),
     )
     guarded = {name: _named_scripts(config, server, name) for name in ("script", BEFORE_SCRIPT)}
 

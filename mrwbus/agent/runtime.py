@@ -37,6 +37,7 @@ from mrwbus.messages import (
     AgentReport,
     CommandResult,
     Outcome,
+    RecoveryCommand,
     ReportReason,
     ReportRequest,
     new_id,
@@ -68,6 +69,7 @@ class Agent:
         watchdog_interval: float = 1.0,
         shutdown_grace: float | None = None,
         journal_keep: int = KEEP,
+        refusal: Callable[[RecoveryCommand, str | None], str | None] | None = None,
     ) -> None:
         if not re.fullmatch(NAME_PATTERN, server):
             raise ValueError(f"{server!r} is not a valid server name (letters, digits, _ and -)")
@@ -81,6 +83,8 @@ class Agent:
         self.shutdown_grace = shutdown_grace
         """Seconds a stop waits for the running command; None: until it finishes."""
         self.journal_keep = journal_keep
+        self.refusal = refusal
+        """Given a command and its AMQP user_id, why not to run it (`agent.acceptance`)."""
         self.handlers = HandlerTable()
         self.session = SessionRunner(amqp_url, name=f"mrwbus-agent-{server}", prefetch=1)
         self.health = self.session.health
@@ -215,6 +219,8 @@ class Agent:
         except ContractError as exc:
             await self._reject(message, str(exc))
             return
+        if self.refusal and (problem := self.refusal(command, message.user_id)):
+            return await self._reject(message, f"refused: {problem}")
         result = await self._current_runner().result_for(command)
         await self._send(result)
         await self._report_change()

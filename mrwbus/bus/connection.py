@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -22,7 +22,7 @@ from tenacity import (
 from yarl import URL
 
 from mrwbus.errors import BrokerUnavailable
-from mrwbus.settings import heartbeat
+from mrwbus.settings import connection_parameters, heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,23 @@ def node_of(url: str) -> str:
 
 
 async def open_connection(url: str, name: str) -> AbstractConnection:
-    """One connection attempt, named so the management UI shows who is connected. Heartbeats
-    are `settings.heartbeat()` seconds unless the URL says `?heartbeat=`: a silent network is
-    then noticed by both sides in a few seconds, not after a minute."""
-    parsed = URL(url)
-    if "heartbeat" not in parsed.query:
-        parsed = parsed.update_query(heartbeat=heartbeat())
-    return await aio_pika.connect(parsed, client_properties={"connection_name": name}, timeout=10)
+    """One connection attempt, named so the management UI shows who is connected.
+
+    The password file and TLS files named in the URL are read here, on each attempt (see
+    `mrwbus.settings.connection_parameters`), so a rotated password is picked up by the next
+    reconnect and every client (service, agent, relay, CLI) gets them through this one place.
+    Heartbeats are `settings.heartbeat()` seconds unless the URL says `?heartbeat=`: a silent
+    network is then noticed by both sides in a few seconds, not after a minute."""
+    parameters = connection_parameters(url)
+    resolved = parameters.url
+    if "heartbeat" not in resolved.query:
+        resolved = resolved.update_query(heartbeat=heartbeat())
+    return await aio_pika.connect(
+        resolved,
+        ssl_context=parameters.ssl_context,
+        client_properties={"connection_name": name},
+        timeout=10,
+    )
 
 
 async def connect_any(urls: Urls, name: str) -> AbstractConnection:
@@ -110,3 +120,10 @@ async def connect(
             f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def connection_user(channel: AbstractChannel) -> str | None:
+    """The user a channel's connection logged in as: what the broker accepts as `user_id`."""
+    connection = getattr(channel, "_connection", None)
+    url = getattr(connection, "url", None)
+    return url.user if isinstance(url, URL) and url.user else None

@@ -1,7 +1,7 @@
 """The one place that sends: every message persistent, JSON, and confirmed by the broker.
 
-Commands, events, dead letters, the operator's control requests and the service's replies to
-them all go out here. A reply goes only to a queue the broker generated for the asker
+Commands, events, dead letters (and their replays), the operator's control requests and the
+service's replies to them all go out here. A reply goes only to a queue the broker generated for the asker
 (`amq.gen-*`, or direct reply-to): a `reply_to` naming any other queue (the snapshot, an agent's
 commands) would let anyone who can send a control request write there.
 """
@@ -14,8 +14,15 @@ from collections.abc import Iterable
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from mrwbus.bus.topology import COMMANDS, DEAD, ERROR_HEADER, EVENTS
-from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel
+from mrwbus.bus.topology import (
+    COMMANDS,
+    DEAD,
+    DEAD_AT_HEADER,
+    DEAD_ID_HEADER,
+    ERROR_HEADER,
+    EVENTS,
+)
+from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel, new_id, utc_now
 
 REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
 """The only queues a reply may go to: names the broker generates, never one a client chose."""
@@ -52,19 +59,29 @@ class Publisher:
         self.exchanges = exchanges
         self.timeout = timeout
         self.user_id = user_id
-        """Set as every message's AMQP `user_id`: the connection's user, which the broker
-        verifies, so a consumer can trust who sent it."""
+        """Set as every message's AMQP `user_id`: the connection's user (`bus.connection.
+        connection_user`), which the broker verifies, so a consumer can trust who sent it (see
+        docs/security.md)."""
 
     async def publish(
-        self, exchange: str, routing_key: str, model: WireModel, *, mandatory: bool = True
+        self,
+        exchange: str,
+        routing_key: str,
+        model: WireModel,
+        *,
+        mandatory: bool = True,
+        **properties: object,
     ) -> None:
-        properties = {"user_id": self.user_id} if self.user_id else {}
+        """Publish `model` with the AMQP `properties` given (a request's `reply_to`, say)."""
         await self.exchanges[exchange].publish(
-            json_message(model, **properties),
+            json_message(model, **self._signed(properties)),
             routing_key,
             mandatory=mandatory,
             timeout=self.timeout,
         )
+
+    def _signed(self, properties: dict[str, object]) -> dict[str, object]:
+        return {**properties, "user_id": self.user_id} if self.user_id else properties
 
     async def command(self, command: RecoveryCommand) -> None:
         # Mandatory: every server has a queue bound, so a return means the topology is broken.
@@ -79,27 +96,42 @@ class Publisher:
         await asyncio.gather(*map(self.command, commands), *map(self.event, events))
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Copy a message that cannot be processed to `mrwbus.dead`, with the reason."""
+        """Copy a message that cannot be processed to `mrwbus.dead` (through the exchange of
+        that name, which every role that consumes may write), with the reason."""
         headers = dict(message.headers or {})
         headers[ERROR_HEADER] = reason
         headers["x-mrwbus-routing-key"] = message.routing_key or ""
         headers["x-mrwbus-exchange"] = message.exchange or ""
+        headers[DEAD_ID_HEADER] = new_id()
+        now = utc_now()
+        headers[DEAD_AT_HEADER] = now.isoformat()
         copy = Message(
             message.body,
             headers=headers,
             content_type=message.content_type,
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
+            timestamp=now,  # for other tools; the header has the microseconds
         )
-        await self.channel.default_exchange.publish(
+        await self.exchanges[DEAD].publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout
         )
+
+    async def resend(self, message: Message, exchange: str, routing_key: str) -> None:
+        """Send a message as it is, to an exchange by name ("" is the default one), confirmed
+        (`mrwbus dead replay`); mandatory, so a route that is gone raises instead of losing it."""
+        target = (
+            await self.channel.get_exchange(exchange, ensure=False)
+            if exchange
+            else self.channel.default_exchange
+        )
+        await target.publish(message, routing_key=routing_key, mandatory=True, timeout=self.timeout)
 
     async def to_queue(self, queue: str, model: WireModel, **properties: object) -> None:
         """Send straight to a queue (through the default exchange), confirmed; mandatory, so
         a queue that is not there raises instead of losing the message."""
         await self.channel.default_exchange.publish(
-            json_message(model, **properties),
+            json_message(model, **self._signed(properties)),
             routing_key=queue,
             mandatory=True,
             timeout=self.timeout,
@@ -112,7 +144,7 @@ class Publisher:
             return False
         # Not mandatory: an operator who gave up waiting has no queue any more.
         await self.channel.default_exchange.publish(
-            json_message(reply, correlation_id=request.correlation_id),
+            json_message(reply, **self._signed({"correlation_id": request.correlation_id})),
             routing_key=request.reply_to or "",
             mandatory=False,
             timeout=self.timeout,

@@ -38,6 +38,7 @@ from yarl import URL
 from mrwbus.bus.connection import (
     CONNECT_ERRORS,
     CONNECTION_ERRORS,
+    connection_user,
     node_of,
     open_connection,
     redact,
@@ -97,7 +98,7 @@ class Session:
         self.url = url
         """The broker URL this session is connected to (with its password: `redact` it)."""
         self.channel = channel
-        self.publisher = Publisher(channel, {})
+        self.publisher = Publisher(channel, {}, user_id=connection_user(channel))
         """Exchanges are filled in by the body once declared (`use_exchanges`)."""
         self._runner = runner
         self._tags: dict[str, AbstractQueue] = {}

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp.common import FieldTable
 
 from mrwbus.settings import replicas
@@ -57,6 +58,12 @@ DELIVERY_LIMIT = 5
 ERROR_HEADER = "x-mrwbus-error"
 """Why a message was dead-lettered, in one sentence."""
 
+DEAD_AT_HEADER = "x-mrwbus-dead-at"
+"""When it was dead-lettered, RFC 3339 to the microsecond (the AMQP timestamp has seconds)."""
+
+DEAD_ID_HEADER = "x-mrwbus-dead-id"
+"""A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
+
 
 def agent_queue(server: str) -> str:
     """The durable queue that holds a server's commands while its agent is down."""
@@ -84,11 +91,39 @@ class Topology:
 
 
 async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    """The exchanges (and the dead-letter queue): declared when missing, else only looked up.
+
+    Declaring needs the configure permission, which only the service holds on a provisioned
+    broker (`mrwbus provision` declares the topology); relays, agents and operators find it."""
+    if await _exchanges_exist(channel):
+        return {name: await channel.get_exchange(name, ensure=False) for name in (*EXCHANGES, DEAD)}
     exchanges = {}
     for name in EXCHANGES:
         exchanges[name] = await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
-    await channel.declare_queue(DEAD, durable=True, arguments=replicated_quorum())
+    # Dead letters go through an exchange of their own: only the service may write to the
+    # default exchange, yet agents dead-letter too.
+    exchanges[DEAD] = await channel.declare_exchange(DEAD, ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(DEAD, durable=True, arguments=replicated_quorum())
+    await dead.bind(exchanges[DEAD])
     return exchanges
+
+
+async def _exchanges_exist(channel: AbstractChannel) -> bool:
+    # A passive declare of a missing exchange closes its channel: ask on a throwaway one.
+    connection: AbstractConnection | None = getattr(channel, "_connection", None)
+    if connection is None:
+        return False
+    probe = await connection.channel(publisher_confirms=False)
+    try:
+        for name in (*EXCHANGES, DEAD):
+            await probe.declare_exchange(name, passive=True)
+        await probe.declare_queue(DEAD, passive=True)
+    except ChannelNotFoundEntity:
+        return False
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    return True
 
 
 async def declare_agent_queue(

@@ -1,5 +1,5 @@
 """The `mrwbus` command: the parser is built here, each verb group lives in a module of its own
-(`daemons`, `operators`, `offline`), each with a `register(verbs)` function.
+(`daemons`, `operators`, `dead`, `admin`, `offline`), each with a `register(verbs)` function.
 
 Errors print as one sentence, never a traceback, and the exit code says which kind of failure it
 was (`common.EXIT_CODES`). One-shot verbs print nothing but their answer: the libraries' log
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mrwbus import __version__
-from mrwbus.cli import daemons, offline, operators
+from mrwbus.cli import admin, daemons, dead, offline, operators
 from mrwbus.cli.common import (
     EXIT_BROKER,
     EXIT_BUG,
@@ -25,7 +25,7 @@ from mrwbus.cli.common import (
 )
 from mrwbus.errors import BrokerUnavailable, ConfigError, MrwbusError
 
-VERB_GROUPS = (daemons, operators, offline)
+VERB_GROUPS = (daemons, operators, dead, admin, offline)
 """Add a module here to add its verbs; `register(verbs)` adds them to the parser."""
 
 
@@ -63,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mrwbus",
         description="A fault-to-recovery bus on RabbitMQ. `mrwbus VERB --help` for each verb.",
         epilog=EXIT_CODES + "\n\nenvironment:\n"
-        "  MRWBUS_AMQP_URL  the broker, when --amqp-url is not given\n"
-        "  NO_COLOR         set to anything: no colour, even on a terminal\n"
-        "  MRWBUS_DEBUG     set to anything: a traceback instead of one sentence",
+        "  MRWBUS_AMQP_URL            the broker, when --amqp-url is not given\n"
+        "  MRWBUS_AMQP_URL_FILE       a file holding the broker URL, when neither is given\n"
+        "  MRWBUS_AMQP_PASSWORD_FILE  the broker password's file, when --password-file is not\n"
+        "                             given (docs/security.md)\n"
+        "  MRWBUS_TLS_CA, _CERT, _KEY TLS files for amqps://, when --tls-* are not given\n"
+        "  MRWBUS_MANAGEMENT_URL      run, demo: the management API (unacked counts, ages)\n"
+        "  NO_COLOR                   set to anything: no colour, even on a terminal\n"
+        "  MRWBUS_DEBUG               set to anything: a traceback instead of one sentence",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mrwbus {__version__}")

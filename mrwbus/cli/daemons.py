@@ -13,9 +13,9 @@ import signal
 import sys
 
 from mrwbus import sd_notify
-from mrwbus.cli.common import add_log_level, add_verb
+from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
 from mrwbus.config import load_config
-from mrwbus.settings import ServiceSettings, amqp_urls
+from mrwbus.settings import ServiceSettings, management_url
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,17 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(default: 127.0.0.1:8080)",
         )
 
-    agent = add_verb(verbs, "agent", run_agent)
-    agent.set_defaults(one_shot=False)
-    agent.add_argument(
-        "--server",
-        required=True,
-        metavar="NAME",
-        help="the server this agent acts for (a key of `servers` in the configuration)",
-    )
-    agent.add_argument(
-        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
-    )
+    agent = _per_server_daemon(verbs, "agent", run_agent, "acts for")
     agent.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -53,17 +43,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_log_level(agent, "INFO")
 
-    relay = add_verb(verbs, "relay", run_relay)
-    relay.set_defaults(one_shot=False)
-    relay.add_argument(
-        "--server",
-        required=True,
-        metavar="NAME",
-        help="the server this relay watches (a key of `servers` in the configuration)",
-    )
-    relay.add_argument(
-        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
-    )
+    relay = _per_server_daemon(verbs, "relay", run_relay, "watches")
     relay.add_argument(
         "--once", action="store_true", help="print what the sources see now, and exit"
     )
@@ -71,6 +51,27 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--http", metavar="HOST:PORT", help="serve /healthz and /metrics here (default: none)"
     )
     add_log_level(relay, "INFO")
+
+
+def _per_server_daemon(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    function: Verb,
+    does: str,
+) -> argparse.ArgumentParser:
+    """A daemon that runs once per server (agent, relay): `--server` and `--config`."""
+    sub = add_verb(verbs, name, function)
+    sub.set_defaults(one_shot=False)
+    sub.add_argument(
+        "--server",
+        required=True,
+        metavar="NAME",
+        help=f"the server this {name} {does} (a key of `servers` in the configuration)",
+    )
+    sub.add_argument(
+        "--config", required=True, metavar="PATH", help="the cluster configuration (YAML)"
+    )
+    return sub
 
 
 def _http_address(text: str) -> tuple[str, int] | None:
@@ -115,8 +116,15 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     config = load_config(args.config)
     http: tuple[str, int] | None = args.http
     configure_logging(args.log_level)
-    url = amqp_urls(args.amqp_url)
-    service = Service(config, ServiceSettings(amqp_url=url))
+    url = broker_url(args)
+    service = Service(config, ServiceSettings(amqp_url=url, management_url=management_url()))
+    if not config.security.verify_senders:
+        print(
+            "mrwbus: UNVERIFIED: security.verify_senders is false, so anyone who can log in to"
+            " the broker can send commands; development only (docs/security.md)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def service_state() -> str | None:
         if service.consuming.is_set():
@@ -163,7 +171,7 @@ def run_agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(args.log_level)
     agent = build_reference_agent(
-        config, args.server, amqp_urls(args.amqp_url), state_dir=args.state_dir, source=args.config
+        config, args.server, broker_url(args), state_dir=args.state_dir, source=args.config
     )
 
     def agent_state() -> str | None:
@@ -196,7 +204,7 @@ def run_relay(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = _stop_on_signals()
-        relay = start_relay(settings, amqp_urls(args.amqp_url))
+        relay = start_relay(settings, broker_url(args))
         # Ready once watching: with the broker away, faults wait in the spool.
         await asyncio.gather(
             serve_relay(relay, args.http, stop),

@@ -8,9 +8,8 @@ import asyncio
 import signal
 import sys
 
-from mrwbus.cli.common import add_verb, ask, color_enabled, run
+from mrwbus.cli.common import add_verb, ask, broker_url, color_enabled, run
 from mrwbus.messages import Category, ControlVerb, Event, EventKind
-from mrwbus.settings import amqp_urls
 from mrwbus.terminal import printable
 
 
@@ -94,13 +93,13 @@ def notify_fault(args: argparse.Namespace) -> int:
         state="recovered" if args.recovered else "error",
         fault_id=args.fault_id,
     )
-    run(publish_fault(amqp_urls(args.amqp_url), fault))
+    run(publish_fault(broker_url(args), fault))
     print(f"published fault {fault.id} ({fault.routing_key})")
     return 0
 
 
 def show_status(args: argparse.Namespace) -> int:
-    """every monitor on every server, every group and where it runs, every server
+    """every monitor on every server, every group and where it runs, every server, the bus's queues
 
     Examples:
         mrwbus status
@@ -162,9 +161,7 @@ def watch_events(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await watch_events(
-            amqp_urls(args.amqp_url), show, stop, kind=args.kind, monitor=args.monitor
-        )
+        await watch_events(broker_url(args), show, stop, kind=args.kind, monitor=args.monitor)
 
     run(tail())
     return 0

@@ -188,3 +188,17 @@ GROUP_ON_TWO_SERVERS = EventType(
     EventKind.SERVER,
     "{group} is reported active on {servers}; placement left at {kept}.",
 )
+DEAD_LETTERS_LISTED = EventType(
+    "MRW-801", EventKind.DEAD_LETTER, "{count} dead letters listed by {by}{selection_text}."
+)
+DEAD_LETTER_SHOWN = EventType(
+    "MRW-802", EventKind.DEAD_LETTER, "dead letter {selection} shown to {by}."
+)
+DEAD_LETTERS_REPLAYED = EventType(
+    "MRW-803",
+    EventKind.DEAD_LETTER,
+    "{count} dead letters replayed to where they came from by {by}{selection_text}.",
+)
+DEAD_LETTERS_PURGED = EventType(
+    "MRW-804", EventKind.DEAD_LETTER, "{count} dead letters purged by {by}{selection_text}."
+)

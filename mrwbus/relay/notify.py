@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiormq.exceptions import PublishError
 
-from mrwbus.bus.connection import Urls, connect_any
-from mrwbus.bus.publisher import json_message
+from mrwbus.bus.connection import Urls, connect_any, connection_user
+from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import ServiceError
 from mrwbus.messages import Category, FaultNotification, new_id, utc_now
@@ -40,7 +40,8 @@ async def publish_fault(url: Urls, fault: FaultNotification) -> None:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_exchanges(channel)
         try:
-            await exchanges[FAULTS].publish(json_message(fault), fault.routing_key, mandatory=True)
+            publisher = Publisher(channel, exchanges, user_id=connection_user(channel))
+            await publisher.publish(FAULTS, fault.routing_key, fault)
         except PublishError as exc:
             raise ServiceError(
                 "no queue takes faults yet: start the service once (mrwbus run) so it declares mrwbus.faults"

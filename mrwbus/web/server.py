@@ -149,7 +149,7 @@ class StatusServer:
         )
 
     async def _status_handler(self, request: web.Request) -> web.Response:
-        return _json(status_json(self.service.cluster.snapshot()))
+        return _json(status_json(self.service.status_report()))
 
     async def _events_handler(self, request: web.Request) -> web.Response:
         recent: list[Event] = list(self.service.recent_events)
@@ -165,7 +165,7 @@ class StatusServer:
             self.service.counters,
             self.service.health,
             self.metrics,
-            self.service.cluster.snapshot(),
+            self.service.status_report(),
             request.headers.get("Accept"),
         )
         return web.Response(body=body, headers={"Content-Type": content_type})
@@ -184,9 +184,7 @@ class StatusServer:
                 headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
             )
             await response.prepare(request)
-            stream = StatusStream(
-                self.service.cluster.snapshot, lambda: assess(self.service.health)
-            )
+            stream = StatusStream(self.service.status_report, lambda: assess(self.service.health))
             with contextlib.suppress(ConnectionError):
                 await response.write(stream.opening(self.service.recent_events))
                 await self._feed(response, stream, queue)

@@ -35,6 +35,14 @@ def status_json(report: StatusReport) -> dict[str, Any]:
     return report.model_dump(mode="json")
 
 
+def _without_read_time(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The status minus when the queues were read: a reading that found nothing new is no
+    change worth sending (the service reads them every 2 s)."""
+    if status is None or not status.get("bus"):
+        return status
+    return {**status, "bus": {**status["bus"], "read_at": None}}
+
+
 class StatusStream:
     def __init__(
         self, read_status: Callable[[], StatusReport], read_health: Callable[[], HealthReport]
@@ -64,7 +72,10 @@ class StatusStream:
         """The status and health if either changed since last sent, else None."""
         status = status_json(self._read_status())
         health = self._read_health().as_json()
-        if status == self._status and health == self._health:
+        if (
+            _without_read_time(status) == _without_read_time(self._status)
+            and health == self._health
+        ):
             return None
         self._status, self._health = status, health
         return sse_message("status", {"status": status, "health": health})

@@ -31,7 +31,9 @@ from mrwbus.messages import (
 )
 
 BROKER_HOST = os.environ.get("MRWBUS_TEST_BROKER_HOST", "127.0.0.1")
-MANAGEMENT = f"http://{BROKER_HOST}:15672/api"
+BROKER_PORT = int(os.environ.get("MRWBUS_TEST_BROKER_PORT", "5672"))
+MANAGEMENT_PORT = int(os.environ.get("MRWBUS_TEST_MANAGEMENT_PORT", "15672"))
+MANAGEMENT = f"http://{BROKER_HOST}:{MANAGEMENT_PORT}/api"
 _AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
@@ -71,7 +73,7 @@ def delete_vhost(name: str) -> None:
 
 
 def vhost_url(name: str) -> str:
-    return f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
+    return f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/{name}"
 
 
 def unique_vhost() -> str:

@@ -13,6 +13,8 @@ from mrwbus.config import ClusterConfig, parse_config
 from mrwbus.service import Service
 from mrwbus.settings import ServiceSettings
 from tests.integration.broker import BusProbe, create_vhost, delete_vhost, unique_vhost, vhost_url
+from tests.integration.deployment import Deployment, deployment_fixture
+from tests.integration.tls_node import TlsNode, tls_node_fixture
 
 
 @pytest.fixture
@@ -58,3 +60,17 @@ async def start_service(amqp_url: str) -> AsyncIterator[RunningService]:
             return await stack.enter_async_context(running_service(config, amqp_url))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def tls_node() -> Iterator[TlsNode]:
+    """A RabbitMQ node of the session's own with TLS (tests/integration/tls_node.py); stopped
+    and its folder removed afterwards, whatever happened."""
+    yield from tls_node_fixture()
+
+
+@pytest.fixture(scope="module")
+def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Every role provisioned on the TLS node, in a vhost of the module's own
+    (tests/integration/deployment.py)."""
+    yield from deployment_fixture(tls_node, tmp_path_factory)

@@ -379,6 +379,7 @@ async def test_the_reference_agent_runs_configured_command_lines(
     config = parse_config(
         textwrap.dedent(f"""
             servers: {{server1: {{}}, server2: {{}}}}
+            security: {{verify_senders: false}}
             groups:
               failover1: {{servers: [server1, server2]}}
             monitors:

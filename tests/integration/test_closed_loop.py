@@ -25,6 +25,7 @@ servers:
   server1: {{server_group: site-a}}
   server2: {{server_group: site-a}}
   server3: {{server_group: site-b}}
+security: {{verify_senders: false}}
 groups:
   failover1: {{servers: [server1, server2, server3], resources: [app1]}}
   failover2: {{servers: [server3, server2], resources: [db2]}}

@@ -18,6 +18,7 @@ LADDER = """
 servers:
   server1: {server_group: site-a}
   server2: {server_group: site-a}
+security: {verify_senders: false}
 groups:
   failover1: {servers: [server1, server2], resources: [app1]}
 monitors:

@@ -23,6 +23,7 @@ CLUSTER = """
 servers:
   server1: {server_group: site-a}
   server2: {server_group: site-a}
+security: {verify_senders: false}
 groups:
   failover1: {servers: [server1, server2], resources: [app1]}
 monitors:

@@ -77,9 +77,14 @@ async def test_no_color_means_no_escape_sequence_even_on_a_terminal(
     code, plain = await asyncio.to_thread(_on_a_terminal, argv, NO_COLOR="1")
     assert code == 0 and b"Error" in plain
     assert ESCAPE not in plain
-    # Not a terminal: no colour either.
-    piped = subprocess.run(
-        [sys.executable, "-m", "mrwbus", *argv], capture_output=True, timeout=60, check=True
+    # Not a terminal: no colour either. In a thread, as above: the service runs in this event
+    # loop, and a blocked loop cannot answer.
+    piped = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "mrwbus", *argv],
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     assert ESCAPE not in piped.stdout
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -187,7 +188,11 @@ async def restart_broker(down_for: float = 2.0) -> None:
 
 
 def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+    # MRWBUS_TEST_RABBITMQ_NODE: the node the tests use when it is not the machine's own broker
+    # (with MRWBUS_TEST_BROKER_PORT), so that restarting it disturbs nobody else.
+    node = os.environ.get("MRWBUS_TEST_RABBITMQ_NODE")
+    where = ["-n", node] if node else []
+    subprocess.run(["rabbitmqctl", *where, *args], check=True, capture_output=True, timeout=120)
 
 
 def bad_inputs(count: int, seed: int = 7) -> list[tuple[bytes, str, str]]:

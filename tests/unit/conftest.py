@@ -2,7 +2,7 @@
 
 The cluster: three servers in two server groups (server1 and server2 at site-a, server3 at
 site-b), two failover groups, and one monitor for each of the six message categories, between
-them using every recovery action.
+them using every recovery action. And the bus as the service reads it, with a stalled agent.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mrwbus.bus_messages import BusReport, QueueDepth, RecentDeadLetter
 from mrwbus.config import ClusterConfig, parse_config
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import Category, FaultNotification
@@ -146,3 +147,35 @@ def make_fault() -> FaultFactory:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def bus_report() -> BusReport:
+    """Faults being decided, server1's agent queue growing unconsumed, 4 dead letters."""
+    at = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+    return BusReport(
+        read_at=at,
+        queues=[
+            QueueDepth(queue="mrwbus.faults", role="faults", ready=7, unacked=2, consumers=1),
+            QueueDepth(
+                queue="mrwbus.agent.server1",
+                role="agent",
+                server="server1",
+                ready=3,
+                consumers=0,
+                stalled=True,
+                oldest_age_seconds=12.5,
+            ),
+            QueueDepth(queue="mrwbus.dead", role="dead", ready=4, consumers=0),
+        ],
+        dead_letters=4,
+        recent_dead_letters=[
+            RecentDeadLetter(
+                at=at,
+                reason="body is not JSON",
+                exchange="mrwbus.faults",
+                routing_key="server1.nic",
+            )
+        ],
+        source="management",
+    )

@@ -325,6 +325,15 @@ def test_agent_report_needs_a_positive_heartbeat_interval() -> None:
         )
 
 
+def test_a_status_reply_about_a_server_without_a_server_group_reads_back() -> None:
+    from mrwbus.messages import ServerRow, StatusReport
+
+    report = StatusReport(
+        monitors=[], groups=[], servers=[ServerRow(server="s1", server_group=None, alive=True)]
+    )
+    assert StatusReport.model_validate_json(report.to_body()) == report
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -107,9 +107,29 @@ def test_state_is_in_named_volumes() -> None:
         agent = compose["services"][f"agent-{server}"]
         assert agent["command"][:3] == ["agent", "--server", server]
         state_dir = agent["command"][agent["command"].index("--state-dir") + 1]
-        (volume,) = agent["volumes"]
-        name, target = volume.split(":")
-        assert name in compose["volumes"] and state_dir.startswith(target)
+        state = [v for v in agent["volumes"] if state_dir.startswith(v.split(":")[1])]
+        assert len(state) == 1, f"agent-{server}: no one volume holds {state_dir}"
+        name = state[0].split(":")[0]
+        assert name in compose["volumes"] and not name.endswith("secrets")
+
+
+def test_every_client_logs_in_as_its_provisioned_user_with_a_password_file() -> None:
+    services = _mrwbus_services()
+    provision = services.pop("provision")
+    assert provision["command"][0] == "provision"
+    secrets = provision["command"][provision["command"].index("--secrets") + 1]
+    users = {"mrwbus": "mrwbus-service"} | {
+        name: name for name in services if name.startswith("agent-")
+    }
+    assert set(users) == set(services)
+    for name, user in users.items():
+        environment = services[name]["environment"]
+        assert environment["MRWBUS_AMQP_URL"] == f"amqp://{user}@rabbitmq:5672/", name
+        assert environment["MRWBUS_AMQP_PASSWORD_FILE"] == f"{secrets}/{user}", name
+        assert f"mrwbus-secrets:{secrets}:ro" in services[name]["volumes"], name
+        assert services[name]["depends_on"]["provision"]["condition"] == (
+            "service_completed_successfully"
+        )
 
 
 def test_broker_and_service_have_healthchecks() -> None:

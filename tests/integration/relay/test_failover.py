@@ -24,6 +24,7 @@ servers: {{server1: {{server_group: a}}, server2: {{server_group: b}}}}
 groups:
   failover1: {{servers: [server1, server2], resources: [app1]}}
 service: {{stop_timeout: 5s, start_timeout: 10s, heartbeat_timeout: 3s}}
+security: {{verify_senders: false}}
 monitors:
   public-lan:
     category: NIC

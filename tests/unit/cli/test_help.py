@@ -11,17 +11,26 @@ from mrwbus import cli
 from mrwbus.cli.common import EXIT_USAGE
 
 PARSER = cli.build_parser()
-VERBS: dict[str, argparse.ArgumentParser] = next(
-    dict(action.choices)
-    for action in PARSER._actions
-    if isinstance(action, argparse._SubParsersAction)
-)
+
+
+def _verbs(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every verb by its words (`status`, `dead list`), the actions of a verb group included."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found.update(_verbs(sub, f"{prefix}{name} "))
+    return found
+
+
+VERBS = _verbs(PARSER)
 
 
 def test_every_verb_is_listed_with_a_help_line() -> None:
     listed = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in listed._choices_actions}
-    assert set(helps) == set(VERBS)
+    assert set(helps) == {verb for verb in VERBS if " " not in verb}
     assert all(helps.values())
 
 
@@ -38,7 +47,7 @@ def test_every_option_and_argument_has_help_text(verb: str) -> None:
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_verb_help_has_examples(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        cli.main([verb, "--help"])
+        cli.main([*verb.split(), "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "\nexamples:\n" in out
@@ -66,6 +75,9 @@ def test_the_top_level_help_documents_exit_codes(capsys: pytest.CaptureFixture[s
         ["completion", "fish"],
         ["schema", "NoSuchMessage"],
         ["suspend"],
+        ["dead"],
+        ["dead", "list", "--since", "yesterday"],
+        ["dead", "purge"],
     ],
 )
 def test_a_bad_value_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

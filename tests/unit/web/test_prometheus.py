@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from mrwbus.bus_messages import BusReport
 from mrwbus.health import Counters, Health
 from mrwbus.messages import Category, GroupRow, MonitorStatusRow, ServerRow, StatusReport
 from mrwbus.metrics import (
@@ -19,7 +20,7 @@ from mrwbus.metrics import (
     labelled,
     render_text,
 )
-from mrwbus.web.prometheus import exposition, render_metrics
+from mrwbus.web.prometheus import bus_families, exposition, render_metrics
 
 # Text format 0.0.4 as prometheus_client writes it: `name{label="value",...} value`, the value
 # a float (`3.0`), +Inf, -Inf or NaN.
@@ -224,3 +225,35 @@ def test_text_format_and_process_metrics_by_default() -> None:
     assert content_type.startswith("text/plain; version=0.0.4")
     assert_valid_exposition(text)
     assert "process_cpu_seconds_total" in text  # prometheus_client's process collector (Linux)
+
+
+# --- the bus, as the service last read it ---------------------------------------------------
+
+
+def test_no_queue_gauges_before_the_first_reading() -> None:
+    assert bus_families(None) == []
+    text = render_metrics(Counters(), Health(), Metrics(), REPORT)
+    assert "mrwbus_queue_" not in text and "mrwbus_dead_letters " not in text
+
+
+def test_queue_gauges_one_sample_per_queue(bus_report: BusReport) -> None:
+    report = REPORT.model_copy(update={"bus": bus_report})
+    text = render_metrics(Counters(), Health(), Metrics(), report)
+    assert_valid_exposition(text)
+    values = samples(text)
+    agent = '{queue="mrwbus.agent.server1",role="agent",server="server1"}'
+    faults = '{queue="mrwbus.faults",role="faults",server=""}'
+    assert values[f"mrwbus_queue_messages_ready{agent}"] == "3.0"
+    assert values[f"mrwbus_queue_messages_ready{faults}"] == "7.0"
+    assert values[f"mrwbus_queue_consumers{faults}"] == "1.0"
+    assert values[f"mrwbus_agent_queue_stalled{agent}"] == "1.0"
+    assert values[f"mrwbus_queue_oldest_message_age_seconds{agent}"] == "12.5"
+    assert values["mrwbus_dead_letters"] == "4.0"
+    # Only what the broker said: unacked from the management API, stalled for agent queues.
+    assert [key for key in values if key.startswith("mrwbus_queue_messages_unacked")] == [
+        f"mrwbus_queue_messages_unacked{faults}"
+    ]
+    assert [key for key in values if key.startswith("mrwbus_agent_queue_stalled")] == [
+        f"mrwbus_agent_queue_stalled{agent}"
+    ]
+    assert "# TYPE mrwbus_agent_queue_stalled gauge" in text

@@ -73,3 +73,23 @@ def test_opening_snapshot_then_updates_then_changes_without_events() -> None:
     assert kind == "status"
     assert data["health"]["status"] == "degraded"
     assert stream.on_tick() is None
+
+
+def test_a_queue_reading_that_found_nothing_new_sends_nothing() -> None:
+    from mrwbus.bus_messages import BusReport, QueueDepth
+
+    def bus(read_at: datetime, ready: int) -> BusReport:
+        depth = QueueDepth(queue="mrwbus.faults", role="faults", ready=ready, consumers=1)
+        return BusReport(read_at=read_at, queues=[depth], dead_letters=0, source="amqp")
+
+    world = World()
+    reading = [bus(AT, 0)]
+    stream = StatusStream(
+        lambda: world.status().model_copy(update={"bus": reading[0]}), world.health_report
+    )
+    stream.opening([])
+    reading[0] = bus(AT.replace(second=7), 0)
+    assert stream.on_tick() is None
+    reading[0] = bus(AT.replace(second=9), 4)
+    kind, data = parse(stream.on_tick() or b"")
+    assert kind == "status" and data["status"]["bus"]["queues"][0]["ready"] == 4

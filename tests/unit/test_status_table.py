@@ -1,0 +1,22 @@
+"""The bus in `mrwbus status`: one row per queue, an agent queue growing unconsumed stands out."""
+
+from mrwbus.bus_messages import BusReport
+from mrwbus.messages import StatusReport
+from mrwbus.status_table import render_status
+
+NOTHING = StatusReport(monitors=[], groups=[], servers=[])
+
+
+def test_status_shows_the_bus_and_the_stalled_agent(bus_report: BusReport) -> None:
+    text = render_status(NOTHING.model_copy(update={"bus": bus_report}))
+    assert "Bus (read 20:00:00 UTC from management; 4 dead letters)" in text
+    (line,) = [line for line in text.splitlines() if line.startswith("mrwbus.agent.server1")]
+    assert line.split()[1:] == ["3", "-", "NOBODY,", "GROWING", "12"]
+    assert "mrwbus.faults" in text
+    assert "Bus" not in render_status(NOTHING)
+
+
+def test_the_stalled_agent_queue_is_red_on_a_terminal(bus_report: BusReport) -> None:
+    text = render_status(NOTHING.model_copy(update={"bus": bus_report}), color=True)
+    (line,) = [line for line in text.splitlines() if "mrwbus.agent.server1" in line]
+    assert line.startswith("\033[1;31m") and line.endswith("\033[0m")
