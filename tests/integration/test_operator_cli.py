@@ -65,7 +65,7 @@ async def test_status_shows_error_groups_and_servers(
     assert any(line.split() == ["failover1", "server1"] for line in lines)
     assert any(line.split()[:3] == ["server2", "site-a", "alive"] for line in lines)
     node = f"{URL(amqp_url).host}:{URL(amqp_url).port}"
-    assert lines[-1] == f"Service replica answering on node {node}"
+    assert f"Service replica answering on node {node}" in lines
 
     code, out, _ = await mrwbus(amqp_url, "status", "--json", capsys=capsys)
     report = json.loads(out)

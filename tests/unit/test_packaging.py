@@ -240,11 +240,29 @@ def test_the_cluster_layout_has_three_nodes_two_replicas_and_an_agent_per_server
         f"agent-{server}" for server in config["servers"]
     )
     for name, service in services.items():
-        if name in nodes:
-            continue
-        urls = service["environment"]["MRWBUS_AMQP_URL"].split(",")
-        assert sorted(urls) == [f"amqp://guest:guest@{node}:5672/" for node in sorted(nodes)], name
         for volume in service.get("volumes", []):
             assert volume.split(":")[0] in _cluster_compose()["volumes"], (name, volume)
     for port in (p for s in services.values() for p in s.get("ports", [])):
         assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_every_cluster_client_logs_in_as_its_provisioned_user_on_every_node() -> None:
+    services = _cluster_compose()["services"]
+    nodes = sorted(name for name in services if name.startswith("rabbitmq"))
+    provision = services.pop("provision")
+    command = provision["command"]
+    secrets = command[command.index("--secrets") + 1]
+    given = command[command.index("--amqp-url") + 1].split(",")
+    assert given == [f"amqp://{node}:5672/" for node in nodes]
+    clients = {name: s for name, s in services.items() if name not in nodes}
+    users = {name: "mrwbus-service" if name.startswith("mrwbus-") else name for name in clients}
+    for name, user in users.items():
+        environment = clients[name]["environment"]
+        urls = environment["MRWBUS_AMQP_URL"].split(",")
+        assert urls == [f"amqp://{user}@{node}:5672/" for node in nodes], name
+        assert environment["MRWBUS_AMQP_PASSWORD_FILE"] == f"{secrets}/{user}", name
+        assert environment["MRWBUS_HEARTBEAT"] and environment["MRWBUS_REPLICAS"], name
+        assert f"mrwbus-secrets:{secrets}:ro" in clients[name]["volumes"], name
+        assert clients[name]["depends_on"]["provision"]["condition"] == (
+            "service_completed_successfully"
+        )
