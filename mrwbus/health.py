@@ -24,6 +24,8 @@ class Health:
     """Sessions lost since the process started (broker gone, channel closed, consumer
     cancelled)."""
     last_error: str | None = None
+    node: str | None = None
+    """The broker node (host:port) the session is connected to, while it is."""
 
 
 @dataclass

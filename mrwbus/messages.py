@@ -392,6 +392,10 @@ class AgentReport(WireModel):
         gt=0, description="Seconds until the next heartbeat at the latest."
     )
     sent_at: Timestamp = Field(description="When the agent sent it.")
+    node: str | None = Field(
+        default=None,
+        description="The broker node (host:port) the agent is connected to; shown by status.",
+    )
 
     @property
     def routing_key(self) -> str:
@@ -481,12 +485,16 @@ class ServerRow(WireModel):
     server: str
     server_group: str | None = None  # a default: `to_body` leaves None out
     alive: bool
+    agent_node: str | None = None
+    """The broker node the server's agent said it is connected to, in its last report."""
 
 
 class StatusReport(WireModel):
     monitors: list[MonitorStatusRow]
     groups: list[GroupRow]
     servers: list[ServerRow]
+    service_node: str | None = None
+    """The broker node of the replica that answered."""
     bus: BusReport | None = None
 
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import Urls, connect_any, url_list
 from mrwbus.bus.topology import declare_service_topology
 from mrwbus.errors import MrwbusError
 from mrwbus.roles import SERVICE, Role, roles_for
@@ -127,15 +127,16 @@ async def provision(
     servers: Iterable[str],
     *,
     management_url: str,
-    amqp_url: str,
+    amqp_url: Urls,
     vhost: str,
     secrets_dir: str | Path,
     rotate: str | None = None,
 ) -> Provisioned:
     """Create (or bring up to date) the vhost, the topology and every role's user.
 
-    `amqp_url` gives the broker's AMQP host and TLS files, and the administrator's password file
-    for the management API when `management_url` carries none (see `mrwbus.settings.amqp_url`).
+    `amqp_url` gives the broker's AMQP host and TLS files (or a cluster's nodes, each with the
+    same files), and the administrator's password file for the management API when
+    `management_url` carries none (see `mrwbus.settings.amqp_urls`).
     """
     servers = list(servers)
     directory = Path(secrets_dir)
@@ -146,7 +147,7 @@ async def provision(
     created: list[str] = []
     rotated: list[str] = []
     kept: list[str] = []
-    query = URL(amqp_url).query
+    query = URL(url_list(amqp_url)[0]).query  # every URL carries the same files
     password_file = query.get(PASSWORD_FILE)
     connector = None
     if URL(management_url).scheme == "https":
@@ -175,15 +176,18 @@ async def provision(
 
 
 async def declare_topology(
-    amqp_url: str, vhost: str, servers: list[str], service_password: Path
+    amqp_url: Urls, vhost: str, servers: list[str], service_password: Path
 ) -> None:
     """Declare the topology in `vhost` as the service user (which may, and so proves it can),
-    on the host of `amqp_url` with its TLS files."""
-    url = URL(amqp_url)
+    on the host of `amqp_url` (any node of a cluster) with its TLS files."""
     path = "/" if vhost == "/" else "/" + quote(vhost, safe="")
-    query = {**url.query, PASSWORD_FILE: str(service_password)}
-    url = url.with_user(SERVICE).with_password(None).with_path(path, encoded=True)
-    connection = await connect(str(url.with_query(query)), attempts=1, name="mrwbus-provision")
+    as_service = []
+    for given in url_list(amqp_url):
+        url = URL(given)
+        query = {**url.query, PASSWORD_FILE: str(service_password)}
+        url = url.with_user(SERVICE).with_password(None).with_path(path, encoded=True)
+        as_service.append(str(url.with_query(query)))
+    connection = await connect_any(as_service, "mrwbus-provision")
     try:
         channel = await connection.channel()
         await declare_service_topology(channel, servers)

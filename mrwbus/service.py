@@ -109,8 +109,11 @@ class Service:
         self._event_listeners.discard(queue)
 
     def status_report(self) -> StatusReport:
-        """The cluster's status with the bus as last read (`mrwbus status`, the page)."""
-        return self.cluster.snapshot().model_copy(update={"bus": self.queues.latest})
+        """The cluster's status with the bus as last read and this replica's broker node
+        (`mrwbus status`, the page)."""
+        return self.cluster.snapshot().model_copy(
+            update={"bus": self.queues.latest, "service_node": self.health.node}
+        )
 
     # --- lifecycle ----------------------------------------------------------------------
 

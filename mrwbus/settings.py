@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from yarl import URL
 from mrwbus.errors import MrwbusError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost/"
+
+DEFAULT_HEARTBEAT = 3
+"""Seconds: short enough that a silent network (no FIN, no RST) is noticed, and the leader
+lock released by the broker, well within 10 s; see docs/durability.md."""
+
+DEFAULT_REPLICAS = 3
+"""Copies of each quorum queue and of the journal stream; RabbitMQ takes every node of a
+smaller cluster."""
 
 PASSWORD_FILE = "password_file"
 TLS_QUERY = {"ca": "cafile", "cert": "certfile", "key": "keyfile"}
@@ -32,27 +41,49 @@ def management_url() -> str | None:
 
 
 def amqp_url(
-    flag: str | None = None,
+    flag: str | Sequence[str] | None = None,
     *,
     password_file: str | None = None,
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> str:
-    """`--amqp-url`, else `MRWBUS_AMQP_URL`, else the file `MRWBUS_AMQP_URL_FILE` names, else the
-    local broker; with the password file (`--password-file`, else `MRWBUS_AMQP_PASSWORD_FILE`)
-    and the TLS files (`--tls-*`, else `MRWBUS_TLS_*`) added to its query. Nothing secret is
-    added: only file names.
+    """`amqp_urls` as one string, the URLs separated by commas (as `MRWBUS_AMQP_URL` takes
+    them): for what passes a single value along, such as a child process's environment."""
+    return ",".join(
+        amqp_urls(
+            flag, password_file=password_file, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key
+        )
+    )
+
+
+def amqp_urls(
+    flags: str | Sequence[str] | None = None,
+    *,
+    password_file: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> list[str]:
+    """Every broker URL given: `--amqp-url` (repeatable), else `MRWBUS_AMQP_URL`, else the file
+    `MRWBUS_AMQP_URL_FILE` names, else the local broker; each value may hold several URLs
+    separated by commas (a cluster's nodes). Each URL gets the password file (`--password-file`,
+    else `MRWBUS_AMQP_PASSWORD_FILE`) and the TLS files (`--tls-*`, else `MRWBUS_TLS_*`) added
+    to its query. Nothing secret is added: only file names.
 
     The URL file is how systemd's `LoadCredential=` (packaging/systemd/) and container secrets
     hand over a URL with a password in it, which then sits in no environment and no command
-    line; a password file does the same for a URL that names only the user. Several URLs
-    separated by commas (a cluster's nodes, for the relay) each get the files.
+    line; a password file does the same for a URL that names only the user.
     """
-    url = flag or os.environ.get("MRWBUS_AMQP_URL")
-    if not url and (path := os.environ.get("MRWBUS_AMQP_URL_FILE")):
-        url = _read_url_file(path)
-    url = url or DEFAULT_AMQP_URL
+    values = [flags] if isinstance(flags, str) else list(flags or [])
+    if not values:
+        url = os.environ.get("MRWBUS_AMQP_URL")
+        if not url and (path := os.environ.get("MRWBUS_AMQP_URL_FILE")):
+            url = _read_url_file(path)
+        values = [url or DEFAULT_AMQP_URL]
+    urls = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not urls:
+        raise _config_error("--amqp-url / MRWBUS_AMQP_URL", "names no broker URL")
     extra: dict[str, str] = {}
     password_file = password_file or os.environ.get("MRWBUS_AMQP_PASSWORD_FILE")
     if password_file:
@@ -63,8 +94,35 @@ def amqp_url(
         if value:
             extra[query_key] = value
     if not extra:
-        return url
-    return ",".join(str(URL(part.strip()).update_query(extra)) for part in url.split(","))
+        return urls
+    return [str(URL(url).update_query(extra)) for url in urls]
+
+
+def heartbeat() -> int:
+    """`MRWBUS_HEARTBEAT` (seconds, 1 or more), else `DEFAULT_HEARTBEAT`; a URL's own
+    `?heartbeat=` wins for that URL."""
+    return _positive_int("MRWBUS_HEARTBEAT", DEFAULT_HEARTBEAT)
+
+
+def replicas() -> int:
+    """`MRWBUS_REPLICAS`, else `DEFAULT_REPLICAS`: the replication factor declared on quorum
+    queues (`x-quorum-initial-group-size`) and the journal (`x-initial-cluster-size`)."""
+    return _positive_int("MRWBUS_REPLICAS", DEFAULT_REPLICAS)
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise _config_error(name, f"must be a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def _config_error(source: str, what: str) -> Exception:
+    from mrwbus.errors import ConfigError, ConfigIssue
+
+    return ConfigError(f"the environment ({source})", [ConfigIssue("", what)])
 
 
 def _read_url_file(path: str) -> str:
@@ -150,7 +208,8 @@ def connection_parameters(url: str) -> ConnectionParameters:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    amqp_url: str = DEFAULT_AMQP_URL
+    amqp_url: str | Sequence[str] = DEFAULT_AMQP_URL
+    """One broker URL, or every node of a cluster (tried in a shuffled order)."""
     prefetch: int = 256
     """Faults in flight at once; each monitor still handles its own in order."""
     shutdown_grace: float = 10.0

@@ -71,11 +71,15 @@ def render_status(report: StatusReport, *, color: bool = False) -> str:
     )
     lines += ["", "Servers"]
     lines += _table(
-        ["SERVER", "SERVER GROUP", "STATE"],
-        [[s.server, s.server_group or "-", "alive" if s.alive else "DOWN"] for s in report.servers],
+        ["SERVER", "SERVER GROUP", "STATE", "AGENT ON NODE"],
+        [
+            [s.server, s.server_group or "-", "alive" if s.alive else "DOWN", s.agent_node or "-"]
+            for s in report.servers
+        ],
         None,
         color,
     )
+    lines += ["", f"Service replica answering on node {report.service_node or '-'}"]
     if report.bus is not None:
         lines += ["", *render_bus(report.bus, color=color)]
     return "\n".join(lines)

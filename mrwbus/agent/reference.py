@@ -25,6 +25,7 @@ from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
 from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
+from mrwbus.bus.connection import Urls
 from mrwbus.config import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import utc_now
@@ -38,7 +39,7 @@ DEFAULT_SCRIPT_TIMEOUT = HandlerConfig.model_fields["timeout"].default
 def build_reference_agent(
     config: ClusterConfig,
     server: str,
-    amqp_url: str,
+    amqp_url: Urls,
     *,
     state_dir: str | Path | None = None,
     source: str = "configuration",
@@ -92,7 +93,7 @@ def build_reference_agent(
 async def run_agent(
     config: ClusterConfig,
     server: str,
-    amqp_url: str,
+    amqp_url: Urls,
     stop: asyncio.Event,
     state_dir: str | None = None,
     *,

@@ -30,7 +30,7 @@ from mrwbus.agent.inbox import is_report_request, parse_command, salvage_id
 from mrwbus.agent.ledger import KEEP, CommandLedger
 from mrwbus.agent.probes import Probe, ProbeTable, groups_probed
 from mrwbus.agent.stats import AgentStats
-from mrwbus.bus.connection import redact
+from mrwbus.bus.connection import Urls, redact
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
@@ -63,7 +63,7 @@ class Agent:
     def __init__(
         self,
         server: str,
-        amqp_url: str,
+        amqp_url: Urls,
         state_dir: str | Path,
         *,
         heartbeat_interval: float = 5.0,
@@ -296,6 +296,7 @@ class Agent:
             reason=reason,
             heartbeat_interval=self.heartbeat_interval,
             sent_at=utc_now(),
+            node=self.health.node,
         )
         await self.session.current_publisher().publish(
             RESULTS, report.routing_key, report, mandatory=False

@@ -1,9 +1,11 @@
-"""Connecting to RabbitMQ: retried with backoff over one URL or several, URLs logged without
-their passwords. A running session (reconnects, consumers, drain) is `bus.session`."""
+"""Connecting to RabbitMQ: retried with backoff over one URL or several (a cluster's nodes, in a
+shuffled order so that clients spread), with short heartbeats, URLs logged without their
+passwords. A running session (reconnects, consumers, drain) is `bus.session`."""
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 
 import aio_pika
@@ -20,9 +22,12 @@ from tenacity import (
 from yarl import URL
 
 from mrwbus.errors import BrokerUnavailable
-from mrwbus.settings import connection_parameters
+from mrwbus.settings import connection_parameters, heartbeat
 
 log = logging.getLogger(__name__)
+
+Urls = str | Sequence[str]
+"""One broker URL, or every node of a cluster."""
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
@@ -44,12 +49,20 @@ def redact(url: str) -> str:
     return str(parsed.with_password("***")) if parsed.password else url
 
 
-def url_list(urls: str | Sequence[str]) -> list[str]:
-    """One URL or several, as a list; several are tried in turn (a cluster's nodes)."""
+def url_list(urls: Urls, *, shuffle: bool = False) -> list[str]:
+    """One URL or several, as a list; several are tried in turn (a cluster's nodes). Shuffled,
+    each client starts on a different node and the cluster's connections spread."""
     found = [urls] if isinstance(urls, str) else list(urls)
     if not found:
         raise ValueError("no broker URL given")
-    return found
+    return random.sample(found, len(found)) if shuffle else found
+
+
+def node_of(url: str) -> str:
+    """Which node a URL reaches, for status and logs: host:port, no user, no password."""
+    parsed = URL(url)
+    port = parsed.explicit_port or (5671 if parsed.scheme == "amqps" else 5672)
+    return f"{parsed.host}:{port}"
 
 
 async def open_connection(url: str, name: str) -> AbstractConnection:
@@ -57,22 +70,32 @@ async def open_connection(url: str, name: str) -> AbstractConnection:
 
     The password file and TLS files named in the URL are read here, on each attempt (see
     `mrwbus.settings.connection_parameters`), so a rotated password is picked up by the next
-    reconnect and every client (service, agent, relay, CLI) gets them through this one place."""
+    reconnect and every client (service, agent, relay, CLI) gets them through this one place.
+    Heartbeats are `settings.heartbeat()` seconds unless the URL says `?heartbeat=`: a silent
+    network is then noticed by both sides in a few seconds, not after a minute."""
     parameters = connection_parameters(url)
+    resolved = parameters.url
+    if "heartbeat" not in resolved.query:
+        resolved = resolved.update_query(heartbeat=heartbeat())
     return await aio_pika.connect(
-        parameters.url,
+        resolved,
         ssl_context=parameters.ssl_context,
         client_properties={"connection_name": name},
         timeout=10,
     )
 
 
+async def connect_any(urls: Urls, name: str) -> AbstractConnection:
+    """A one-shot client's connection: each node tried once, in a shuffled order."""
+    return await connect(urls, attempts=len(url_list(urls)), name=name)
+
+
 async def connect(
-    urls: str | Sequence[str], *, attempts: int | None = None, name: str = "mrwbus"
+    urls: Urls, *, attempts: int | None = None, name: str = "mrwbus"
 ) -> AbstractConnection:
     """Connect, retrying with exponential backoff (forever unless `attempts` is given); each
-    attempt takes the next of `urls`."""
-    candidates = url_list(urls)
+    attempt takes the next of `urls`, in a shuffled order."""
+    candidates = url_list(urls, shuffle=True)
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

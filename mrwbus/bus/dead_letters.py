@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractIncomingMessage
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import Urls, connect_any
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.rpc import existing_queue
 from mrwbus.bus.topology import DEAD
@@ -54,10 +54,10 @@ class HeldDeadLetters:
 
 
 @asynccontextmanager
-async def held_dead_letters(url: str) -> AsyncIterator[HeldDeadLetters]:
+async def held_dead_letters(url: Urls) -> AsyncIterator[HeldDeadLetters]:
     """Take every dead letter (manual ack), yield them, and return whatever was not replayed
     or purged to the queue, in order."""
-    connection = await connect(url, attempts=1, name="mrwbus-dead-letters")
+    connection = await connect_any(url, "mrwbus-dead-letters")
     try:
         reading = await connection.channel()
         queue = await existing_queue(

@@ -25,6 +25,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from yarl import URL
 
+from mrwbus.bus.connection import Urls, url_list
 from mrwbus.bus.topology import CONTROL, DEAD, FAULTS, SERVICE_RESULTS, agent_queue
 from mrwbus.bus_messages import BusReport, QueueDepth, QueueRole, RecentDeadLetter
 from mrwbus.messages import utc_now
@@ -157,14 +158,16 @@ class QueueWatcher:
     def __init__(
         self,
         servers: Iterable[str],
-        amqp_url: str,
+        amqp_url: Urls,
         *,
         management_url: str | None = None,
         interval: float = READ_INTERVAL,
     ) -> None:
         self.queues = watched_queues(servers)
         self.interval = interval
-        self.management = management_endpoint(management_url, amqp_url) if management_url else None
+        # A cluster's nodes share vhost and users: the first URL says which to ask about.
+        first = url_list(amqp_url)[0]
+        self.management = management_endpoint(management_url, first) if management_url else None
         self.latest: BusReport | None = None
         self.recent: deque[RecentDeadLetter] = deque(maxlen=RECENT_DEAD_LETTERS)
         self._baseline: dict[str, int] = {}

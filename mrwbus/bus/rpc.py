@@ -7,7 +7,7 @@ import asyncio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mrwbus.bus.connection import connect, connection_user
+from mrwbus.bus.connection import Urls, connect_any, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import CONTROL
 from mrwbus.errors import ContractError, ServiceError
@@ -22,9 +22,9 @@ async def existing_queue(channel: AbstractChannel, name: str, missing: str) -> A
         raise ServiceError(missing) from exc
 
 
-async def ask_service(url: str, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
+async def ask_service(url: Urls, request: ControlRequest, *, timeout: float = 10.0) -> ControlReply:
     """Send a request to the active service and wait for its reply; `ServiceError` if none."""
-    connection = await connect(url, attempts=1, name="mrwbus-operator")
+    connection = await connect_any(url, "mrwbus-operator")
     try:
         declared = await existing_queue(
             await connection.channel(),

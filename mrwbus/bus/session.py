@@ -13,6 +13,11 @@ restart the state must be rebuilt (see docs/architecture.md). Consumers are watc
 aiormq's public `on_consumer_cancel_callbacks` and aio-pika's `close_callbacks`: a consumer the
 broker cancels (queue deleted, quorum leader moved) ends the session at once.
 
+Silence is watched too: every session asks the broker a trivial question (`basic.qos` on a
+channel of its own) every half heartbeat, and a broker that has not answered within a
+heartbeat ends the session, so a replica behind a dead switch stops deciding within seconds
+(aiormq alone gives up only after three heartbeats and more).
+
 Only connection and channel failures travel the reconnect path (`SESSION_ERRORS`). Anything
 else a body raises (a bug, `JournalFailed`) ends the run.
 """
@@ -28,11 +33,13 @@ from typing import Any
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from yarl import URL
 
 from mrwbus.bus.connection import (
     CONNECT_ERRORS,
     CONNECTION_ERRORS,
     connection_user,
+    node_of,
     open_connection,
     redact,
     url_list,
@@ -40,6 +47,7 @@ from mrwbus.bus.connection import (
 from mrwbus.bus.publisher import Publisher
 from mrwbus.errors import NotConnected
 from mrwbus.health import Health
+from mrwbus.settings import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,9 @@ SESSION_ERRORS: tuple[type[BaseException], ...] = (
 )
 """What ends a session and starts a new one: the broker went away, closed a channel, refused
 or returned a message."""
+
+
+_SESSION_OR_RUNTIME: tuple[type[BaseException], ...] = (*SESSION_ERRORS, RuntimeError)
 
 
 class _EndedEarly(Exception):
@@ -94,8 +105,40 @@ class Session:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.consumed = False
+        self._prober: asyncio.Task[None] | None = None
 
-    async def _watch_broker(self) -> None:
+    async def _probe(self, silence: float) -> None:
+        """End the session once the broker leaves a question unanswered for `silence` s."""
+        channel = await self.connection.channel()
+        underlay = await channel.get_underlay_channel()
+        while not self._lost.done():
+            try:
+                await asyncio.wait_for(underlay.basic_qos(prefetch_count=0), silence)
+            except TimeoutError:
+                # Logged here, at once: the session's end may wait for what was in flight.
+                log.warning(
+                    "%s: the broker %s has not answered for %g s; deciding nothing more",
+                    self._runner.name,
+                    node_of(self.url),
+                    silence,
+                )
+                self._end(SessionLost(f"the broker has not answered for {silence:g} s"))
+                return
+            except Exception as exc:
+                self._end(SessionLost(f"the broker session broke: {exc or type(exc).__name__}"))
+                return
+            await asyncio.sleep(silence / 2)
+
+    def _stop_probe(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+
+    @property
+    def silent(self) -> bool:
+        """True once the session ended because the broker went silent."""
+        return self._prober is not None and self._prober.done() and self._lost.done()
+
+    async def _watch_broker(self, silence: float) -> None:
         def closed(_sender: object, exc: BaseException | None = None) -> None:
             self._end(SessionLost(f"the channel or connection closed: {exc or 'no reason'}"))
 
@@ -103,6 +146,7 @@ class Session:
         self.connection.close_callbacks.add(closed)
         underlay = await self.channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
+        self._prober = asyncio.create_task(self._probe(silence), name="broker-probe")
 
     def _on_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
         queue = self._tags.get(frame.consumer_tag or "")
@@ -209,7 +253,7 @@ class SessionRunner:
         health: Health | None = None,
         on_return_raises: bool = False,
     ) -> None:
-        self.urls = url_list(urls)
+        self.urls = url_list(urls, shuffle=True)
         self.name = name
         self.prefetch = prefetch
         self.on_return_raises = on_return_raises
@@ -259,6 +303,7 @@ class SessionRunner:
     async def _one(self, stop: asyncio.Event, body: Body) -> None:
         url = self.urls[self._attempt % len(self.urls)]
         self._attempt += 1
+        silence = float(URL(url).query.get("heartbeat") or heartbeat())
         try:
             connection = await _unless_stopped(open_connection(url, self.name), stop)
             if connection is None:
@@ -274,21 +319,29 @@ class SessionRunner:
             )
             await channel.set_qos(prefetch_count=self.prefetch)
             session = Session(connection, channel, self, url)
-            await session._watch_broker()
+            await session._watch_broker(silence)
             self.health.connected = True
+            self.health.node = node_of(url)
             await body(session)
-        except SESSION_ERRORS as exc:
-            self._lost(exc)
+        except _SESSION_OR_RUNTIME as exc:
+            lost = _as_lost(exc, connection)
+            self._lost(lost)
             if session is None or not session.consumed:
-                raise
+                if lost is exc:
+                    raise
+                raise lost from exc
             return
         finally:
             self.publisher = None
             self.ready.clear()
             self.health.consuming = False
             self.health.connected = False
+            self.health.node = None
+            if session is not None:
+                session._stop_probe()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 5)
+                # A silent broker never answers the close: do not wait long for it.
+                await asyncio.wait_for(connection.close(), min(5.0, silence))
         if not stop.is_set():
             # The body ended its session itself (it stepped down): not at once again.
             raise _EndedEarly("the session ended")
@@ -299,6 +352,19 @@ class SessionRunner:
         log.warning(
             "%s lost the broker session (%s); reconnecting", self.name, self.health.last_error
         )
+
+
+def _as_lost(exc: BaseException, connection: AbstractConnection) -> BaseException:
+    """A session error as it is; a RuntimeError of a closed connection (aiormq raises one when
+    a channel is opened on it, as in a node's shutdown) as `SessionLost`; any other
+    RuntimeError is a bug and raised again."""
+    if isinstance(exc, SESSION_ERRORS):
+        return exc
+    # aiormq's own words ("<Connection ...> closed") cover the moment before aio-pika's
+    # connection object has heard of the close.
+    if connection.is_closed or str(exc).endswith(" closed"):
+        return SessionLost(f"the connection closed: {exc}")
+    raise exc
 
 
 async def _unless_stopped(

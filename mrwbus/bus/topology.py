@@ -3,6 +3,8 @@
 Input queues are quorum queues: replicated on a RabbitMQ cluster, with a delivery limit so a
 message that keeps failing is dead-lettered instead of looping forever. The faults queue takes
 a single active consumer, so several service replicas run as one active and the rest standby.
+Quorum queues and the journal stream are declared with `settings.replicas()` copies (3 by
+default; RabbitMQ takes every node of a smaller cluster).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp.common import FieldTable
+
+from mrwbus.settings import replicas
 
 FAULTS = "mrwbus.faults"
 COMMANDS = "mrwbus.commands"
@@ -31,11 +35,20 @@ SNAPSHOT = "mrwbus.snapshot"
 LEADER = "mrwbus.leader"
 """The leader lock: an exclusive queue, held by the active replica's connection."""
 
-JOURNAL_ARGUMENTS: FieldTable = {
-    "x-queue-type": "stream",
-    "x-max-length-bytes": 2 * 1024**3,
-    "x-stream-max-segment-size-bytes": 64 * 1024**2,
-}
+
+def journal_arguments() -> FieldTable:
+    return {
+        "x-queue-type": "stream",
+        "x-max-length-bytes": 2 * 1024**3,
+        "x-stream-max-segment-size-bytes": 64 * 1024**2,
+        "x-initial-cluster-size": replicas(),
+    }
+
+
+def replicated_quorum() -> FieldTable:
+    """A plain quorum queue with the cluster's replication factor."""
+    return {"x-queue-type": "quorum", "x-quorum-initial-group-size": replicas()}
+
 
 EXCHANGES = (FAULTS, COMMANDS, EVENTS, RESULTS, CONTROL)
 
@@ -59,7 +72,7 @@ def agent_queue(server: str) -> str:
 
 def _quorum(*, single_active_consumer: bool = False) -> FieldTable:
     arguments: FieldTable = {
-        "x-queue-type": "quorum",
+        **replicated_quorum(),
         "x-delivery-limit": DELIVERY_LIMIT,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": DEAD,
@@ -90,7 +103,7 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
     # Dead letters go through an exchange of their own: only the service may write to the
     # default exchange, yet agents dead-letter too.
     exchanges[DEAD] = await channel.declare_exchange(DEAD, ExchangeType.FANOUT, durable=True)
-    dead = await channel.declare_queue(DEAD, durable=True, arguments={"x-queue-type": "quorum"})
+    dead = await channel.declare_queue(DEAD, durable=True, arguments=replicated_quorum())
     await dead.bind(exchanges[DEAD])
     return exchanges
 
@@ -149,11 +162,11 @@ async def declare_service_topology(channel: AbstractChannel, servers: Iterable[s
 
 async def declare_journal(channel: AbstractChannel) -> None:
     """The journal stream and the snapshot queue."""
-    await channel.declare_queue(JOURNAL, durable=True, arguments=JOURNAL_ARGUMENTS)
+    await channel.declare_queue(JOURNAL, durable=True, arguments=journal_arguments())
     await channel.declare_queue(
         SNAPSHOT,
         durable=True,
-        arguments={"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head"},
+        arguments={**replicated_quorum(), "x-max-length": 1, "x-overflow": "drop-head"},
     )
 
 

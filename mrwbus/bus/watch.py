@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mrwbus.bus.connection import connect
+from mrwbus.bus.connection import Urls, connect_any
 from mrwbus.bus.topology import EVENTS, declare_exchanges
 from mrwbus.messages import Event
 
 
 async def watch_events(
-    url: str,
+    url: Urls,
     on_event: Callable[[Event], None],
     stop: asyncio.Event,
     *,
@@ -23,7 +23,7 @@ async def watch_events(
 ) -> None:
     """Call `on_event` for each event until `stop` is set. The broker filters by the routing
     key `<kind>.<monitor>`; other filters are the caller's."""
-    connection = await connect(url, attempts=1, name="mrwbus-watch")
+    connection = await connect_any(url, "mrwbus-watch")
     try:
         channel = await connection.channel()
         exchanges = await declare_exchanges(channel)

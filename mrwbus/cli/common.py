@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import IO, Any, TypeVar
 
 from mrwbus.messages import ControlRequest, ControlVerb, new_id
-from mrwbus.settings import amqp_url
+from mrwbus.settings import amqp_urls
 
 Verb = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
@@ -63,7 +63,9 @@ def add_broker_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--amqp-url",
         metavar="URL",
-        help="the broker (default: $MRWBUS_AMQP_URL, else the file $MRWBUS_AMQP_URL_FILE names, "
+        action="append",
+        help="the broker; repeat it (or separate with commas) for each node of a cluster "
+        "(default: $MRWBUS_AMQP_URL, else the file $MRWBUS_AMQP_URL_FILE names, "
         "else amqp://guest:guest@localhost/)",
     )
     sub.add_argument(
@@ -84,10 +86,11 @@ def add_broker_options(sub: argparse.ArgumentParser) -> None:
         )
 
 
-def broker_url(args: argparse.Namespace) -> str:
-    """The broker URL of a verb's options, with its password file and TLS files (file names
-    only: they are read when connecting, `settings.connection_parameters`)."""
-    return amqp_url(
+def broker_url(args: argparse.Namespace) -> list[str]:
+    """The broker URLs of a verb's options (one, or every node of a cluster), each with the
+    password file and TLS files (file names only: they are read when connecting,
+    `settings.connection_parameters`)."""
+    return amqp_urls(
         args.amqp_url,
         password_file=args.password_file,
         tls_ca=args.tls_ca,

@@ -52,6 +52,8 @@ class ClusterState:
     failovers: dict[str, FailoverInProgress] = field(default_factory=dict)
     """Failovers in progress, by group."""
     issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
+    agent_nodes: dict[str, str] = field(default_factory=dict)
+    """The broker node each agent last reported; for status only, never journaled."""
 
     @classmethod
     def initial(
@@ -147,6 +149,7 @@ class ClusterState:
                     server=name,
                     server_group=self.config.server_group(name),
                     alive=name in self.view.alive,
+                    agent_node=self.agent_nodes.get(name),
                 )
                 for name in self.config.servers
             ],
@@ -249,7 +252,11 @@ class ClusterState:
 
     def handle_report(self, report: AgentReport, now: datetime) -> Decision:
         """An agent's report: it is alive, and these groups run on its server."""
-        return Decision(events=tuple(learn_from_report(self.config, self.view, report, now)))
+        found = learn_from_report(self.config, self.view, report, now)
+        fresh = now - min(now, report.sent_at) <= self.config.service.heartbeat_timeout
+        if report.node and fresh and report.server in self.config.servers:
+            self.agent_nodes[report.server] = report.node  # shown by status: which broker node
+        return Decision(events=tuple(found))
 
     def tick(self, now: datetime) -> Decision:
         """The passing of time: failover deadlines, and agents that fell silent."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from mrwbus.bus.connection import Urls
 from mrwbus.config import ClusterConfig
 from mrwbus.errors import ConfigError, ConfigIssue, RelayError
 from mrwbus.relay.config import RelaySettings
@@ -23,7 +24,7 @@ def print_once(settings: RelaySettings) -> None:
         print(line)
 
 
-def start_relay(settings: RelaySettings, url: str) -> Relay:
+def start_relay(settings: RelaySettings, url: Urls) -> Relay:
     try:
         return Relay(settings, url)
     except OSError as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mrwbus.bus.connection import Urls
 from mrwbus.messages import Category, FaultNotification, derived_id
 from mrwbus.relay.config import RelaySettings
 from mrwbus.relay.debounce import Debouncer, Transition
@@ -53,7 +54,7 @@ class Relay:
     def __init__(
         self,
         settings: RelaySettings,
-        url: str,
+        url: Urls,
         *,
         open_link: LinkFactory | None = None,
         sources: list[Source] | None = None,

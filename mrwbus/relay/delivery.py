@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,12 +20,13 @@ from aio_pika.abc import AbstractConnection
 from aiormq.exceptions import PublishError
 from yarl import URL
 
-from mrwbus.bus.connection import CONNECTION_ERRORS, connect, redact
+from mrwbus.bus.connection import CONNECTION_ERRORS, Urls, connect, redact, url_list
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.messages import FaultNotification
 from mrwbus.relay.spool import Spool
+from mrwbus.settings import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,12 @@ class PublisherLink:
         return cls(connection, Publisher(channel, exchanges, user_id=user))
 
     async def publish(self, fault: FaultNotification) -> None:
-        await self.publisher.publish(FAULTS, fault.routing_key, fault)
+        # A confirm takes milliseconds, a second or two in a cluster's election window; two
+        # heartbeats without one is a silent broker: the link is dropped (TimeoutError) and the
+        # fault, still spooled, goes to the next node.
+        await asyncio.wait_for(
+            self.publisher.publish(FAULTS, fault.routing_key, fault), 2 * heartbeat()
+        )
 
     async def close(self) -> None:
         with contextlib.suppress(*CONNECTION_ERRORS, RuntimeError):
@@ -80,11 +85,12 @@ class PublisherLink:
         return not self.connection.is_closed
 
 
-def broker_urls(url: str) -> list[str]:
-    """`amqp://a/,amqp://b/` -> every node of a cluster, shuffled so that relays spread."""
-    urls = [part.strip() for part in url.split(",") if part.strip()]
-    random.shuffle(urls)
-    return urls or [url]
+def broker_urls(url: Urls) -> list[str]:
+    """`amqp://a/,amqp://b/` (or a list of URLs) -> every node of a cluster, shuffled so that
+    relays spread."""
+    given = [url] if isinstance(url, str) else list(url)
+    urls = [part.strip() for value in given for part in value.split(",") if part.strip()]
+    return url_list(urls or given, shuffle=True)
 
 
 LinkFactory = Callable[[], Awaitable[FaultLink]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiormq.exceptions import PublishError
 
-from mrwbus.bus.connection import connect, connection_user
+from mrwbus.bus.connection import Urls, connect_any, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
 from mrwbus.errors import ServiceError
@@ -33,9 +33,9 @@ def make_fault(
     )
 
 
-async def publish_fault(url: str, fault: FaultNotification) -> None:
+async def publish_fault(url: Urls, fault: FaultNotification) -> None:
     """Publish to `mrwbus.faults` and wait for the broker's confirm."""
-    connection = await connect(url, attempts=1, name="mrwbus-notify")
+    connection = await connect_any(url, "mrwbus-notify")
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_exchanges(channel)

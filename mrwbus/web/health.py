@@ -24,6 +24,8 @@ class HealthReport:
     role: Role
     outages: int
     last_error: str | None
+    node: str | None = None
+    """The broker node (host:port) the session is connected to."""
 
     @property
     def http_status(self) -> int:
@@ -37,6 +39,7 @@ class HealthReport:
             "role": self.role,
             "outages": self.outages,
             "last_error": self.last_error,
+            "node": self.node,
         }
 
 
@@ -60,4 +63,5 @@ def assess(health: Health) -> HealthReport:
         role=role,
         outages=health.outages,
         last_error=health.last_error,
+        node=health.node,
     )

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from mrwbus import cli
 from mrwbus.messages import Action
@@ -62,7 +63,9 @@ async def test_status_shows_error_groups_and_servers(
     row = next(line.split() for line in lines if line.startswith("mrw1") and "server1" in line)
     assert row[:5] == ["mrw1", "server1", "NIC", "Error", "1"]
     assert any(line.split() == ["failover1", "server1"] for line in lines)
-    assert any(line.split() == ["server2", "site-a", "alive"] for line in lines)
+    assert any(line.split()[:3] == ["server2", "site-a", "alive"] for line in lines)
+    node = f"{URL(amqp_url).host}:{URL(amqp_url).port}"
+    assert f"Service replica answering on node {node}" in lines
 
     code, out, _ = await mrwbus(amqp_url, "status", "--json", capsys=capsys)
     report = json.loads(out)

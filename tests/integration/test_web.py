@@ -25,7 +25,7 @@ from mrwbus.relay import make_fault
 from mrwbus.service import Service
 from mrwbus.settings import ServiceSettings
 from mrwbus.web import StatusPageError, StatusServer
-from tests.integration.broker import BusProbe
+from tests.integration.broker import BROKER_HOST, BusProbe
 from tests.integration.browser import chromium_page
 from tests.integration.conftest import RunningService
 
@@ -135,6 +135,7 @@ async def test_healthz_ok_while_consuming(
         "role": "active",
         "outages": 0,
         "last_error": None,
+        "node": f"{BROKER_HOST}:5672",
     }
 
 

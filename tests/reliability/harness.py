@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
-from mrwbus.bus.connection import CONNECTION_ERRORS
+from mrwbus.bus.connection import CONNECTION_ERRORS, Urls, url_list
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.topology import FAULTS, declare_agent_queue, declare_exchanges
 from mrwbus.messages import FaultNotification, RecoveryCommand
@@ -51,16 +52,22 @@ def faults_for(monitors: int) -> list[FaultNotification]:
     ]
 
 
+def rotation(urls: Urls) -> Iterator[str]:
+    """The URLs in turn, forever: a client that lost one node tries the next."""
+    return itertools.cycle(url_list(urls))
+
+
 async def publish_all(
-    url: str, faults: Sequence[FaultNotification], *, rate: float | None = None
+    url: Urls, faults: Sequence[FaultNotification], *, rate: float | None = None
 ) -> int:
     """Publish every fault with a confirm, as a relay must: reconnect and publish again
     (same id) whatever was not confirmed. Returns how many reconnects it took."""
     pending = list(faults)
     reconnects = 0
+    nodes = rotation(url)
     while pending:
         try:
-            connection = await aio_pika.connect(url, timeout=5)
+            connection = await aio_pika.connect(next(nodes), timeout=5)
         except RELIABILITY_ERRORS:
             reconnects += 1
             await asyncio.sleep(0.5)
@@ -106,16 +113,23 @@ class Collected:
 
 
 async def collect_commands(
-    url: str, server: str, expected: int, *, quiet: float = 3.0, timeout: float = 300.0
+    url: Urls,
+    server: str,
+    expected: int,
+    *,
+    quiet: float = 3.0,
+    timeout: float = 300.0,
+    into: Collected | None = None,
 ) -> Collected:
     """Read the server's command queue (as its agent would) until `expected` distinct commands
     arrived and then nothing for `quiet` seconds; reconnect through broker outages."""
-    found = Collected()
+    found = into if into is not None else Collected()
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()
+    nodes = rotation(url)
     while True:
         try:
-            connection = await aio_pika.connect(url, timeout=5)
+            connection = await aio_pika.connect(next(nodes), timeout=5)
         except RELIABILITY_ERRORS:
             await asyncio.sleep(0.5)
             continue

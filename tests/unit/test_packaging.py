@@ -19,6 +19,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+CLUSTER_COMPOSE = ROOT / "docker-compose.cluster.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 UNITS = ROOT / "packaging" / "systemd"
 UNIT_NAMES = ("mrwbus.service", "mrwbus-agent@.service", "mrwbus-relay@.service")
@@ -41,9 +42,10 @@ def _mrwbus_services() -> dict[str, dict[str, Any]]:
     shutil.which("docker-compose") is None,
     reason="docker-compose is not installed (.ci/run installs Debian's)",
 )
-def test_docker_compose_config_passes() -> None:
+@pytest.mark.parametrize("compose", [COMPOSE, CLUSTER_COMPOSE], ids=lambda path: path.name)
+def test_docker_compose_config_passes(compose: Path) -> None:
     done = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "config", "-q"],
+        ["docker-compose", "-f", str(compose), "config", "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -217,3 +219,50 @@ def test_every_unit_is_a_notify_daemon_with_credentials(name: str) -> None:
         assert "\nProtectSystem=strict" in text
     if "@" in name:
         assert "--server %i" in text
+
+
+# --- docker-compose.cluster.yml ---------------------------------------------------------------
+
+
+def _cluster_compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_the_cluster_layout_has_three_nodes_two_replicas_and_an_agent_per_server() -> None:
+    services = _cluster_compose()["services"]
+    nodes = [name for name in services if name.startswith("rabbitmq")]
+    replicas = [name for name, s in services.items() if s.get("command", [""])[0] == "run"]
+    config = yaml.safe_load((ROOT / "config" / "cluster.yaml").read_text(encoding="utf-8"))
+    assert len(nodes) == 3 and len(replicas) == 2
+    assert sorted(n for n in services if n.startswith("agent-")) == sorted(
+        f"agent-{server}" for server in config["servers"]
+    )
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in _cluster_compose()["volumes"], (name, volume)
+    for port in (p for s in services.values() for p in s.get("ports", [])):
+        assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_every_cluster_client_logs_in_as_its_provisioned_user_on_every_node() -> None:
+    services = _cluster_compose()["services"]
+    nodes = sorted(name for name in services if name.startswith("rabbitmq"))
+    provision = services.pop("provision")
+    command = provision["command"]
+    secrets = command[command.index("--secrets") + 1]
+    given = command[command.index("--amqp-url") + 1].split(",")
+    assert given == [f"amqp://{node}:5672/" for node in nodes]
+    clients = {name: s for name, s in services.items() if name not in nodes}
+    users = {name: "mrwbus-service" if name.startswith("mrwbus-") else name for name in clients}
+    for name, user in users.items():
+        environment = clients[name]["environment"]
+        urls = environment["MRWBUS_AMQP_URL"].split(",")
+        assert urls == [f"amqp://{user}@{node}:5672/" for node in nodes], name
+        assert environment["MRWBUS_AMQP_PASSWORD_FILE"] == f"{secrets}/{user}", name
+        assert environment["MRWBUS_HEARTBEAT"] and environment["MRWBUS_REPLICAS"], name
+        assert f"mrwbus-secrets:{secrets}:ro" in clients[name]["volumes"], name
+        assert clients[name]["depends_on"]["provision"]["condition"] == (
+            "service_completed_successfully"
+        )

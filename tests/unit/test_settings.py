@@ -4,12 +4,23 @@ TLS files from options, nothing secret in the URL."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from mrwbus.errors import ConfigError, MrwbusError
-from mrwbus.settings import DEFAULT_AMQP_URL, amqp_url, connection_parameters
+from mrwbus.settings import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_REPLICAS,
+    amqp_url,
+    amqp_urls,
+    connection_parameters,
+    heartbeat,
+    replicas,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +60,39 @@ def test_a_bad_credential_file_is_one_sentence_naming_it(
     with pytest.raises(ConfigError) as error:
         amqp_url()
     assert str(error.value).startswith(f"{credential} (MRWBUS_AMQP_URL_FILE): {problem}")
+
+
+def test_several_urls_from_repeated_flags_or_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert amqp_urls(["amqp://a/", "amqp://b/,amqp://c/"]) == [
+        "amqp://a/",
+        "amqp://b/",
+        "amqp://c/",
+    ]
+    monkeypatch.setenv("MRWBUS_AMQP_URL", "amqp://a/, amqp://b/,")
+    assert amqp_urls(None) == ["amqp://a/", "amqp://b/"]
+    assert amqp_urls("amqp://x/") == ["amqp://x/"]
+
+
+def test_no_url_among_the_commas_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MRWBUS_AMQP_URL", " , ")
+    with pytest.raises(ConfigError, match="names no broker URL"):
+        amqp_urls(None)
+
+
+@pytest.mark.parametrize(
+    ("name", "read"), [("MRWBUS_HEARTBEAT", heartbeat), ("MRWBUS_REPLICAS", replicas)]
+)
+def test_heartbeat_and_replicas_are_whole_numbers(
+    monkeypatch: pytest.MonkeyPatch, name: str, read: Callable[[], int]
+) -> None:
+    monkeypatch.delenv(name, raising=False)
+    assert read() in (DEFAULT_HEARTBEAT, DEFAULT_REPLICAS)
+    monkeypatch.setenv(name, "5")
+    assert read() == 5
+    for bad in ("0", "2.5", "soon"):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ConfigError, match=f"{name}.*whole number of 1 or more"):
+            read()
 
 
 def test_the_password_is_read_from_its_file_only_when_connecting(tmp_path: Path) -> None:
@@ -117,3 +161,14 @@ def test_a_url_file_takes_the_password_file_too(
     monkeypatch.setenv("MRWBUS_AMQP_URL_FILE", str(tmp_path / "url"))
     monkeypatch.setenv("MRWBUS_AMQP_PASSWORD_FILE", str(tmp_path / "password"))
     assert connection_parameters(amqp_url()).url.password == "pw"
+
+
+def test_each_of_several_flags_gets_the_files(tmp_path: Path) -> None:
+    secret = tmp_path / "relay-server1"
+    secret.write_text("pw")
+    urls = amqp_urls(
+        ["amqp://relay-server1@a/", "amqp://relay-server1@b/,amqp://relay-server1@c/"],
+        password_file=str(secret),
+    )
+    assert [connection_parameters(url).url.password for url in urls] == ["pw"] * 3
+    assert [URL(url).host for url in urls] == ["a", "b", "c"]

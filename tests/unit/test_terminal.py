@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mrwbus.messages import Category, MonitorStatusRow, StatusReport
+from mrwbus.messages import Category, MonitorStatusRow, ServerRow, StatusReport
 from mrwbus.status_table import render_status
 from mrwbus.terminal import printable
 
@@ -36,3 +36,18 @@ def test_the_status_table_shows_a_hostile_device_escaped_and_aligned() -> None:
     text = render_status(StatusReport(monitors=[row], groups=[], servers=[]), color=False)
     assert "\x1b" not in text
     assert "eth0\\x1b[31mFAKE" in text
+
+
+def test_the_status_table_shows_the_broker_nodes() -> None:
+    report = StatusReport(
+        monitors=[],
+        groups=[],
+        servers=[
+            ServerRow(server="server1", server_group=None, alive=True, agent_node="10.0.0.1:5672"),
+            ServerRow(server="server2", server_group=None, alive=False),
+        ],
+        service_node="10.0.0.3:5672",
+    )
+    text = render_status(report, color=False)
+    assert "AGENT ON NODE" in text and "10.0.0.1:5672" in text
+    assert "Service replica answering on node 10.0.0.3:5672" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiormq
 import pytest
 
-from mrwbus.bus.session import SESSION_ERRORS, SessionLost, SessionRunner, backoff
+from mrwbus.bus.session import SESSION_ERRORS, SessionLost, SessionRunner, _as_lost, backoff
 from mrwbus.errors import JournalFailed, MrwbusError, NotConnected
 
 
@@ -51,3 +51,20 @@ async def test_no_publisher_outside_a_session() -> None:
     with pytest.raises(NotConnected):
         runner.current_publisher()
     assert not runner.health.connected and not runner.ready.is_set()
+
+
+class _Connection:
+    def __init__(self, closed: bool) -> None:
+        self.is_closed = closed
+
+
+def test_a_closed_connection_s_runtime_error_is_a_lost_session() -> None:
+    found = _as_lost(RuntimeError('<Connection: "amqp://b/" at 0x1> closed'), _Connection(False))  # type: ignore[arg-type]
+    assert isinstance(found, SessionLost)
+    found = _as_lost(RuntimeError("anything"), _Connection(True))  # type: ignore[arg-type]
+    assert isinstance(found, SessionLost)
+
+
+def test_any_other_runtime_error_is_a_bug() -> None:
+    with pytest.raises(RuntimeError, match="a bug"):
+        _as_lost(RuntimeError("a bug"), _Connection(False))  # type: ignore[arg-type]

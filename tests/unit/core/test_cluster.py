@@ -324,6 +324,12 @@ def test_agent_reports_correct_the_placement(cluster: ClusterState) -> None:
     assert cluster.handle_report(report("server9", "web"), T0).events == ()  # unknown server
 
 
+def test_the_status_shows_the_node_each_agent_reported(cluster: ClusterState) -> None:
+    cluster.handle_report(report("server3", "web").model_copy(update={"node": "b:5672"}), T0)
+    rows = {row.server: row.agent_node for row in cluster.snapshot().servers}
+    assert rows["server3"] == "b:5672" and rows["server1"] is None
+
+
 def test_group_reported_on_two_servers_is_an_event(cluster: ClusterState) -> None:
     cluster.handle_report(report("server1", "web"), T0)
     reaction = cluster.handle_report(report("server2", "web", "db"), T0)

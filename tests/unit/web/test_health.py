@@ -51,7 +51,13 @@ def test_json_body() -> None:
         "role": "unknown",
         "outages": 2,
         "last_error": "connection refused",
+        "node": None,
     }
+
+
+def test_the_node_is_shown() -> None:
+    health = Health(connected=True, consuming=True, role="active", node="10.0.0.2:5672")
+    assert assess(health).as_json()["node"] == "10.0.0.2:5672"
 
 
 @pytest.mark.parametrize(
