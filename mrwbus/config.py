@@ -115,6 +115,9 @@ class ServiceConfig(Strict):
     """A server whose agent was heard from, then silent this long, is no destination."""
     protect_last_healthy_server: bool = True
     """Suppress a final action that would take down the last healthy server."""
+    repeat_summary_interval: Duration | None = timedelta(seconds=10)
+    """Faults for a monitor already in Error are counted and journaled one by one, but reported
+    by one summary event per interval (`MRW-106`); null reports every one (`MRW-103`)."""
 
 
 class HandlerConfig(Strict):

@@ -16,7 +16,7 @@ from mrwbus.core.decision import Decision
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
-from mrwbus.core.recovery import Situation, decide_fault
+from mrwbus.core.recovery import Situation, decide_fault, repeats_summary
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
@@ -78,6 +78,8 @@ class ClusterState:
         self._errors = Counter(
             server for (_, server), st in self.monitors.items() if st.status is Status.ERROR
         )
+        self._unreported: set[Key] = {key for key, st in self.monitors.items() if st.unreported}
+        """Monitor states with faults in Error that no event reported yet (`tick` sums them)."""
 
     # --- queries ------------------------------------------------------------------------
 
@@ -246,10 +248,28 @@ class ClusterState:
             found.append(
                 events.SERVER_SILENT.make(at=now, cause=seen, server=server, timeout=str(timeout))
             )
+        found += self._summarise_repeats(now)
         decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
             decision += self.apply(self._rules().on_deadline(progress, now))
         return decision
+
+    def _summarise_repeats(self, now: datetime) -> list[Event]:
+        """The summaries of faults in Error that no later fault reported: a storm that stopped
+        is still reported within one interval."""
+        interval = self.config.service.repeat_summary_interval
+        found = []
+        for monitor, server in sorted(self._unreported):
+            state = self.monitors[(monitor, server)]
+            if state.summary_due(interval, now):
+                cause = f"{state.last_fault_id}/{state.unreported}"
+                found.append(
+                    repeats_summary(
+                        monitor, server, state, now, cause=cause, count=state.unreported
+                    )
+                )
+                self._set(monitor, server, state.reported(now))
+        return found
 
     def _awaited(self, command_id: str) -> RecoveryCommand | None:
         """The command a failover in progress waits for, as far as it can be told again (after a
@@ -321,6 +341,10 @@ class ClusterState:
         before = self.monitors[(monitor, server)]
         self.monitors[(monitor, server)] = state
         self._errors[server] += (state.status is Status.ERROR) - (before.status is Status.ERROR)
+        if state.unreported:
+            self._unreported.add((monitor, server))
+        else:
+            self._unreported.discard((monitor, server))
 
 
 def _describe(command: RecoveryCommand) -> str:

@@ -41,6 +41,11 @@ class MonitorServerState:
     last_fault_id: str | None = None
     last_device: str | None = None
     last_message: str | None = None
+    unreported: int = 0
+    """Faults while in Error that no event has reported yet: the next summary counts them."""
+    reported_at: datetime | None = None
+    """When a fault while in Error was last reported by an event (None: not since the Error
+    began), so repeats are summarised once per `service.repeat_summary_interval`."""
 
     def record_fault(
         self, fault_id: str, device: str, message: str, at: datetime
@@ -55,7 +60,18 @@ class MonitorServerState:
         )
 
     def to_error(self) -> MonitorServerState:
-        return replace(self, status=Status.ERROR)
+        return replace(self, status=Status.ERROR, unreported=0, reported_at=None)
+
+    def repeat_due(self, interval: timedelta | None, now: datetime) -> bool:
+        """Whether a fault while in Error is reported now (else it is counted for a summary)."""
+        return interval is None or self.reported_at is None or now - self.reported_at >= interval
+
+    def summary_due(self, interval: timedelta | None, now: datetime) -> bool:
+        """Unreported repeats whose summary the passing of time owes."""
+        return bool(self.unreported) and self.repeat_due(interval, now)
+
+    def reported(self, now: datetime) -> MonitorServerState:
+        return replace(self, unreported=0, reported_at=now)
 
     def cleared(self, reset_counts: bool = False) -> MonitorServerState:
         state = replace(self, status=Status.NORMAL)
