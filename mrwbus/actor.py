@@ -12,7 +12,7 @@ import asyncio
 from collections import OrderedDict
 
 from mrwbus.core.cluster import ClusterState
-from mrwbus.core.decision import Decision
+from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.errors import JournalFailed
 from mrwbus.messages import FaultNotification, utc_now
 from mrwbus.outbox import Outbox
@@ -86,7 +86,9 @@ class MonitorActor:
         if not decision.confirmed:
             decision = await self.outbox.send_fault(self.monitor, fault.id, decision)
             if fault.id in self._decided:
-                self._decided[fault.id] = decision
+                # Only the fact is kept, as in the journal: the messages are out, and a storm
+                # of remembered events and states grew the service by hundreds of megabytes.
+                self._decided[fault.id] = CONFIRMED
         return decision
 
     def _remember(self, fault_id: str, decision: Decision) -> None:

@@ -130,6 +130,9 @@ class ServiceConfig(Strict):
     """Which monitors in Error disqualify a server as a failover destination (and as a
     healthy server for `protect_last_healthy_server`): any monitor there, or only the monitor
     whose recovery is choosing."""
+    repeat_summary_interval: Duration | None = timedelta(seconds=10)
+    """Faults for a monitor already in Error are counted and journaled one by one, but reported
+    by one summary event per interval (`MRW-106`); null reports every one (`MRW-103`)."""
 
 
 class HandlerConfig(Strict):

@@ -40,4 +40,6 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def log_event(event: Event) -> None:
+    if not _event_log.isEnabledFor(logging.INFO):
+        return  # the dump below costs more than the rest of publishing an event
     _event_log.info(event.text, extra={"event": event.model_dump(mode="json")})

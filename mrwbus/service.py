@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
-from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
+from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.bus_messages import RecentDeadLetter
 from mrwbus.config import ClusterConfig
 from mrwbus.control import handle_control
@@ -98,6 +99,8 @@ class Service:
         self._event_listeners: set[asyncio.Queue[Event]] = set()
         self.outbox: Outbox | None = None
         """Journal, publish, ack (`mrwbus.outbox`); rebuilt with the state on becoming active."""
+        self._agent_queues: set[str] = set()
+        """Servers whose agent queue this session declared (before its first command)."""
 
     def listen(self) -> asyncio.Queue[Event]:
         """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
@@ -122,7 +125,10 @@ class Service:
         await self.session.run(stop, lambda session: self._session(session, stop))
 
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
-        topology = await declare_service_topology(session.channel, self.config.servers)
+        # Agent queues are declared before a server's first command (`_publish`), not here: a
+        # start-up that declared a queue per server took minutes with a thousand servers.
+        topology = await declare_service_topology(session.channel, ())
+        self._agent_queues = set()
         session.use_exchanges(topology.exchanges)
         if not await self._wait_for_leadership(session.connection, stop):
             return
@@ -173,6 +179,7 @@ class Service:
         self.cluster.restart_clocks(utc_now())
         self.outbox = Outbox(journal, self._publish, restored.outbox)
         self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
+        gc.freeze()  # the rebuilt state lives long: keep the collector from walking it again
         return [
             asyncio.create_task(actor.run(), name=f"actor:{name}")
             for name, actor in self.actors.items()
@@ -257,6 +264,10 @@ class Service:
 
     async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
         publisher = self._current_publisher()
+        for server in {command.server for command in commands} - self._agent_queues:
+            # Idempotent; once per server and session, so a queue deleted by hand comes back.
+            await declare_agent_queue(publisher.channel, publisher.exchanges, server)
+            self._agent_queues.add(server)
         await publisher.all(commands, found)
         for command in commands:
             self.counters.commands_by_action[command.action.value] += 1
@@ -298,7 +309,9 @@ class Service:
         now = utc_now()
         await asyncio.gather(
             *(
-                publisher.publish(COMMANDS, request.routing_key, request)
+                # Not mandatory: a server whose agent never ran has no queue yet (they are
+                # declared before a server's first command), and its agent reports on its own.
+                publisher.publish(COMMANDS, request.routing_key, request, mandatory=False)
                 for request in (
                     ReportRequest(id=new_id(), server=server, asked_at=now)
                     for server in self.config.servers

@@ -34,6 +34,10 @@ class SimulatedMonitorState(_Strict):
     final_action_taken: bool = False
     faults: int = Field(default=0, ge=0)
     last_fault_at: datetime | None = None
+    unreported: int = Field(default=0, ge=0)
+    reported_at: datetime | None = None
+    """When a fault in Error was last reported: a repeat before `repeat_summary_interval` has
+    passed is counted for the next summary (MRW-106) instead of reported."""
 
 
 class SimulatedState(_Strict):
@@ -140,4 +144,10 @@ def render_simulation(simulation: Simulation) -> str:
             )
         for event in outcome.decision.events:
             lines.append(f"  event {event.code}: {event.text}")
+        state = outcome.decision.state
+        if state is not None and state.unreported and not outcome.decision.events:
+            lines.append(
+                f"  no event: counted and journaled; {state.unreported} unreported fault(s) go"
+                " into the next summary (MRW-106)"
+            )
     return "\n".join(lines)

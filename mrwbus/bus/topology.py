@@ -139,8 +139,9 @@ async def declare_agent_queue(
 
 
 async def declare_service_topology(channel: AbstractChannel, servers: Iterable[str]) -> Topology:
-    """Everything the service uses. Agent queues are declared too, so no command is ever
-    unroutable: a server's commands wait in its queue until its agent comes."""
+    """Everything the service uses, and the agent queues of `servers`. The service declares a
+    server's agent queue before its first command instead (so start-up does not grow with the
+    servers); either way no command is unroutable: it waits in its queue until the agent comes."""
     exchanges = await declare_exchanges(channel)
     faults = await channel.declare_queue(
         FAULTS, durable=True, arguments=_quorum(single_active_consumer=True)

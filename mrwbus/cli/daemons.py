@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 from mrwbus import sd_notify
 from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
@@ -163,8 +166,25 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
                 )
             await asyncio.gather(*running)
 
-    asyncio.run(serve())
+    # The configuration lives as long as the process: out of the collector's way (`gc.freeze`).
+    gc.collect()
+    gc.freeze()
+    with asyncio.Runner(loop_factory=_service_loop()) as runner:
+        runner.run(serve())
     return 0
+
+
+def _service_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for the service where it is installed: its socket writes cost a fraction of the
+    standard loop's, and the service writes a frame per publish (docs/performance.md).
+    `MRWBUS_EVENT_LOOP=asyncio` keeps the standard loop."""
+    if os.environ.get("MRWBUS_EVENT_LOOP", "uvloop") != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def run_agent(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from mrwbus.core.downed import follow_downed_server, took_server_down
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView, target_groups
-from mrwbus.core.recovery import Situation, decide_fault
+from mrwbus.core.recovery import Situation, decide_fault, repeats_summary
 from mrwbus.core.reports import learn_from_report
 from mrwbus.messages import (
     Action,
@@ -87,6 +87,8 @@ class ClusterState:
         """monitor -> the servers it is in Error on (`exclude_destinations: same_monitor`)."""
         self._rearming: set[Key] = set()
         """Monitors in Error whose recovery succeeded and that re-arm (`rearm_after`)."""
+        self._unreported: set[Key] = set()
+        """Monitor states with faults in Error that no event reported yet (`tick` sums them)."""
         for key, state in self.monitors.items():
             self._index(key, state)
 
@@ -269,6 +271,7 @@ class ClusterState:
                 events.SERVER_SILENT.make(at=now, cause=seen, server=server, timeout=str(timeout))
             )
         found += self._rearm(now)
+        found += self._summarise_repeats(now)
         decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
             decision += self.apply(self._rules(progress.monitor).on_deadline(progress, now))
@@ -291,6 +294,23 @@ class ClusterState:
                         rearm_after=str(rearm_after),
                     )
                 )
+        return found
+
+    def _summarise_repeats(self, now: datetime) -> list[Event]:
+        """The summaries of faults in Error that no later fault reported: a storm that stopped
+        is still reported within one interval."""
+        interval = self.config.service.repeat_summary_interval
+        found = []
+        for monitor, server in sorted(self._unreported):
+            state = self.monitors[(monitor, server)]
+            if state.summary_due(interval, now):
+                cause = f"{state.last_fault_id}/{state.unreported}"
+                found.append(
+                    repeats_summary(
+                        monitor, server, state, now, cause=cause, count=state.unreported
+                    )
+                )
+                self._set(monitor, server, state.reported(now))
         return found
 
     def _awaited(self, command_id: str) -> RecoveryCommand | None:
@@ -403,6 +423,10 @@ class ClusterState:
                 self._rearming.add(key)
         else:
             self._rearming.discard(key)
+        if state.unreported:
+            self._unreported.add(key)
+        else:
+            self._unreported.discard(key)
 
 
 def _describe(command: RecoveryCommand) -> str:

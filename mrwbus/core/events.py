@@ -62,6 +62,12 @@ FAULT_WHILE_ERROR = EventType(
     F,
     "{monitor}: another error on {server} while in Error (fault {faults}); no new recovery.",
 )
+REPEATS_SUMMARY = EventType(
+    "MRW-106",
+    F,
+    "{monitor}: {count} more errors on {server} in the last {window} while in Error (last on"
+    " device {device!r}, fault {faults}); no new recovery.",
+)
 FAULT_WHILE_SUSPENDED = EventType(
     "MRW-104", F, "{monitor}: error on {server} recorded; the monitor is suspended."
 )

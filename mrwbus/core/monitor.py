@@ -45,6 +45,11 @@ class MonitorServerState:
     last_message: str | None = None
     recovered_at: datetime | None = None
     """When the recovery this Error took last succeeded (None: not yet, or Normal)."""
+    unreported: int = 0
+    """Faults while in Error that no event has reported yet: the next summary counts them."""
+    reported_at: datetime | None = None
+    """When a fault while in Error was last reported by an event (None: not since the Error
+    began), so repeats are summarised once per `service.repeat_summary_interval`."""
 
     def record_fault(
         self, fault_id: str, device: str, message: str, at: datetime
@@ -59,7 +64,7 @@ class MonitorServerState:
         )
 
     def to_error(self) -> MonitorServerState:
-        return replace(self, status=Status.ERROR, recovered_at=None)
+        return replace(self, status=Status.ERROR, recovered_at=None, unreported=0, reported_at=None)
 
     def recovered(self, at: datetime) -> MonitorServerState:
         """Its recovery succeeded (only an Error waits for that)."""
@@ -71,6 +76,17 @@ class MonitorServerState:
             return False
         quiet_since = max(self.recovered_at, self.last_fault_at or self.recovered_at)
         return now - quiet_since >= rearm_after
+
+    def repeat_due(self, interval: timedelta | None, now: datetime) -> bool:
+        """Whether a fault while in Error is reported now (else it is counted for a summary)."""
+        return interval is None or self.reported_at is None or now - self.reported_at >= interval
+
+    def summary_due(self, interval: timedelta | None, now: datetime) -> bool:
+        """Unreported repeats whose summary the passing of time owes."""
+        return bool(self.unreported) and self.repeat_due(interval, now)
+
+    def reported(self, now: datetime) -> MonitorServerState:
+        return replace(self, unreported=0, reported_at=now)
 
     def cleared(self, reset_counts: bool = False) -> MonitorServerState:
         state = replace(self, status=Status.NORMAL, recovered_at=None)

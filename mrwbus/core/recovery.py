@@ -128,10 +128,33 @@ class _Planner:
             return self.done(state, NoStep.NOT_MONITORED)
         state = state.record_fault(fault.id, fault.device, fault.message, self.now)
         if state.status is Status.ERROR:
-            self.emit(events.FAULT_WHILE_ERROR, faults=state.faults)
-            return self.done(state, NoStep.IN_ERROR)
+            return self.another_error(state)
         self.emit(events.ERROR_DETECTED)
         return self.done(self.recover(state.to_error()))
+
+    def another_error(self, state: MonitorServerState) -> Decision:
+        """A fault while in Error: counted and journaled like any other, but reported by an
+        event at most once per `repeat_summary_interval`, so a fault storm does not become an
+        event storm on the bus and in the log."""
+        interval = self.config.service.repeat_summary_interval
+        if not state.repeat_due(interval, self.now):
+            self.events = [e for e in self.events if e.code != events.ERROR_RECEIVED.code]
+            return self.done(replace(state, unreported=state.unreported + 1), NoStep.IN_ERROR)
+        if state.unreported:
+            self.events = [e for e in self.events if e.code != events.ERROR_RECEIVED.code]
+            self.events.append(
+                repeats_summary(
+                    self.monitor,
+                    self.server,
+                    state,
+                    self.now,
+                    cause=self.fault.id,
+                    count=state.unreported + 1,  # this fault too
+                )
+            )
+        else:
+            self.emit(events.FAULT_WHILE_ERROR, faults=state.faults)
+        return self.done(state.reported(self.now), NoStep.IN_ERROR)
 
     def on_recovery_notice(self, state: MonitorServerState) -> Decision:
         self.emit(events.RECOVERY_NOTICE, device=self.fault.device)
@@ -308,3 +331,28 @@ class _Planner:
                 command, at=self.now, cause=cause, server=self.server, description=description
             )
         )
+
+
+def repeats_summary(
+    monitor: str,
+    server: str,
+    state: MonitorServerState,
+    now: datetime,
+    *,
+    cause: str,
+    count: int,
+) -> Event:
+    """MRW-106: `count` faults while in Error since the last report (made by a fault, or by the
+    passing of time)."""
+    since = state.reported_at or now
+    return events.REPEATS_SUMMARY.make(
+        at=now,
+        cause=f"{cause}/summary",
+        monitor=monitor,
+        server=server,
+        fault_id=state.last_fault_id,
+        count=count,
+        window=f"{(now - since).total_seconds():.0f} s",
+        device=state.last_device,
+        faults=state.faults,
+    )

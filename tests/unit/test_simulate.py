@@ -89,3 +89,17 @@ def test_expired_counts_show_their_event() -> None:
     out = render_simulation(simulate(config, make_fault("server1", "NIC", "eth0"), cluster, later))
     assert "event MRW-403" in out
     assert "ladder step: restart 1 of 1" in out
+
+
+def test_repeats_in_error_show_when_they_are_counted_for_a_summary() -> None:
+    from datetime import timedelta
+
+    config = parse_config(CLUSTER, "cluster.yaml")
+    cluster = ClusterState.for_config(config)
+    for _ in range(3):  # Error, the first repeat reported, the next counted quietly
+        out = render_simulation(simulate(config, make_fault("server1", "NIC", "eth0"), cluster, T0))
+    assert "  event " not in out
+    assert "1 unreported fault(s) go into the next summary (MRW-106)" in out
+    later = T0 + timedelta(seconds=11)
+    out = render_simulation(simulate(config, make_fault("server1", "NIC", "eth0"), cluster, later))
+    assert "event MRW-106: mrw1: 2 more errors on server1 in the last 11 s" in out
