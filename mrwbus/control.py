@@ -10,6 +10,7 @@ from datetime import datetime
 
 from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
+from mrwbus.core.status import status_report
 from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
 
 _DEAD_LETTER_EVENTS = {
@@ -45,7 +46,7 @@ def handle_control(
     if request.verb is ControlVerb.PING:
         return ControlReply(id=request.id, ok=True, text="pong"), []
     if request.verb is ControlVerb.STATUS:
-        return ControlReply(id=request.id, ok=True, status=cluster.snapshot()), []
+        return ControlReply(id=request.id, ok=True, status=status_report(cluster)), []
     if request.verb is ControlVerb.PLACE:
         return _place(cluster, request, now)
     if request.verb is ControlVerb.DEAD_LETTERS:

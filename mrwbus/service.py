@@ -35,6 +35,7 @@ from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
+from mrwbus.core.status import status_report
 from mrwbus.errors import ContractError, JournalFailed, NotConnected
 from mrwbus.health import Counters, Health
 from mrwbus.logs import log_event
@@ -114,7 +115,7 @@ class Service:
     def status_report(self) -> StatusReport:
         """The cluster's status with the bus as last read and this replica's broker node
         (`mrwbus status`, the page)."""
-        return self.cluster.snapshot().model_copy(
+        return status_report(self.cluster).model_copy(
             update={"bus": self.queues.latest, "service_node": self.health.node}
         )
 

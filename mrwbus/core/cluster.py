@@ -10,13 +10,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from mrwbus.config import ActiveTiming, ClusterConfig
+from mrwbus.config import ClusterConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision
 from mrwbus.core.downed import follow_downed_server, took_server_down
 from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
-from mrwbus.core.placement import ClusterView, target_groups
+from mrwbus.core.placement import ClusterView
 from mrwbus.core.recovery import Situation, decide_fault, repeats_summary
 from mrwbus.core.reports import learn_from_report
 from mrwbus.messages import (
@@ -26,13 +26,8 @@ from mrwbus.messages import (
     CommandStep,
     Event,
     FaultNotification,
-    GroupRow,
-    MonitorStatusRow,
     Outcome,
     RecoveryCommand,
-    ServerRow,
-    ShownStatus,
-    StatusReport,
 )
 
 Key = tuple[str, str]
@@ -109,53 +104,6 @@ class ClusterState:
 
     def servers_of(self, monitor: str) -> list[str]:
         return [server for (name, server) in self.monitors if name == monitor]
-
-    def shown_status(self, monitor: str, server: str) -> ShownStatus:
-        """The status an operator sees: Error wins, then Suspended, then Offline (timing)."""
-        state = self.state_of(monitor, server)
-        if state.status is Status.ERROR:
-            return "Error"
-        if monitor in self.suspended:
-            return "Suspended"
-        timing = self.config.monitors[monitor].timing
-        if isinstance(timing, ActiveTiming) and not any(
-            self.view.is_active(group, server)
-            for group in target_groups(self.config, timing.active)
-        ):
-            return "Offline"
-        return "Normal"
-
-    def snapshot(self) -> StatusReport:
-        rows = []
-        for (monitor, server), state in sorted(self.monitors.items()):
-            rows.append(
-                MonitorStatusRow(
-                    monitor=monitor,
-                    server=server,
-                    category=self.config.monitors[monitor].category,
-                    status=self.shown_status(monitor, server),
-                    faults=state.faults,
-                    restarts=state.restarts,
-                    failovers=state.failovers,
-                    final_action_taken=state.final_action_taken,
-                    last_fault_at=state.last_fault_at,
-                    last_device=state.last_device,
-                    last_message=state.last_message,
-                )
-            )
-        return StatusReport(
-            monitors=rows,
-            groups=[GroupRow(group=g, server=s) for g, s in sorted(self.view.placement.items())],
-            servers=[
-                ServerRow(
-                    server=name,
-                    server_group=self.config.server_group(name),
-                    alive=name in self.view.alive,
-                    agent_node=self.agent_nodes.get(name),
-                )
-                for name in self.config.servers
-            ],
-        )
 
     # --- changes ------------------------------------------------------------------------
 

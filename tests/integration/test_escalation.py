@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from mrwbus import cli
+from mrwbus.core.status import shown_status
 from mrwbus.messages import Action, FinalAction
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
@@ -92,7 +93,7 @@ async def test_recovery_notice_returns_to_normal_and_the_ladder_continues(
     await probe.publish(make_fault("server1", "NIC", "eth0", state="recovered"))
     await probe.wait_event("MRW-502")
     await probe.no_more_commands()
-    assert service.cluster.shown_status("mrw1", "server1") == "Normal"
+    assert shown_status(service.cluster, "mrw1", "server1") == "Normal"
     assert service.cluster.state_of("mrw1", "server1").restarts == 1
 
     await fault_gives(probe, Action.FINAL_ACTION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mrwbus.bus.topology import ERROR_HEADER, FAULTS
+from mrwbus.core.status import shown_status
 from mrwbus.messages import Action, CommandStep, FinalAction
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
@@ -175,7 +176,7 @@ async def test_target_not_active_means_no_recovery(
     event = await probe.wait_event("MRW-301")
     assert event.server == "server2" and "not active" in event.text
     await probe.no_more_commands()
-    assert service.cluster.shown_status("mrw1", "server2") == "Error"
+    assert shown_status(service.cluster, "mrw1", "server2") == "Error"
 
 
 async def test_second_fault_while_in_error_starts_nothing(

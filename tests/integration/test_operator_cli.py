@@ -12,6 +12,7 @@ import pytest
 from yarl import URL
 
 from mrwbus import cli
+from mrwbus.core.status import shown_status
 from mrwbus.messages import Action
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
@@ -86,7 +87,7 @@ async def test_suspend_records_faults_but_acts_on_none_until_resumed(
     await probe.publish(make_fault("server1", "NIC", "eth0"))
     await probe.wait_event("MRW-104")
     await probe.no_more_commands()
-    assert service.cluster.shown_status("mrw1", "server1") == "Suspended"
+    assert shown_status(service.cluster, "mrw1", "server1") == "Suspended"
     assert service.cluster.state_of("mrw1", "server1").faults == 1
 
     code, _, _ = await mrwbus(amqp_url, "resume", "--all", capsys=capsys)

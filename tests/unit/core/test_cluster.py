@@ -324,12 +324,6 @@ def test_agent_reports_correct_the_placement(cluster: ClusterState) -> None:
     assert cluster.handle_report(report("server9", "web"), T0).events == ()  # unknown server
 
 
-def test_the_status_shows_the_node_each_agent_reported(cluster: ClusterState) -> None:
-    cluster.handle_report(report("server3", "web").model_copy(update={"node": "b:5672"}), T0)
-    rows = {row.server: row.agent_node for row in cluster.snapshot().servers}
-    assert rows["server3"] == "b:5672" and rows["server1"] is None
-
-
 def test_group_reported_on_two_servers_is_an_event(cluster: ClusterState) -> None:
     cluster.handle_report(report("server1", "web"), T0)
     reaction = cluster.handle_report(report("server2", "web", "db"), T0)
@@ -372,29 +366,6 @@ def test_rebuilt_state_restarts_failover_deadlines_and_heartbeat_clocks(
     (progress,) = cluster.failovers.values()
     assert progress.deadline == later + cluster.config.service.stop_timeout
     assert progress.awaiting == stop.id
-
-
-def test_shown_status(cluster: ClusterState, make_fault: FaultFactory) -> None:
-    cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0)
-    cluster.suspend("mrw3", by="operator", now=T0, cause="s")
-    assert cluster.shown_status("mrw1", "server1") == "Error"
-    assert cluster.shown_status("mrw1", "server2") == "Normal"
-    assert cluster.shown_status("mrw3", "server1") == "Suspended"
-    assert cluster.shown_status("mrw5", "server2") == "Offline"  # web-ip is not on server2
-    assert cluster.shown_status("mrw5", "server1") == "Normal"
-    snapshot = cluster.snapshot()
-    row = next(r for r in snapshot.monitors if (r.monitor, r.server) == ("mrw1", "server1"))
-    assert (row.status, row.restarts, row.faults) == ("Error", 1, 1)
-    assert len(snapshot.monitors) == len(cluster.monitors)
-    assert [(g.group, g.server) for g in snapshot.groups] == [
-        ("db", "server2"),
-        ("web", "server1"),
-    ]
-    assert [(s.server, s.server_group, s.alive) for s in snapshot.servers] == [
-        ("server1", "site-a", True),
-        ("server2", "site-a", True),
-        ("server3", "site-b", True),
-    ]
 
 
 def test_for_config_takes_the_service_settings(cluster_yaml: str) -> None:
