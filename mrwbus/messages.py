@@ -24,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from mrwbus.bus_messages import BusReport, DeadLetterNote
+from mrwbus.bus_messages import BusReport, DeadLetterNote, DeadLetterReplay
 from mrwbus.errors import ContractError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -215,6 +215,7 @@ class EventKind(StrEnum):
     RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
     SERVER = "server"  # a server's agent went silent or came back
     DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
+    REFUSED = "refused"  # a message from a sender not allowed to send it was dead-lettered
 
 
 NO_MONITOR = "_"
@@ -410,6 +411,7 @@ class ControlVerb(StrEnum):
     SUSPEND = "suspend"
     RESUME = "resume"
     DEAD_LETTERS = "dead_letters"
+    REPLAY = "replay"
 
 
 class ControlRequest(WireModel):
@@ -426,6 +428,9 @@ class ControlRequest(WireModel):
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
     dead_letters: DeadLetterNote | None = Field(
         default=None, description="dead_letters: what the operator did, to record as an event."
+    )
+    replay: DeadLetterReplay | None = Field(
+        default=None, description="replay: which dead letters the service replays."
     )
 
     @property

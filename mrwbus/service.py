@@ -25,6 +25,7 @@ from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
+from mrwbus.bus.replay import replay_for
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_service_topology
 from mrwbus.bus_messages import RecentDeadLetter
@@ -41,6 +42,7 @@ from mrwbus.messages import (
     CommandResult,
     ControlReply,
     ControlRequest,
+    ControlVerb,
     Event,
     FaultNotification,
     MessageId,
@@ -56,6 +58,13 @@ from mrwbus.messages import (
 from mrwbus.metrics import Metrics
 from mrwbus.outbox import Outbox
 from mrwbus.persistence import StateJournal
+from mrwbus.senders import (
+    agent_message_refusal,
+    control_refusal,
+    effective_sender,
+    fault_refusal,
+    named,
+)
 from mrwbus.settings import ServiceSettings
 
 __all__ = ["Counters", "Health", "NotConnected", "Service"]
@@ -202,6 +211,10 @@ class Service:
             except ContractError as exc:
                 await self._dead_letter(message, str(exc))
                 return
+            sender = effective_sender(message.user_id, message.headers)
+            if refused := fault_refusal(fault, sender, self.config):
+                await self._refuse(message, refused, "fault", fault.server)
+                return
             if fault.server not in self.config.servers:
                 # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
                 await self._dead_letter(
@@ -252,6 +265,17 @@ class Service:
         log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
         await message.ack()
 
+    async def _refuse(
+        self, message: AbstractIncomingMessage, reason: str, noun: str, server: str | None
+    ) -> None:
+        """A message from a sender not allowed to send it: dead-lettered, and an event."""
+        cause = message.message_id or new_id()
+        refused = events.SENDER_REFUSED.make(
+            at=utc_now(), cause=cause, server=server, noun=noun, reason=reason
+        )
+        await self._publish([], [refused])
+        await self._dead_letter(message, f"refused: {reason}")
+
     async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
         publisher = self._current_publisher()
         await publisher.all(commands, found)
@@ -279,6 +303,15 @@ class Service:
                 await self._dead_letter(message, str(exc))
                 return
             now = utc_now()
+            sender = effective_sender(message.user_id, message.headers)
+            if refused := agent_message_refusal(found, sender, self.config):
+                noun = "result" if isinstance(found, CommandResult) else "report"
+                await self._refuse(message, refused, noun, found.server)
+                return
+            if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
+                await self._react(self.cluster.handle_result(found, now))  # its event only
+                await self._dead_letter(message, wrong)
+                return
             if isinstance(found, CommandResult):
                 self.counters.results_by_outcome[found.outcome.value] += 1
                 reaction = self.cluster.handle_result(found, now)
@@ -327,7 +360,15 @@ class Service:
                 )
                 await message.ack()
                 return
-            reply, found = handle_control(self.cluster, request, utc_now())
+            sender = effective_sender(message.user_id, message.headers)
+            if refused := control_refusal(request, message.routing_key or "", sender, self.config):
+                await self._refuse_control(message, request, sender, refused)
+                return
+            request = named(request, sender, self.config)
+            if request.verb is ControlVerb.REPLAY:
+                reply, found = await replay_for(self.settings.amqp_url, request, utc_now())
+            else:
+                reply, found = handle_control(self.cluster, request, utc_now())
             if reply.status is not None:
                 reply = reply.model_copy(update={"status": self.status_report()})
             await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
@@ -335,6 +376,26 @@ class Service:
             await message.ack()
         except CONNECTION_ERRORS as exc:
             log.warning("control request left unanswered by a lost session: %s", exc)
+
+    async def _refuse_control(
+        self,
+        message: AbstractIncomingMessage,
+        request: ControlRequest,
+        sender: str | None,
+        reason: str,
+    ) -> None:
+        refused = events.CONTROL_REFUSED.make(
+            at=utc_now(),
+            cause=request.id,
+            verb=request.verb.value,
+            by=sender or request.by,
+            reason=reason,
+        )
+        await self._publish([], [refused])
+        await self._reply(
+            message, ControlReply(id=request.id, ok=False, error=f"refused: {reason}")
+        )
+        await self._dead_letter(message, f"refused: {reason}")
 
     async def _reply(self, message: AbstractIncomingMessage, reply: ControlReply) -> None:
         if not await self._current_publisher().reply(message, reply):
