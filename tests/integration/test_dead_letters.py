@@ -24,6 +24,7 @@ from tests.integration.conftest import running_service
 pytestmark = pytest.mark.broker
 
 BASE = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}
@@ -34,6 +35,7 @@ monitors:
 """
 
 WITH_SERVER9 = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}
@@ -206,9 +208,9 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
 ) -> None:
     from mrwbus.bus.topology import COMMANDS, DELIVERY_LIMIT, agent_queue, declare_agent_queue
 
-    queue = await declare_agent_queue(probe.channel, probe.exchanges, "server1")
+    queue = await declare_agent_queue(probe.channel, probe.exchanges, "server7")
     await probe.exchanges[COMMANDS].publish(
-        aio_pika.Message(b"poison", message_id="poison-1"), routing_key="server1.restart"
+        aio_pika.Message(b"poison", message_id="poison-1"), routing_key="server7.restart"
     )
     deliveries = 0
 
@@ -223,11 +225,14 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
     assert deliveries == DELIVERY_LIMIT + 1
 
     (letter,) = json.loads(await mrwbus(amqp_url, "dead", "list", "--json"))
-    assert letter["reason"].startswith(f"dead-lettered by the broker from {agent_queue('server1')}")
-    assert (letter["exchange"], letter["routing_key"]) == (COMMANDS, "server1.restart")
+    assert letter["reason"].startswith(f"dead-lettered by the broker from {agent_queue('server7')}")
+    assert (letter["exchange"], letter["routing_key"]) == (COMMANDS, "server7.restart")
     assert letter["at"] is not None and letter["message_id"] == "poison-1"
 
-    await mrwbus(amqp_url, "dead", "replay", letter["id"])
+    # The service replays (operators may not write to mrwbus.commands); server7 is none of
+    # its servers, so nothing else of its reaches server7's queue.
+    async with running_service(config(BASE), amqp_url):
+        await mrwbus(amqp_url, "dead", "replay", letter["id"])
     await dead_count(probe, 0)
     back: asyncio.Future[aio_pika.abc.AbstractIncomingMessage] = asyncio.Future()
 
@@ -237,4 +242,4 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
     await queue.consume(receive, no_ack=True)
     replayed = await asyncio.wait_for(back, 10)
     assert replayed.body == b"poison" and "x-death" not in (replayed.headers or {})
-    assert replayed.routing_key == "server1.restart"
+    assert replayed.routing_key == "server7.restart"

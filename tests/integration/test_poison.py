@@ -72,6 +72,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_queue(
 
 
 CLUSTER = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}
