@@ -8,6 +8,7 @@ against these models by the test suite, so the two never drift apart.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -257,9 +258,12 @@ def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if len(body) > max_bytes:
         raise ContractError(f"body is {len(body)} bytes, at most {max_bytes} allowed")
     try:
-        data = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    _scan(text)
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -271,6 +275,38 @@ def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError("body must be a JSON object")
     return data
+
+
+MAX_DEPTH = 32
+"""Nesting of arrays and objects: the deepest message (a status reply) is 5 deep."""
+
+MAX_NUMBER_CHARS = 64
+"""Characters of one JSON number: no field of the contract needs more than a few dozen."""
+
+_LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_NUMBER_CHARS + 1},}}")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _scan(text: str) -> None:
+    """Refuse what would make the JSON parser slow or crash, before it runs: nesting deeper
+    than `MAX_DEPTH`, a number longer than `MAX_NUMBER_CHARS`. Linear, in C-speed string
+    operations (no backtracking regex over strings, which a body of quotes and backslashes
+    could make quadratic): escape pairs are dropped, so every `"` left delimits a string, and
+    only what lies outside the strings is looked at."""
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    outside = "".join(unescaped.split('"')[0::2])
+    if (number := _LONG_NUMBER.search(outside)) is not None:
+        raise ContractError(
+            f"body holds a number of {len(number.group())} characters, "
+            f"at most {MAX_NUMBER_CHARS} allowed"
+        )
+    if outside.count("[") + outside.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for bracket in _BRACKET.finditer(outside):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise ContractError(f"body is nested more than {MAX_DEPTH} deep")
 
 
 def parse_message(
