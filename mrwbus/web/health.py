@@ -1,12 +1,14 @@
 """`/healthz`: whether this replica does its job, for load balancers and orchestrators.
 
 Healthy means connected to the broker and either consuming faults or standing by as a replica
-that is ready to take over. A replica that cannot reach the broker could not take over, so it
+that is ready to take over, and no consumer stuck: none holds a message longer than
+`Health.stuck_after` while finishing none (a message it cannot get past, a hung handler). A replica that cannot reach the broker could not take over, so it
 is degraded whatever its role.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +26,8 @@ class HealthReport:
     role: Role
     outages: int
     last_error: str | None
+    stuck: tuple[str, ...] = ()
+    """Queues whose consumer holds a message and makes no progress (`Health.stuck`)."""
 
     @property
     def http_status(self) -> int:
@@ -37,6 +41,7 @@ class HealthReport:
             "role": self.role,
             "outages": self.outages,
             "last_error": self.last_error,
+            "stuck": list(self.stuck),
         }
 
 
@@ -50,9 +55,10 @@ def role_of(health: Health) -> Role:
     return "unknown"
 
 
-def assess(health: Health) -> HealthReport:
+def assess(health: Health, now: float | None = None) -> HealthReport:
     role = role_of(health)
-    ok = health.connected and (health.consuming or role == "standby")
+    stuck = tuple(health.stuck(time.monotonic() if now is None else now))
+    ok = health.connected and (health.consuming or role == "standby") and not stuck
     return HealthReport(
         status="ok" if ok else "degraded",
         broker_connected=health.connected,
@@ -60,4 +66,5 @@ def assess(health: Health) -> HealthReport:
         role=role,
         outages=health.outages,
         last_error=health.last_error,
+        stuck=stuck,
     )
