@@ -128,7 +128,9 @@ class Service:
         await self.session.run(stop, lambda session: self._session(session, stop))
 
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
-        topology = await declare_service_topology(session.channel, self.config.servers)
+        topology = await declare_service_topology(
+            session.channel, self.config.servers, self.config.service.dead_letter_limits()
+        )
         session.use_exchanges(topology.exchanges)
         if not await self._wait_for_leadership(session.connection, stop):
             return

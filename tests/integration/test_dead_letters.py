@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER, DeadLetterLimits
 from mrwbus.config import parse_config
 from mrwbus.messages import new_id, utc_now
 from mrwbus.relay import make_fault
@@ -243,3 +243,28 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
     replayed = await asyncio.wait_for(back, 10)
     assert replayed.body == b"poison" and "x-death" not in (replayed.headers or {})
     assert replayed.routing_key == "server7.restart"
+
+
+async def test_the_dead_letter_queue_is_bounded_oldest_dropped_first(amqp_url: str) -> None:
+    bounded = config(
+        BASE.replace(
+            "servers:", "service: {dead_letter_max_length: 3, dead_letter_ttl: 1d}\nservers:", 1
+        )
+    )
+    # The service declares mrwbus.dead (no probe first: whoever declares it sets its limits).
+    async with running_service(bounded, amqp_url), BusProbe.open(amqp_url) as probe:
+        for i in range(5):
+            await probe.publish_raw(b"{not json", "server1.nic", message_id=f"flood-{i}")
+        await asyncio.sleep(1.0)  # all five dead-lettered; the broker keeps the newest three
+        await dead_count(probe, 3)
+        kept = json.loads(await mrwbus(amqp_url, "dead", "list", "--json"))
+        assert sorted(letter["message_id"] for letter in kept) == [
+            "flood-2",
+            "flood-3",
+            "flood-4",
+        ]
+        # Declared with exactly these arguments (the broker refuses a declaration with others).
+        expected = DeadLetterLimits(max_length=3, ttl=timedelta(days=1)).arguments()
+        assert expected["x-overflow"] == "drop-head"
+        assert expected["x-message-ttl"] == 86_400_000
+        await probe.channel.declare_queue(DEAD, durable=True, arguments=expected)
