@@ -360,7 +360,7 @@ class Service:
                         id=_reply_id(message.message_id), ok=False, error=f"bad request: {exc}"
                     ),
                 )
-                await message.ack()
+                await self._dead_letter(message, f"bad control request: {exc}")  # and acks
                 return
             sender = effective_sender(message.user_id, message.headers)
             if refused := control_refusal(request, message.routing_key or "", sender, self.config):
