@@ -15,16 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mrwbus.core import events
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
     ControlRequest,
     ControlVerb,
+    Event,
     FaultNotification,
+    new_id,
+    utc_now,
 )
 from mrwbus.roles import OPERATOR, SERVICE, VIEWER, VIEWER_VERBS, agent_user, relay_user
 
 if TYPE_CHECKING:  # config imports the relay's config, whose publisher imports this module
+    from aio_pika.abc import AbstractIncomingMessage
+
     from mrwbus.config import ClusterConfig
 
 SENDER_HEADER = "x-mrwbus-sender"
@@ -98,3 +104,33 @@ def named(request: ControlRequest, sender: str | None, config: ClusterConfig) ->
         return request
     by = sender if request.by in (sender, "") else f"{sender} ({request.by})"
     return request.model_copy(update={"by": by[:200]})
+
+
+_NOUNS = {"FaultNotification": "fault", "CommandResult": "result", "AgentReport": "report"}
+
+
+def refused(
+    message: AbstractIncomingMessage,
+    about: FaultNotification | CommandResult | AgentReport,
+    reason: str,
+) -> Event:
+    """MRW-901: a fault, result or report refused for its sender."""
+    noun = _NOUNS[type(about).__name__]
+    return events.SENDER_REFUSED.make(
+        at=utc_now(),
+        cause=message.message_id or new_id(),
+        server=about.server,
+        noun=noun,
+        reason=reason,
+    )
+
+
+def refused_control(request: ControlRequest, sender: str | None, reason: str) -> Event:
+    """MRW-902: a control request refused."""
+    return events.CONTROL_REFUSED.make(
+        at=utc_now(),
+        cause=request.id,
+        verb=request.verb.value,
+        by=sender or request.by,
+        reason=reason,
+    )

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import TypeAdapter
 
+from mrwbus import senders
 from mrwbus.actor import MonitorActor, monitor_actors
 from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
@@ -58,13 +59,6 @@ from mrwbus.messages import (
 from mrwbus.metrics import Metrics
 from mrwbus.outbox import Outbox
 from mrwbus.persistence import StateJournal
-from mrwbus.senders import (
-    agent_message_refusal,
-    control_refusal,
-    effective_sender,
-    fault_refusal,
-    named,
-)
 from mrwbus.settings import ServiceSettings
 
 __all__ = ["Counters", "Health", "NotConnected", "Service"]
@@ -213,9 +207,9 @@ class Service:
             except ContractError as exc:
                 await self._dead_letter(message, str(exc))
                 return
-            sender = effective_sender(message.user_id, message.headers)
-            if refused := fault_refusal(fault, sender, self.config):
-                await self._refuse(message, refused, "fault", fault.server)
+            sender = senders.effective_sender(message.user_id, message.headers)
+            if refused := senders.fault_refusal(fault, sender, self.config):
+                await self._refuse(message, refused, senders.refused(message, fault, refused))
                 return
             if fault.server not in self.config.servers:
                 # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
@@ -268,14 +262,15 @@ class Service:
         await message.ack()
 
     async def _refuse(
-        self, message: AbstractIncomingMessage, reason: str, noun: str, server: str | None
+        self, message: AbstractIncomingMessage, reason: str, event: Event, reply_id: str = ""
     ) -> None:
-        """A message from a sender not allowed to send it: dead-lettered, and an event."""
-        cause = message.message_id or new_id()
-        refused = events.SENDER_REFUSED.make(
-            at=utc_now(), cause=cause, server=server, noun=noun, reason=reason
-        )
-        await self._publish([], [refused])
+        """A message from a sender not allowed to send it: an event, a refused reply to a
+        control request (`reply_id`), and dead-lettered with the reason."""
+        await self._publish([], [event])
+        if reply_id:
+            await self._reply(
+                message, ControlReply(id=reply_id, ok=False, error=f"refused: {reason}")
+            )
         await self._dead_letter(message, f"refused: {reason}")
 
     async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
@@ -305,10 +300,9 @@ class Service:
                 await self._dead_letter(message, str(exc))
                 return
             now = utc_now()
-            sender = effective_sender(message.user_id, message.headers)
-            if refused := agent_message_refusal(found, sender, self.config):
-                noun = "result" if isinstance(found, CommandResult) else "report"
-                await self._refuse(message, refused, noun, found.server)
+            sender = senders.effective_sender(message.user_id, message.headers)
+            if refused := senders.agent_message_refusal(found, sender, self.config):
+                await self._refuse(message, refused, senders.refused(message, found, refused))
                 return
             if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
                 await self._react(self.cluster.handle_result(found, now))  # its event only
@@ -362,11 +356,13 @@ class Service:
                 )
                 await self._dead_letter(message, f"bad control request: {exc}")  # and acks
                 return
-            sender = effective_sender(message.user_id, message.headers)
-            if refused := control_refusal(request, message.routing_key or "", sender, self.config):
-                await self._refuse_control(message, request, sender, refused)
+            sender = senders.effective_sender(message.user_id, message.headers)
+            key = message.routing_key or ""
+            if refused := senders.control_refusal(request, key, sender, self.config):
+                event = senders.refused_control(request, sender, refused)
+                await self._refuse(message, refused, event, reply_id=request.id)
                 return
-            request = named(request, sender, self.config)
+            request = senders.named(request, sender, self.config)
             if request.verb is ControlVerb.REPLAY:
                 reply, found = await replay_for(self.settings.amqp_url, request, utc_now())
             else:
@@ -378,26 +374,6 @@ class Service:
             await message.ack()
         except CONNECTION_ERRORS as exc:
             log.warning("control request left unanswered by a lost session: %s", exc)
-
-    async def _refuse_control(
-        self,
-        message: AbstractIncomingMessage,
-        request: ControlRequest,
-        sender: str | None,
-        reason: str,
-    ) -> None:
-        refused = events.CONTROL_REFUSED.make(
-            at=utc_now(),
-            cause=request.id,
-            verb=request.verb.value,
-            by=sender or request.by,
-            reason=reason,
-        )
-        await self._publish([], [refused])
-        await self._reply(
-            message, ControlReply(id=request.id, ok=False, error=f"refused: {reason}")
-        )
-        await self._dead_letter(message, f"refused: {reason}")
 
     async def _reply(self, message: AbstractIncomingMessage, reply: ControlReply) -> None:
         if not await self._current_publisher().reply(message, reply):
