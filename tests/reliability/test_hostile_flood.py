@@ -16,7 +16,6 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.agent import Agent
 from mrwbus.bus.publisher import json_message
@@ -24,8 +23,6 @@ from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import (
     COMMANDS,
     CONTROL,
-    DEAD,
-    ERROR_HEADER,
     FAULTS,
     RESULTS,
     declare_exchanges,
@@ -35,6 +32,7 @@ from mrwbus.messages import MAX_BODY_BYTES, ControlRequest, ControlVerb, new_id
 from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, make_agent, running
 from tests.reliability.harness import cluster_yaml, faults_for
+from tests.reliability.test_reliability import drain_dead_letters
 
 pytestmark = [pytest.mark.broker, pytest.mark.reliability]
 
@@ -119,7 +117,7 @@ async def test_a_hostile_flood_on_every_input_queue_stalls_nothing(
             await asyncio.gather(*pending)
             published = time.monotonic() - started
 
-            reasons = await read_dead_letters(channel, len(bad))
+            reasons = await drain_dead_letters(channel, len(bad), timeout=600)
 
             async def all_decided() -> None:
                 while len({c.fault_id for c in calls.seen}) < len(good_faults):
@@ -153,26 +151,3 @@ async def test_a_hostile_flood_on_every_input_queue_stalls_nothing(
         f"decided and run once; {len(status_latencies)} status answers, slowest "
         f"{max(status_latencies):.2f} s"
     )
-
-
-async def read_dead_letters(
-    channel: aio_pika.abc.AbstractChannel, count: int, timeout: float = 600.0
-) -> dict[str, str]:
-    """message id -> dead-letter reason of the first `count` dead letters (taken off)."""
-    queue = await channel.declare_queue(DEAD, passive=True)
-    reasons: dict[str, str] = {}
-    done = asyncio.Event()
-
-    async def on_message(message: AbstractIncomingMessage) -> None:
-        reasons[str(message.message_id)] = str((message.headers or {}).get(ERROR_HEADER))
-        await message.ack()
-        if len(reasons) >= count:
-            done.set()
-
-    await channel.set_qos(prefetch_count=500)
-    tag = await queue.consume(on_message)
-    try:
-        await asyncio.wait_for(done.wait(), timeout)
-    finally:
-        await queue.cancel(tag)
-    return reasons
