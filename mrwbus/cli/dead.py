@@ -1,9 +1,10 @@
 """`mrwbus dead list|show|replay|purge`: the operator's hands on `mrwbus.dead`.
 
-The command works with the operator's own credentials (reading, republishing and removing dead
-letters); then it tells the running service what it did, and the service records that as an
-event naming who asked (MRW-801..804). When the service is not running the work is still done,
-and the command says it could not be recorded.
+`list`, `show` and `purge` work with the credentials they are given (reading and removing dead
+letters); then they tell the running service what they did, and the service records that as an
+event naming who asked (MRW-801, 802, 804). When the service is not running the work is still
+done, and the command says it could not be recorded. `replay` asks the service to replay
+(`bus/replay.py`): operators may not write where dead letters came from (docs/security.md).
 """
 
 from __future__ import annotations
