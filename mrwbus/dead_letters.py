@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mrwbus.bus.topology import DEAD_AT_HEADER, DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.bus.topology import (
+    COMMANDS,
+    CONTROL,
+    DEAD_AT_HEADER,
+    DEAD_ID_HEADER,
+    ERROR_HEADER,
+    FAULTS,
+    RESULTS,
+)
 from mrwbus.errors import ServiceError
 from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 from mrwbus.terminal import printable
@@ -31,6 +39,9 @@ SHORT_ID = 8
 """Characters of an id shown by `dead list`; any unique prefix of at least `MIN_PREFIX` works."""
 
 MIN_PREFIX = 6
+
+REPLAYABLE = (FAULTS, RESULTS, CONTROL, COMMANDS)
+"""The exchanges a dead letter may be replayed to: those whose consumers check who sent what."""
 
 _OWN_HEADERS = (
     ERROR_HEADER,
@@ -187,6 +198,13 @@ def to_replay(
     for letter in chosen:
         if not letter.exchange and not letter.routing_key:
             raise ServiceError(f"dead letter {letter.id} does not say where it came from")
+        if letter.exchange not in REPLAYABLE:
+            # The service replays as itself: to the default exchange it could reach any queue
+            # (its snapshot, its journal), whatever a planted dead letter says it came from.
+            raise ServiceError(
+                f"dead letter {printable(letter.id)} came from {printable(letter.source)}; "
+                f"only messages of {', '.join(REPLAYABLE)} are replayed"
+            )
     return chosen
 
 

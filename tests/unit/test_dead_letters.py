@@ -157,3 +157,19 @@ def test_what_came_off_the_bus_is_shown_escaped_never_obeyed() -> None:
     shown = render_show(letter)
     assert "bad \\x1b]0;owned\\x07 body" in shown
     assert shown.endswith("not json \\x1b[2J\nsecond line")  # the body keeps its lines
+
+
+def test_nothing_is_replayed_to_the_default_exchange_or_anywhere_unchecked() -> None:
+    # An agent may write to mrwbus.dead: a letter claiming to come from the default exchange
+    # would otherwise have the service (which may write there) fill its own snapshot.
+    planted = letter_with(
+        {
+            ERROR_HEADER: "x",
+            DEAD_ID_HEADER: "eeeeee-1",
+            "x-mrwbus-exchange": "",
+            "x-mrwbus-routing-key": "mrwbus.snapshot",
+        },
+        "agent-server1",
+    )
+    with pytest.raises(ServiceError, match="only messages of mrwbus.faults"):
+        to_replay([planted], ["eeeeee"], None, NOW)
