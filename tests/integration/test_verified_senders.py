@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from mrwbus.agent import build_reference_agent
 from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.rpc import ask_service
-from mrwbus.bus.topology import FAULTS, RESULTS, declare_exchanges
+from mrwbus.bus.topology import COMMANDS, FAULTS, RESULTS, declare_exchanges
 from mrwbus.bus_messages import DeadLetterReplay
 from mrwbus.config import parse_config
 from mrwbus.core.failover import Phase
@@ -35,6 +37,7 @@ from mrwbus.service import Service
 from tests.integration.broker import unique_vhost
 from tests.integration.conftest import running_service
 from tests.integration.deployment import USERS, Deployment
+from tests.integration.test_agent_runtime import Calls, command, running
 
 pytestmark = pytest.mark.broker
 
@@ -290,3 +293,33 @@ async def test_the_service_replays_for_operators_as_the_original_sender(open_vho
         assert sum("did not say who it is" in r for r in reasons) == 1
         assert not any("not in the configuration" in r for r in reasons)
         assert len(issued(service)) == 1
+
+
+async def test_a_forged_command_never_runs_not_even_replayed_by_the_service(
+    open_vhost: Url, tmp_path: Path
+) -> None:
+    """agent-server1 verifying senders: a command the operator publishes (the broker would refuse
+    it; this vhost does not) is refused and its handler never runs; replayed through the
+    service, which publishes it as itself, it is judged as sent by the agent that dead-lettered
+    it (the service vouches only for dead letters it made) and refused again."""
+    config = parse_config(FAILOVER, "test.yaml")
+    calls = Calls()
+    agent = build_reference_agent(
+        config, "server1", open_vhost("agent-server1"), state_dir=tmp_path
+    )
+    agent.add_handler("restart", calls.succeed)
+    async with service_in(open_vhost, FAILOVER), running(agent):
+        forged = command()
+        await send(open_vhost("operator"), COMMANDS, forged.routing_key, forged)
+        (reason,) = await dead_reasons(open_vhost(SERVICE), 1)
+        assert "sent by 'operator', not by 'mrwbus-service'" in reason
+
+        replay = ControlRequest(
+            id=new_id(), verb=ControlVerb.REPLAY, replay=DeadLetterReplay(reason="operator")
+        )
+        reply = await ask_service(open_vhost("operator"), replay, timeout=30)
+        assert reply.ok and reply.text.endswith("1 dead letters replayed."), reply
+        (again,) = await dead_reasons(open_vhost(SERVICE), 1)
+        await asyncio.sleep(0.5)
+        assert "sent by 'agent-server1', not by 'mrwbus-service'" in again
+    assert calls.seen == []

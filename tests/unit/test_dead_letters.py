@@ -171,5 +171,5 @@ def test_nothing_is_replayed_to_the_default_exchange_or_anywhere_unchecked() -> 
         },
         "agent-server1",
     )
-    with pytest.raises(ServiceError, match="only messages of mrwbus.faults"):
+    with pytest.raises(ServiceError, match=r"only messages of mrwbus\.faults"):
         to_replay([planted], ["eeeeee"], None, NOW)
