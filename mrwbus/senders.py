@@ -112,6 +112,7 @@ _NOUNS = {"FaultNotification": "fault", "CommandResult": "result", "AgentReport"
 def refused(
     message: AbstractIncomingMessage,
     about: FaultNotification | CommandResult | AgentReport,
+    sender: str | None,
     reason: str,
 ) -> Event:
     """MRW-901: a fault, result or report refused for its sender."""
@@ -122,6 +123,7 @@ def refused(
         server=about.server,
         noun=noun,
         reason=reason,
+        sender=sender or UNKNOWN_SENDER,
     )
 
 
@@ -133,4 +135,5 @@ def refused_control(request: ControlRequest, sender: str | None, reason: str) ->
         verb=request.verb.value,
         by=sender or request.by,
         reason=reason,
+        sender=sender or UNKNOWN_SENDER,
     )

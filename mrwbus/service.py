@@ -209,7 +209,9 @@ class Service:
                 return
             sender = senders.effective_sender(message.user_id, message.headers)
             if refused := senders.fault_refusal(fault, sender, self.config):
-                await self._refuse(message, refused, senders.refused(message, fault, refused))
+                await self._refuse(
+                    message, refused, senders.refused(message, fault, sender, refused)
+                )
                 return
             if fault.server not in self.config.servers:
                 # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
@@ -302,7 +304,9 @@ class Service:
             now = utc_now()
             sender = senders.effective_sender(message.user_id, message.headers)
             if refused := senders.agent_message_refusal(found, sender, self.config):
-                await self._refuse(message, refused, senders.refused(message, found, refused))
+                await self._refuse(
+                    message, refused, senders.refused(message, found, sender, refused)
+                )
                 return
             if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
                 await self._react(self.cluster.handle_result(found, now))  # its event only

@@ -153,6 +153,8 @@ async def test_only_the_relay_of_a_faults_server_is_believed(open_vhost: Url) ->
         )
         assert any("did not say who it is" in r for r in reasons)  # guest: no user_id
         assert codes(service).count("MRW-901") == 4
+        named = {e.detail["sender"] for e in service.recent_events if e.code == "MRW-901"}
+        assert named == {"relay-server2", "agent-server1", "operator", ""}  # guest named nobody
         assert service.cluster.state_of("mrw1", "server1").faults == 0 and not issued(service)
 
         await send(open_vhost("relay-server1"), FAULTS, fault.routing_key, fault)
