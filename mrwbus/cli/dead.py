@@ -1,7 +1,7 @@
 """`mrwbus dead list|show|replay|purge`: the operator's hands on `mrwbus.dead`.
 
-`list`, `show` and `purge` work with the credentials they are given (reading and removing dead
-letters); then they tell the running service what they did, and the service records that as an
+`list`, `show` and `purge` work with the operator's own credentials (reading and removing dead
+letters: the `operator` role reads `mrwbus.dead`); then they tell the running service what they did, and the service records that as an
 event naming who asked (MRW-801, 802, 804). When the service is not running the work is still
 done, and the command says it could not be recorded. `replay` asks the service to replay
 (`bus/replay.py`): operators may not write where dead letters came from (docs/security.md).
