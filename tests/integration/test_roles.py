@@ -174,6 +174,11 @@ async def test_operators_read_the_dead_letters_viewers_do_not(
 ) -> None:
     assert await _refused(deployment, user, f"consume {DEAD}") is refused
     assert await _refused(deployment, user, f"publish {DEAD} {DEAD}")
+    if not refused:  # what `mrwbus dead list` does, as the operator
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(deployment.url(user)) as held:
+            assert isinstance(held.letters, list)
 
 
 async def test_the_service_publishes_commands_with_its_verified_user_id(
