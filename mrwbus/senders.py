@@ -1,7 +1,7 @@
 """Who may send what to the service: the service's half of verified senders (docs/security.md).
 
-Pure: a parsed message, the AMQP `user_id` it came with (which the broker verified), and the
-configuration in; a refusal (one sentence) or None out. The service dead-letters a refused
+The checks are pure: a parsed message, the AMQP `user_id` it came with (which the broker
+verified), and the configuration in; a refusal (one sentence) or None out. The service dead-letters a refused
 message with that sentence and raises an event (MRW-901, MRW-902); it never causes a command.
 
 A message the service republished itself (`mrwbus dead replay`) carries the `user_id` of the
