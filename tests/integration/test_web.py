@@ -135,6 +135,7 @@ async def test_healthz_ok_while_consuming(
         "role": "active",
         "outages": 0,
         "last_error": None,
+        "stuck": [],
     }
 
 
