@@ -8,7 +8,6 @@ against these models by the test suite, so the two never drift apart.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +26,7 @@ from pydantic import (
 
 from mrwbus.bus_messages import BusReport, DeadLetterNote, DeadLetterReplay
 from mrwbus.errors import ContractError
+from mrwbus.json_limits import scan
 
 MAX_BODY_BYTES = 64 * 1024
 """Larger message bodies are refused before they are parsed."""
@@ -261,7 +261,7 @@ def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
-    _scan(text)
+    scan(text)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -275,38 +275,6 @@ def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError("body must be a JSON object")
     return data
-
-
-MAX_DEPTH = 32
-"""Nesting of arrays and objects: the deepest message (a status reply) is 5 deep."""
-
-MAX_NUMBER_CHARS = 64
-"""Characters of one JSON number: no field of the contract needs more than a few dozen."""
-
-_LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_NUMBER_CHARS + 1},}}")
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _scan(text: str) -> None:
-    """Refuse what would make the JSON parser slow or crash, before it runs: nesting deeper
-    than `MAX_DEPTH`, a number longer than `MAX_NUMBER_CHARS`. Linear, in C-speed string
-    operations (no backtracking regex over strings, which a body of quotes and backslashes
-    could make quadratic): escape pairs are dropped, so every `"` left delimits a string, and
-    only what lies outside the strings is looked at."""
-    unescaped = text.replace("\\\\", "").replace('\\"', "")
-    outside = "".join(unescaped.split('"')[0::2])
-    if (number := _LONG_NUMBER.search(outside)) is not None:
-        raise ContractError(
-            f"body holds a number of {len(number.group())} characters, "
-            f"at most {MAX_NUMBER_CHARS} allowed"
-        )
-    if outside.count("[") + outside.count("{") <= MAX_DEPTH:
-        return
-    depth = 0
-    for bracket in _BRACKET.finditer(outside):
-        depth += 1 if bracket.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            raise ContractError(f"body is nested more than {MAX_DEPTH} deep")
 
 
 def parse_message(
