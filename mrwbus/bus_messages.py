@@ -8,9 +8,9 @@ as an event). Kept apart from `mrwbus.messages` so that module stays about the d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class _Frozen(BaseModel):
@@ -77,4 +77,16 @@ class DeadLetterNote(_Frozen):
     count: int = Field(ge=0, description="Dead letters listed, shown, replayed or purged.")
     selection: str = Field(
         default="", max_length=500, description="What was asked for: ids, --reason, --before."
+    )
+
+
+class DeadLetterReplay(_Frozen):
+    """Which dead letters the service must replay (`mrwbus dead replay`): by id prefix, and
+    every one whose reason contains `reason` (any case)."""
+
+    ids: list[Annotated[str, StringConstraints(min_length=6, max_length=64)]] = Field(
+        default_factory=list, max_length=1000, description="Ids, or unique prefixes of them."
+    )
+    reason: str | None = Field(
+        default=None, max_length=500, description="Every dead letter whose reason contains this."
     )

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from mrwbus.bus.topology import DeadLetterLimits
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
 from mrwbus.relay.config import RelayConfig
@@ -133,6 +134,14 @@ class ServiceConfig(Strict):
     repeat_summary_interval: Duration | None = timedelta(seconds=10)
     """Faults for a monitor already in Error are counted and journaled one by one, but reported
     by one summary event per interval (`MRW-106`); null reports every one (`MRW-103`)."""
+    dead_letter_max_length: int = Field(default=100_000, gt=0)
+    """`mrwbus.dead` keeps at most this many dead letters; the oldest go first."""
+    dead_letter_ttl: Duration = timedelta(days=14)
+    """A dead letter is dropped this long after it was dead-lettered: the time an operator
+    has to see it and replay it (`mrwbus dead`)."""
+
+    def dead_letter_limits(self) -> DeadLetterLimits:
+        return DeadLetterLimits(self.dead_letter_max_length, self.dead_letter_ttl)
 
 
 class HandlerConfig(Strict):

@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mrwbus.bus.topology import DEAD_AT_HEADER, DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.bus.topology import (
+    COMMANDS,
+    CONTROL,
+    DEAD_AT_HEADER,
+    DEAD_ID_HEADER,
+    ERROR_HEADER,
+    FAULTS,
+    RESULTS,
+)
+from mrwbus.errors import ServiceError
+from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 from mrwbus.terminal import printable
 
 BODY_PREVIEW = 80
@@ -30,12 +40,16 @@ SHORT_ID = 8
 
 MIN_PREFIX = 6
 
+REPLAYABLE = (FAULTS, RESULTS, CONTROL, COMMANDS)
+"""The exchanges a dead letter may be replayed to: those whose consumers check who sent what."""
+
 _OWN_HEADERS = (
     ERROR_HEADER,
     "x-mrwbus-exchange",
     "x-mrwbus-routing-key",
     DEAD_ID_HEADER,
     DEAD_AT_HEADER,
+    SENDER_HEADER,
 )
 _BROKER_HEADERS = ("x-death", "x-delivery-count", "x-first-death-exchange")
 _BROKER_REASONS = {
@@ -59,6 +73,14 @@ class DeadLetter:
     body: bytes
     headers: dict[str, Any] = field(default_factory=dict)
     content_type: str | None = None
+    user_id: str | None = None
+    """The AMQP `user_id` of the dead letter: who made it (the service, an agent), or for one
+    the broker dead-lettered, who published the original."""
+
+    @property
+    def sender(self) -> str | None:
+        """Who sent the original message, as far as mrwbus can vouch for it (`senders`)."""
+        return effective_sender(self.user_id, self.headers)
 
     @property
     def source(self) -> str:
@@ -91,6 +113,7 @@ def describe(
     message_id: str | None,
     timestamp: datetime | None,
     content_type: str | None = None,
+    user_id: str | None = None,
 ) -> DeadLetter:
     """A message read from `mrwbus.dead`, as an operator reads it."""
     headers = dict(headers or {})
@@ -129,19 +152,60 @@ def describe(
         body=body,
         headers=headers,
         content_type=content_type,
+        user_id=user_id,
     )
 
 
-def replay_headers(headers: Mapping[str, Any], by: str) -> dict[str, Any]:
+def replay_headers(letter: DeadLetter, by: str) -> dict[str, Any]:
     """The headers a replayed message carries: the dead-letter bookkeeping removed, who
-    replayed it added."""
+    replayed it and who sent the original added (the service republishes it as itself, and
+    its receivers judge it as sent by the original sender: `senders.effective_sender`)."""
     kept = {
         key: value
-        for key, value in headers.items()
+        for key, value in letter.headers.items()
         if key not in _OWN_HEADERS and key not in _BROKER_HEADERS
     }
     kept["x-mrwbus-replayed-by"] = by
+    kept[SENDER_HEADER] = letter.sender or UNKNOWN_SENDER
     return kept
+
+
+def one(letters: list[DeadLetter], prefix: str, now: datetime) -> DeadLetter:
+    """The one letter whose id starts with `prefix`, or `ServiceError` saying why not."""
+    if len(prefix) < MIN_PREFIX:
+        raise ServiceError(f"give at least {MIN_PREFIX} characters of a dead letter's id")
+    found = select(letters, ids=[prefix], now=now)
+    if not found:
+        raise ServiceError(f"there is no dead letter {printable(prefix)!r}")
+    if len(found) > 1:
+        raise ServiceError(
+            f"{printable(prefix)!r} names {len(found)} dead letters; give more of the id"
+        )
+    return found[0]
+
+
+def to_replay(
+    letters: list[DeadLetter], ids: Iterable[str], reason: str | None, now: datetime
+) -> list[DeadLetter]:
+    """The letters `mrwbus dead replay` names (ids, and every one whose reason contains
+    `reason`), each once; `ServiceError` if an id names none or several, or a letter does not
+    say where it came from."""
+    chosen = [one(letters, prefix, now) for prefix in ids]
+    if reason is not None:
+        chosen += [
+            letter for letter in select(letters, reason=reason, now=now) if letter not in chosen
+        ]
+    for letter in chosen:
+        if not letter.exchange and not letter.routing_key:
+            raise ServiceError(f"dead letter {letter.id} does not say where it came from")
+        if letter.exchange not in REPLAYABLE:
+            # The service replays as itself: to the default exchange it could reach any queue
+            # (its snapshot, its journal), whatever a planted dead letter says it came from.
+            raise ServiceError(
+                f"dead letter {printable(letter.id)} came from {printable(letter.source)}; "
+                f"only messages of {', '.join(REPLAYABLE)} are replayed"
+            )
+    return chosen
 
 
 def select(

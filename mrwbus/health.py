@@ -10,6 +10,20 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+STUCK_AFTER = 60.0
+"""Seconds a consumer may hold a message without finishing any before `/healthz` fails: far
+beyond any honest handling (a fault is decided in milliseconds, a journal write in less than a
+publish timeout), short enough for an orchestrator to notice a stalled replica."""
+
+
+@dataclass
+class ConsumerProgress:
+    """The messages one consumer holds now, and when it last finished one."""
+
+    handling: dict[int, float] = field(default_factory=dict)
+    """A token per message in hand -> when its handling began (monotonic seconds)."""
+    last_done: float | None = None
+
 
 @dataclass
 class Health:
@@ -26,6 +40,30 @@ class Health:
     last_error: str | None = None
     node: str | None = None
     """The broker node (host:port) the session is connected to, while it is."""
+    consumers: dict[str, ConsumerProgress] = field(default_factory=dict)
+    """By queue name, kept by `bus.session.Session.consume`."""
+    stuck_after: float = STUCK_AFTER
+
+    def began(self, queue: str, token: int, now: float) -> None:
+        self.consumers.setdefault(queue, ConsumerProgress()).handling[token] = now
+
+    def ended(self, queue: str, token: int, now: float) -> None:
+        progress = self.consumers.setdefault(queue, ConsumerProgress())
+        progress.handling.pop(token, None)
+        progress.last_done = now
+
+    def stuck(self, now: float) -> list[str]:
+        """The queues whose consumer has held a message longer than `stuck_after` seconds and
+        finished none meanwhile: a message it cannot get past, a handler that hangs."""
+        found = []
+        for queue, progress in sorted(self.consumers.items()):
+            if not progress.handling:
+                continue
+            oldest = min(progress.handling.values())
+            moved = max(oldest, progress.last_done or oldest)
+            if now - moved > self.stuck_after:
+                found.append(queue)
+        return found
 
 
 @dataclass

@@ -24,8 +24,9 @@ from pydantic import (
     ValidationError,
 )
 
-from mrwbus.bus_messages import BusReport, DeadLetterNote
+from mrwbus.bus_messages import BusReport, DeadLetterNote, DeadLetterReplay
 from mrwbus.errors import ContractError
+from mrwbus.json_limits import scan
 
 MAX_BODY_BYTES = 64 * 1024
 """Larger message bodies are refused before they are parsed."""
@@ -224,6 +225,7 @@ class EventKind(StrEnum):
     RESULT = "result"  # an agent reported a command's outcome, or a failover moved on
     SERVER = "server"  # a server's agent went silent or came back
     DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
+    REFUSED = "refused"  # a message from a sender not allowed to send it was dead-lettered
 
 
 NO_MONITOR = "_"
@@ -265,9 +267,12 @@ def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if len(body) > max_bytes:
         raise ContractError(f"body is {len(body)} bytes, at most {max_bytes} allowed")
     try:
-        data = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ContractError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    scan(text)
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -429,6 +434,7 @@ class ControlVerb(StrEnum):
     RESUME = "resume"
     PLACE = "place"
     DEAD_LETTERS = "dead_letters"
+    REPLAY = "replay"
 
 
 class ControlRequest(WireModel):
@@ -452,6 +458,9 @@ class ControlRequest(WireModel):
     by: str = Field(default="operator", max_length=200, description="Who asked, for the event log.")
     dead_letters: DeadLetterNote | None = Field(
         default=None, description="dead_letters: what the operator did, to record as an event."
+    )
+    replay: DeadLetterReplay | None = Field(
+        default=None, description="replay: which dead letters the service replays."
     )
 
     @property

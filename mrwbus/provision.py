@@ -23,7 +23,7 @@ import aiohttp
 from yarl import URL
 
 from mrwbus.bus.connection import Urls, connect_any, url_list
-from mrwbus.bus.topology import declare_service_topology
+from mrwbus.bus.topology import DEFAULT_DEAD_LIMITS, DeadLetterLimits, declare_service_topology
 from mrwbus.errors import MrwbusError
 from mrwbus.roles import SERVICE, Role, roles_for
 from mrwbus.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
@@ -131,6 +131,7 @@ async def provision(
     vhost: str,
     secrets_dir: str | Path,
     rotate: str | None = None,
+    dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
 ) -> Provisioned:
     """Create (or bring up to date) the vhost, the topology and every role's user.
 
@@ -168,7 +169,7 @@ async def provision(
                 write_secret(directory, role.user, password)
                 (rotated if exists else created).append(role.user)
             await api.grant(role)
-    await declare_topology(amqp_url, vhost, servers, directory / SERVICE)
+    await declare_topology(amqp_url, vhost, servers, directory / SERVICE, dead_limits)
     log.info(
         "provisioned vhost %s: %d users created, %d rotated", vhost, len(created), len(rotated)
     )
@@ -176,7 +177,11 @@ async def provision(
 
 
 async def declare_topology(
-    amqp_url: Urls, vhost: str, servers: list[str], service_password: Path
+    amqp_url: Urls,
+    vhost: str,
+    servers: list[str],
+    service_password: Path,
+    dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
 ) -> None:
     """Declare the topology in `vhost` as the service user (which may, and so proves it can),
     on the host of `amqp_url` (any node of a cluster) with its TLS files."""
@@ -190,6 +195,6 @@ async def declare_topology(
     connection = await connect_any(as_service, "mrwbus-provision")
     try:
         channel = await connection.channel()
-        await declare_service_topology(channel, servers)
+        await declare_service_topology(channel, servers, dead_limits)
     finally:
         await connection.close()

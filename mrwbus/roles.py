@@ -96,14 +96,19 @@ def agent_role(server: str) -> Role:
     )
 
 
-def operator_role(user: str = OPERATOR, verbs: Iterable[ControlVerb] = tuple(ControlVerb)) -> Role:
+def operator_role(
+    user: str = OPERATOR,
+    verbs: Iterable[ControlVerb] = tuple(ControlVerb),
+    reads: tuple[str, ...] = (EVENTS, DEAD),
+) -> Role:
     # A control request goes to the control exchange keyed by its verb; the reply comes back
-    # to a server-named exclusive queue; `watch` binds another one to the events.
+    # to a server-named exclusive queue; `watch` binds another one to the events. Operators
+    # also read `mrwbus.dead` (`mrwbus dead list|show|purge`; replay goes through the service).
     return Role(
         user,
         configure=names(GENERATED),
         write=names(GENERATED, exact(CONTROL)),
-        read=names(GENERATED, exact(EVENTS)),
+        read=names(GENERATED, *map(exact, reads)),
         topics=(
             TopicPermission(CONTROL, write=names(*(verb.value for verb in verbs))),
             TopicPermission(EVENTS, read=".*"),
@@ -112,7 +117,7 @@ def operator_role(user: str = OPERATOR, verbs: Iterable[ControlVerb] = tuple(Con
 
 
 def viewer_role() -> Role:
-    return operator_role(VIEWER, VIEWER_VERBS)
+    return operator_role(VIEWER, VIEWER_VERBS, reads=(EVENTS,))
 
 
 def roles_for(servers: Iterable[str]) -> list[Role]:

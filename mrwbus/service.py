@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import TypeAdapter
 
+from mrwbus import senders
 from mrwbus.actor import MonitorActor, monitor_actors
 from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
+from mrwbus.bus.replay import replay_for
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.bus_messages import RecentDeadLetter
@@ -43,6 +45,7 @@ from mrwbus.messages import (
     CommandResult,
     ControlReply,
     ControlRequest,
+    ControlVerb,
     Event,
     FaultNotification,
     MessageId,
@@ -128,7 +131,9 @@ class Service:
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
         # Agent queues are declared before a server's first command (`_publish`), not here: a
         # start-up that declared a queue per server took minutes with a thousand servers.
-        topology = await declare_service_topology(session.channel, ())
+        topology = await declare_service_topology(
+            session.channel, (), self.config.service.dead_letter_limits()
+        )
         self._agent_queues = set()
         session.use_exchanges(topology.exchanges)
         if not await self._wait_for_leadership(session.connection, stop):
@@ -213,6 +218,12 @@ class Service:
             except ContractError as exc:
                 await self._dead_letter(message, str(exc))
                 return
+            sender = senders.effective_sender(message.user_id, message.headers)
+            if refused := senders.fault_refusal(fault, sender, self.config):
+                await self._refuse(
+                    message, refused, senders.refused(message, fault, sender, refused)
+                )
+                return
             if fault.server not in self.config.servers:
                 # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
                 await self._dead_letter(
@@ -263,6 +274,18 @@ class Service:
         log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
         await message.ack()
 
+    async def _refuse(
+        self, message: AbstractIncomingMessage, reason: str, event: Event, reply_id: str = ""
+    ) -> None:
+        """A message from a sender not allowed to send it: an event, a refused reply to a
+        control request (`reply_id`), and dead-lettered with the reason."""
+        await self._publish([], [event])
+        if reply_id:
+            await self._reply(
+                message, ControlReply(id=reply_id, ok=False, error=f"refused: {reason}")
+            )
+        await self._dead_letter(message, f"refused: {reason}")
+
     async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
         publisher = self._current_publisher()
         for server in {command.server for command in commands} - self._agent_queues:
@@ -294,6 +317,16 @@ class Service:
                 await self._dead_letter(message, str(exc))
                 return
             now = utc_now()
+            sender = senders.effective_sender(message.user_id, message.headers)
+            if refused := senders.agent_message_refusal(found, sender, self.config):
+                await self._refuse(
+                    message, refused, senders.refused(message, found, sender, refused)
+                )
+                return
+            if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
+                await self._react(self.cluster.handle_result(found, now))  # its event only
+                await self._dead_letter(message, wrong)
+                return
             if isinstance(found, CommandResult):
                 self.counters.results_by_outcome[found.outcome.value] += 1
                 reaction = self.cluster.handle_result(found, now)
@@ -342,9 +375,19 @@ class Service:
                         id=_reply_id(message.message_id), ok=False, error=f"bad request: {exc}"
                     ),
                 )
-                await message.ack()
+                await self._dead_letter(message, f"bad control request: {exc}")  # and acks
                 return
-            reply, found = handle_control(self.cluster, request, utc_now())
+            sender = senders.effective_sender(message.user_id, message.headers)
+            key = message.routing_key or ""
+            if refused := senders.control_refusal(request, key, sender, self.config):
+                event = senders.refused_control(request, sender, refused)
+                await self._refuse(message, refused, event, reply_id=request.id)
+                return
+            request = senders.named(request, sender, self.config)
+            if request.verb is ControlVerb.REPLAY:
+                reply, found = await replay_for(self.settings.amqp_url, request, utc_now())
+            else:
+                reply, found = handle_control(self.cluster, request, utc_now())
             if reply.status is not None:
                 reply = reply.model_copy(update={"status": self.status_report()})
             await self._react(Decision(events=tuple(found)))  # journaled before the reply says done

@@ -46,6 +46,7 @@ from mrwbus.messages import (
     parse_message,
     utc_now,
 )
+from mrwbus.senders import effective_sender
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ class Agent:
         except ContractError as exc:
             await self._reject(message, str(exc))
             return
-        if self.refusal and (problem := self.refusal(command, message.user_id)):
+        if self.refusal and (
+            problem := self.refusal(command, effective_sender(message.user_id, message.headers))
+        ):
             return await self._reject(message, f"refused: {problem}")
         result = await self._current_runner().result_for(command)
         await self._send(result)

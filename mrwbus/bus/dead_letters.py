@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractIncomingMessage
 
-from mrwbus.bus.connection import Urls, connect_any
+from mrwbus.bus.connection import Urls, connect_any, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.rpc import existing_queue
 from mrwbus.bus.topology import DEAD
@@ -42,8 +42,9 @@ class HeldDeadLetters:
         kept = {name: getattr(message, name) for name in _KEPT_PROPERTIES}
         copy = Message(
             letter.body,
-            headers=replay_headers(letter.headers, by),
+            headers=replay_headers(letter, by),
             delivery_mode=DeliveryMode.PERSISTENT,
+            user_id=self._publisher.user_id,
             **kept,
         )
         await self._publisher.resend(copy, letter.exchange, letter.routing_key)
@@ -75,12 +76,17 @@ async def held_dead_letters(url: Urls) -> AsyncIterator[HeldDeadLetters]:
                 message_id=message.message_id,
                 timestamp=message.timestamp,
                 content_type=message.content_type,
+                user_id=message.user_id,
             )
             if letter.id in messages:  # the same broker dead letter twice: keep ids unique
                 letter = _renamed(letter, len(letters))
             letters.append(letter)
             messages[letter.id] = message
-        yield HeldDeadLetters(in_time_order(letters), messages, Publisher(confirming, {}))
+        yield HeldDeadLetters(
+            in_time_order(letters),
+            messages,
+            Publisher(confirming, {}, user_id=connection_user(confirming)),
+        )
         await reading.close()  # returns the unacknowledged, in their order
     finally:
         await connection.close()

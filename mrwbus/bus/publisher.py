@@ -24,6 +24,7 @@ from mrwbus.bus.topology import (
     EVENTS,
 )
 from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel, new_id, utc_now
+from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 
 REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
 """The only queues a reply may go to: names the broker generates, never one a client chose."""
@@ -132,6 +133,11 @@ class Publisher:
         headers[DEAD_ID_HEADER] = new_id()
         now = utc_now()
         headers[DEAD_AT_HEADER] = now.isoformat()
+        # Who sent it, as far as mrwbus can vouch (a replay is judged as sent by them); set
+        # here whatever the message claimed in its own headers.
+        headers[SENDER_HEADER] = (
+            effective_sender(message.user_id, message.headers) or UNKNOWN_SENDER
+        )
         copy = Message(
             message.body,
             headers=headers,
@@ -139,6 +145,7 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message.message_id,
             timestamp=now,  # for other tools; the header has the microseconds
+            user_id=self.user_id,
         )
         await self.exchanges[DEAD].publish(
             copy, routing_key=DEAD, mandatory=True, timeout=self.timeout

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -170,6 +171,8 @@ class Session:
             task = asyncio.current_task()
             assert task is not None
             self._inflight.add(task)
+            health = self._runner.health
+            health.began(queue.name, id(task), time.monotonic())
             try:
                 await handler(message)
             except SESSION_ERRORS as exc:
@@ -185,6 +188,7 @@ class Session:
                     await message.nack(requeue=True)
             finally:
                 self._inflight.discard(task)
+                health.ended(queue.name, id(task), time.monotonic())
 
         tag = await queue.consume(guarded)
         self._tags[tag] = queue

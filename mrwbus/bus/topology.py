@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
@@ -65,6 +66,27 @@ DEAD_ID_HEADER = "x-mrwbus-dead-id"
 """A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
 
 
+@dataclass(frozen=True)
+class DeadLetterLimits:
+    """What `mrwbus.dead` may hold, so that a flood of bad messages cannot fill the broker's
+    disk: beyond `max_length` the oldest are dropped, and each is dropped after `ttl`.
+    `ttl` is also how long an operator has to look at a dead letter and replay it."""
+
+    max_length: int = 100_000
+    ttl: timedelta = timedelta(days=14)
+
+    def arguments(self) -> FieldTable:
+        return {
+            **replicated_quorum(),
+            "x-max-length": self.max_length,
+            "x-overflow": "drop-head",
+            "x-message-ttl": int(self.ttl.total_seconds() * 1000),
+        }
+
+
+DEFAULT_DEAD_LIMITS = DeadLetterLimits()
+
+
 def agent_queue(server: str) -> str:
     """The durable queue that holds a server's commands while its agent is down."""
     return f"mrwbus.agent.{server}"
@@ -90,7 +112,9 @@ class Topology:
     results: AbstractQueue
 
 
-async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+async def declare_exchanges(
+    channel: AbstractChannel, dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS
+) -> dict[str, AbstractExchange]:
     """The exchanges (and the dead-letter queue): declared when missing, else only looked up.
 
     Declaring needs the configure permission, which only the service holds on a provisioned
@@ -103,7 +127,7 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
     # Dead letters go through an exchange of their own: only the service may write to the
     # default exchange, yet agents dead-letter too.
     exchanges[DEAD] = await channel.declare_exchange(DEAD, ExchangeType.FANOUT, durable=True)
-    dead = await channel.declare_queue(DEAD, durable=True, arguments=replicated_quorum())
+    dead = await channel.declare_queue(DEAD, durable=True, arguments=dead_limits.arguments())
     await dead.bind(exchanges[DEAD])
     return exchanges
 
@@ -138,11 +162,15 @@ async def declare_agent_queue(
     return queue
 
 
-async def declare_service_topology(channel: AbstractChannel, servers: Iterable[str]) -> Topology:
+async def declare_service_topology(
+    channel: AbstractChannel,
+    servers: Iterable[str],
+    dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
+) -> Topology:
     """Everything the service uses, and the agent queues of `servers`. The service declares a
     server's agent queue before its first command instead (so start-up does not grow with the
     servers); either way no command is unroutable: it waits in its queue until the agent comes."""
-    exchanges = await declare_exchanges(channel)
+    exchanges = await declare_exchanges(channel, dead_limits)
     faults = await channel.declare_queue(
         FAULTS, durable=True, arguments=_quorum(single_active_consumer=True)
     )

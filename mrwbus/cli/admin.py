@@ -59,6 +59,7 @@ def provision_broker(args: argparse.Namespace) -> int:
             vhost=args.vhost,
             secrets_dir=args.secrets,
             rotate=args.rotate,
+            dead_limits=config.service.dead_letter_limits(),
         )
     )
     print(done.summary(args.secrets))

@@ -1,9 +1,10 @@
 """`mrwbus dead list|show|replay|purge`: the operator's hands on `mrwbus.dead`.
 
-The command works with the operator's own credentials (reading, republishing and removing dead
-letters); then it tells the running service what it did, and the service records that as an
-event naming who asked (MRW-801..804). When the service is not running the work is still done,
-and the command says it could not be recorded.
+`list`, `show` and `purge` work with the operator's own credentials (reading and removing dead
+letters: the `operator` role reads `mrwbus.dead`); then they tell the running service what they did, and the service records that as an
+event naming who asked (MRW-801, 802, 804). When the service is not running the work is still
+done, and the command says it could not be recorded. `replay` asks the service to replay
+(`bus/replay.py`): operators may not write where dead letters came from (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 import sys
 from datetime import timedelta
 
-from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation
+from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation, DeadLetterReplay
 from mrwbus.cli.common import add_group, add_verb, broker_url, checked, operator, run
 from mrwbus.config import parse_duration
-from mrwbus.dead_letters import MIN_PREFIX, SHORT_ID, DeadLetter, render_list, render_show, select
+from mrwbus.dead_letters import SHORT_ID, DeadLetter, one, render_list, render_show, select
 from mrwbus.errors import BrokerUnavailable, ServiceError
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
 from mrwbus.terminal import printable
@@ -31,6 +32,9 @@ Examples:
 """
 
 DURATIONS = "90s, 10m, 2h, 1d"
+
+REPLAY_TIMEOUT = 120.0
+"""Seconds to wait for the service to replay: thousands of letters take a while."""
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,7 +116,7 @@ def show_dead(args: argparse.Namespace) -> int:
         from mrwbus.bus.dead_letters import held_dead_letters
 
         async with held_dead_letters(broker_url(args)) as held:
-            return _one(held.letters, args.id)
+            return one(held.letters, args.id, utc_now())
 
     letter: DeadLetter = run(work())
     print(
@@ -123,44 +127,28 @@ def show_dead(args: argparse.Namespace) -> int:
 
 
 def replay_dead(args: argparse.Namespace) -> int:
-    """republish dead letters to where they came from (a fault goes through every check again)
+    """have the service republish dead letters to where they came from (operators only; a
+    fault goes through every check again, as sent by whoever sent it first)
 
     Examples:
         mrwbus dead replay 3f2a9c1b 77d0e2a4
         mrwbus dead replay --reason "server 'server9' is not in the configuration"
     """
+    from mrwbus.bus.rpc import ask_service
+
     if not args.ids and args.reason is None:
         raise ServiceError("name the dead letters to replay: IDs, or --reason TEXT")
-    by = operator()
-
-    async def work() -> list[DeadLetter]:
-        from mrwbus.bus.dead_letters import held_dead_letters
-
-        async with held_dead_letters(broker_url(args)) as held:
-            chosen = [_one(held.letters, prefix) for prefix in args.ids]
-            if args.reason is not None:
-                chosen += [
-                    letter
-                    for letter in select(held.letters, reason=args.reason, now=utc_now())
-                    if letter not in chosen
-                ]
-            for letter in chosen:
-                if not letter.exchange and not letter.routing_key:
-                    raise ServiceError(f"dead letter {letter.id} does not say where it came from")
-            for letter in chosen:
-                await held.replay(letter, by)
-            return chosen
-
-    replayed: list[DeadLetter] = run(work())
-    for letter in replayed:
-        print(f"replayed {letter.id[:SHORT_ID]} to {printable(letter.source)}")
-    print(f"{len(replayed)} dead letters replayed.")
-    _record(
-        args,
-        "replay",
-        len(replayed),
-        _filters(args, ids=[letter.id for letter in replayed]),
+    request = ControlRequest(
+        id=new_id(),
+        verb=ControlVerb.REPLAY,
+        by=operator(),
+        replay=DeadLetterReplay(ids=args.ids, reason=args.reason),
     )
+    reply = run(ask_service(broker_url(args), request, timeout=REPLAY_TIMEOUT))
+    if not reply.ok:
+        raise ServiceError(f"nothing replayed: {printable(reply.error or '')}")
+    for line in reply.text.split("\n"):
+        print(printable(line))
     return 0
 
 
@@ -185,19 +173,6 @@ def purge_dead(args: argparse.Namespace) -> int:
     print(f"{len(purged)} dead letters purged (older than {_text(args.before)}).")
     _record(args, "purge", len(purged), f"older than {_text(args.before)}")
     return 0
-
-
-def _one(letters: list[DeadLetter], prefix: str) -> DeadLetter:
-    if len(prefix) < MIN_PREFIX:
-        raise ServiceError(f"give at least {MIN_PREFIX} characters of a dead letter's id")
-    found = select(letters, ids=[prefix], now=utc_now())
-    if not found:
-        raise ServiceError(f"there is no dead letter {printable(prefix)!r}")
-    if len(found) > 1:
-        raise ServiceError(
-            f"{printable(prefix)!r} names {len(found)} dead letters; give more of the id"
-        )
-    return found[0]
 
 
 def _filters(args: argparse.Namespace, ids: list[str] | None = None) -> str:

@@ -142,6 +142,10 @@ class ClusterState:
         """An agent's result: an event, and the next step of a failover waiting for it."""
         found: list[Event] = []
         command = self.issued.get(result.command_id) or self._awaited(result.command_id)
+        if command is not None and command.server != result.server:
+            # Only the server a command was sent to can say how it went: another server's
+            # "stopped" must never start a group elsewhere while its source still runs it.
+            return Decision(events=(self._wrong_server(command, result, now),))
         monitor = command.monitor if command else "_"
         action = _describe(command) if command else f"command {result.command_id}"
         detail_text = f" ({result.detail})" if result.detail else ""
@@ -199,6 +203,32 @@ class ClusterState:
             key = (command.monitor, command.server)
         if key in self.monitors:
             self._set(*key, self.monitors[key].recovered(now))
+
+    def result_refusal(self, result: CommandResult) -> str | None:
+        """Why `result` is not believed: it comes from another server than the one its command
+        (one issued, or the step a failover awaits) was sent to; None when it may be taken."""
+        command = self.issued.get(result.command_id) or self._awaited(result.command_id)
+        if command is None or command.server == result.server:
+            return None
+        return (
+            f"the result of command {result.command_id} came from {result.server!r}, "
+            f"but the command was sent to {command.server!r}"
+        )
+
+    def _wrong_server(
+        self, command: RecoveryCommand, result: CommandResult, now: datetime
+    ) -> Event:
+        return events.RESULT_FROM_WRONG_SERVER.make(
+            at=now,
+            cause=result.id,
+            monitor=command.monitor,
+            server=result.server,
+            fault_id=command.fault_id,
+            command_id=command.id,
+            group=command.group,
+            action=_describe(command),
+            expected=command.server,
+        )
 
     def handle_report(self, report: AgentReport, now: datetime) -> Decision:
         """An agent's report: it is alive, and these groups run on its server."""

@@ -231,3 +231,18 @@ DEAD_LETTERS_REPLAYED = EventType(
 DEAD_LETTERS_PURGED = EventType(
     "MRW-804", EventKind.DEAD_LETTER, "{count} dead letters purged by {by}{selection_text}."
 )
+SENDER_REFUSED = EventType(
+    "MRW-901",
+    EventKind.REFUSED,
+    "A {noun} was refused and dead-lettered: {reason}.",
+)
+CONTROL_REFUSED = EventType(
+    "MRW-902",
+    EventKind.REFUSED,
+    "A {verb} request by {by} was refused and dead-lettered: {reason}.",
+)
+RESULT_FROM_WRONG_SERVER = EventType(
+    "MRW-903",
+    EventKind.REFUSED,
+    "{monitor}: a result for the {action} came from {server}, not from {expected}; ignored.",
+)

@@ -1,12 +1,14 @@
 """`/healthz`: whether this replica does its job, for load balancers and orchestrators.
 
 Healthy means connected to the broker and either consuming faults or standing by as a replica
-that is ready to take over. A replica that cannot reach the broker could not take over, so it
+that is ready to take over, and no consumer stuck: none holds a message longer than
+`Health.stuck_after` while finishing none (a message it cannot get past, a hung handler). A replica that cannot reach the broker could not take over, so it
 is degraded whatever its role.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +28,8 @@ class HealthReport:
     last_error: str | None
     node: str | None = None
     """The broker node (host:port) the session is connected to."""
+    stuck: tuple[str, ...] = ()
+    """Queues whose consumer holds a message and makes no progress (`Health.stuck`)."""
 
     @property
     def http_status(self) -> int:
@@ -40,6 +44,7 @@ class HealthReport:
             "outages": self.outages,
             "last_error": self.last_error,
             "node": self.node,
+            "stuck": list(self.stuck),
         }
 
 
@@ -53,9 +58,10 @@ def role_of(health: Health) -> Role:
     return "unknown"
 
 
-def assess(health: Health) -> HealthReport:
+def assess(health: Health, now: float | None = None) -> HealthReport:
     role = role_of(health)
-    ok = health.connected and (health.consuming or role == "standby")
+    stuck = tuple(health.stuck(time.monotonic() if now is None else now))
+    ok = health.connected and (health.consuming or role == "standby") and not stuck
     return HealthReport(
         status="ok" if ok else "degraded",
         broker_connected=health.connected,
@@ -64,4 +70,5 @@ def assess(health: Health) -> HealthReport:
         outages=health.outages,
         last_error=health.last_error,
         node=health.node,
+        stuck=stuck,
     )

@@ -205,6 +205,9 @@ class StatusServer:
                 await asyncio.wait(
                     {getting, closing}, timeout=self._tick, return_when=asyncio.FIRST_COMPLETED
                 )
+                if closing.done() and not getting.done():
+                    getting.cancel()  # stopping: end the stream, no last tick
+                    break
                 if getting.done():
                     chunk: bytes | None = stream.on_event(getting.result())
                 else:

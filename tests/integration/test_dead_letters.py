@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER
+from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER, DeadLetterLimits
 from mrwbus.config import parse_config
 from mrwbus.messages import new_id, utc_now
 from mrwbus.relay import make_fault
@@ -24,6 +24,7 @@ from tests.integration.conftest import running_service
 pytestmark = pytest.mark.broker
 
 BASE = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}
@@ -34,6 +35,7 @@ monitors:
 """
 
 WITH_SERVER9 = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}
@@ -206,9 +208,9 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
 ) -> None:
     from mrwbus.bus.topology import COMMANDS, DELIVERY_LIMIT, agent_queue, declare_agent_queue
 
-    queue = await declare_agent_queue(probe.channel, probe.exchanges, "server1")
+    queue = await declare_agent_queue(probe.channel, probe.exchanges, "server7")
     await probe.exchanges[COMMANDS].publish(
-        aio_pika.Message(b"poison", message_id="poison-1"), routing_key="server1.restart"
+        aio_pika.Message(b"poison", message_id="poison-1"), routing_key="server7.restart"
     )
     deliveries = 0
 
@@ -223,11 +225,14 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
     assert deliveries == DELIVERY_LIMIT + 1
 
     (letter,) = json.loads(await mrwbus(amqp_url, "dead", "list", "--json"))
-    assert letter["reason"].startswith(f"dead-lettered by the broker from {agent_queue('server1')}")
-    assert (letter["exchange"], letter["routing_key"]) == (COMMANDS, "server1.restart")
+    assert letter["reason"].startswith(f"dead-lettered by the broker from {agent_queue('server7')}")
+    assert (letter["exchange"], letter["routing_key"]) == (COMMANDS, "server7.restart")
     assert letter["at"] is not None and letter["message_id"] == "poison-1"
 
-    await mrwbus(amqp_url, "dead", "replay", letter["id"])
+    # The service replays (operators may not write to mrwbus.commands); server7 is none of
+    # its servers, so nothing else of its reaches server7's queue.
+    async with running_service(config(BASE), amqp_url):
+        await mrwbus(amqp_url, "dead", "replay", letter["id"])
     await dead_count(probe, 0)
     back: asyncio.Future[aio_pika.abc.AbstractIncomingMessage] = asyncio.Future()
 
@@ -237,4 +242,29 @@ async def test_a_poison_message_the_broker_dead_lettered_is_listed_and_replayed(
     await queue.consume(receive, no_ack=True)
     replayed = await asyncio.wait_for(back, 10)
     assert replayed.body == b"poison" and "x-death" not in (replayed.headers or {})
-    assert replayed.routing_key == "server1.restart"
+    assert replayed.routing_key == "server7.restart"
+
+
+async def test_the_dead_letter_queue_is_bounded_oldest_dropped_first(amqp_url: str) -> None:
+    bounded = config(
+        BASE.replace(
+            "servers:", "service: {dead_letter_max_length: 3, dead_letter_ttl: 1d}\nservers:", 1
+        )
+    )
+    # The service declares mrwbus.dead (no probe first: whoever declares it sets its limits).
+    async with running_service(bounded, amqp_url), BusProbe.open(amqp_url) as probe:
+        for i in range(5):
+            await probe.publish_raw(b"{not json", "server1.nic", message_id=f"flood-{i}")
+        await asyncio.sleep(1.0)  # all five dead-lettered; the broker keeps the newest three
+        await dead_count(probe, 3)
+        kept = json.loads(await mrwbus(amqp_url, "dead", "list", "--json"))
+        assert sorted(letter["message_id"] for letter in kept) == [
+            "flood-2",
+            "flood-3",
+            "flood-4",
+        ]
+        # Declared with exactly these arguments (the broker refuses a declaration with others).
+        expected = DeadLetterLimits(max_length=3, ttl=timedelta(days=1)).arguments()
+        assert expected["x-overflow"] == "drop-head"
+        assert expected["x-message-ttl"] == 86_400_000
+        await probe.channel.declare_queue(DEAD, durable=True, arguments=expected)

@@ -14,6 +14,7 @@ from tests.integration.conftest import RunningService
 pytestmark = pytest.mark.broker
 
 CLUSTER = """
+security: {verify_senders: false}
 servers:
   server1: {server_group: site-a}
   server2: {server_group: site-a}

@@ -14,6 +14,7 @@ from tests.integration.processes import Processes
 pytestmark = pytest.mark.broker
 
 CLUSTER = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}

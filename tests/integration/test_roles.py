@@ -158,6 +158,9 @@ async def test_operators_and_viewers_cannot_command(
         ("viewer", ControlVerb.RESUME, True),
         ("operator", ControlVerb.PLACE, False),
         ("viewer", ControlVerb.PLACE, True),
+        ("operator", ControlVerb.REPLAY, False),
+        ("viewer", ControlVerb.REPLAY, True),
+        ("viewer", ControlVerb.DEAD_LETTERS, True),
     ],
 )
 async def test_the_broker_authorises_control_verbs_per_user(
@@ -165,6 +168,19 @@ async def test_the_broker_authorises_control_verbs_per_user(
 ) -> None:
     request = ControlRequest(id=new_id(), verb=verb)
     assert await _refused(deployment, user, f"publish {CONTROL} {request.routing_key}") is refused
+
+
+@pytest.mark.parametrize(("user", "refused"), [("operator", False), ("viewer", True)])
+async def test_operators_read_the_dead_letters_viewers_do_not(
+    deployment: Deployment, user: str, refused: bool
+) -> None:
+    assert await _refused(deployment, user, f"consume {DEAD}") is refused
+    assert await _refused(deployment, user, f"publish {DEAD} {DEAD}")
+    if not refused:  # what `mrwbus dead list` does, as the operator
+        from mrwbus.bus.dead_letters import held_dead_letters
+
+        async with held_dead_letters(deployment.url(user)) as held:
+            assert isinstance(held.letters, list)
 
 
 async def test_the_service_publishes_commands_with_its_verified_user_id(

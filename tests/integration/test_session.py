@@ -97,3 +97,33 @@ async def test_a_stop_lets_the_message_in_hand_finish_and_ack(amqp_url: str) -> 
         queue = await channel.declare_queue(QUEUE, passive=True)
         assert queue.declaration_result.message_count == 0  # acked, not redelivered
     assert runner.health.outages == 0
+
+
+async def test_healthz_fails_while_a_consumer_is_stuck_on_a_message(amqp_url: str) -> None:
+    from mrwbus.web.health import assess
+
+    runner = SessionRunner(amqp_url, name="test-session", prefetch=1)
+    runner.health.stuck_after = 0.5
+    body = Body()
+    task = asyncio.create_task(runner.run(body.stop, body.session))
+    try:
+        await asyncio.wait_for(runner.ready.wait(), 15)
+        assert assess(runner.health).status == "ok"
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.default_exchange.publish(aio_pika.Message(b"hangs"), QUEUE)
+            await asyncio.wait_for(body.started.wait(), 15)
+
+            async def until(status: str) -> None:
+                while assess(runner.health).status != status:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(until("degraded"), 15)
+            assert assess(runner.health).stuck == (QUEUE,)
+            body.release.set()
+            await asyncio.wait_for(until("ok"), 15)
+    finally:
+        body.stop.set()
+        body.release.set()
+        await asyncio.wait_for(task, 30)

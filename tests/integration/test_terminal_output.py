@@ -18,6 +18,7 @@ from tests.integration.conftest import RunningService
 pytestmark = pytest.mark.broker
 
 CLUSTER = """
+security: {verify_senders: false}
 servers:
   server1: {}
   server2: {}

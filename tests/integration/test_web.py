@@ -136,6 +136,7 @@ async def test_healthz_ok_while_consuming(
         "outages": 0,
         "last_error": None,
         "node": f"{BROKER_HOST}:5672",
+        "stuck": [],
     }
 
 

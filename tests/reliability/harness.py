@@ -36,6 +36,7 @@ def cluster_yaml(monitors: int) -> str:
         "servers: {server1: {server_group: a}, server2: {server_group: a}, server3: {server_group: b}}",
         "groups: {g1: {servers: [server1, server2, server3]}}",
         "service: {heartbeat_timeout: 1h}",
+        "security: {verify_senders: false}",  # one broker user (guest) publishes everything
         "monitors:",
     ]
     lines += [

@@ -18,6 +18,7 @@ from mrwbus.relay import make_fault
 from mrwbus.simulate import simulate
 
 CONFIG = """
+security: {verify_senders: false}
 servers:
   server1: {server_group: site-a}
   server2: {server_group: site-a}

@@ -2,20 +2,27 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from mrwbus.bus.topology import DEAD_ID_HEADER, ERROR_HEADER
 from mrwbus.dead_letters import (
+    DeadLetter,
     describe,
     group_by_reason,
     render_list,
     render_show,
     replay_headers,
     select,
+    to_replay,
 )
+from mrwbus.errors import ServiceError
+from mrwbus.roles import SERVICE
+from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 
 
-def own(reason: str, minutes_ago: float, dead_id: str = "a1b2c3d4e5f6-0000") -> object:
+def own(reason: str, minutes_ago: float, dead_id: str = "a1b2c3d4e5f6-0000") -> DeadLetter:
     return describe(
         b'{"id": "f-1"}',
         {
@@ -70,9 +77,43 @@ def test_a_broker_dead_letter_is_read_from_x_death() -> None:
     assert again.id == letter.id  # stable between two listings
 
 
-def test_replay_strips_the_bookkeeping_and_names_who_replayed() -> None:
-    headers = replay_headers({**own("x", 1).headers, "x-death": [], "trace": "t-1"}, "operator ann")
-    assert headers == {"trace": "t-1", "x-mrwbus-replayed-by": "operator ann"}
+def letter_with(headers: dict[str, object], user_id: str | None) -> DeadLetter:
+    return describe(b"{}", headers, message_id="f-1", timestamp=NOW, user_id=user_id)
+
+
+def test_replay_strips_the_bookkeeping_and_names_who_replayed_and_who_sent() -> None:
+    made_by_service = {**own("x", 1).headers, SENDER_HEADER: "relay-server1", "trace": "t-1"}
+    headers = replay_headers(letter_with(made_by_service, SERVICE), "operator ann")
+    assert headers == {
+        "trace": "t-1",
+        "x-mrwbus-replayed-by": "operator ann",
+        SENDER_HEADER: "relay-server1",
+    }
+
+
+def test_a_replay_vouches_only_for_what_mrwbus_can_vouch_for() -> None:
+    # An agent may write to mrwbus.dead: its claims about the sender are not believed.
+    planted = letter_with({ERROR_HEADER: "x", SENDER_HEADER: "relay-server2"}, "agent-server1")
+    assert replay_headers(planted, "ann")[SENDER_HEADER] == "agent-server1"
+    # The broker dead-lettered it: the original's user_id is the letter's.
+    poison = letter_with({"x-death": [{"reason": "delivery_limit"}]}, SERVICE)
+    assert replay_headers(poison, "ann")[SENDER_HEADER] == SERVICE
+    # Nobody said who sent it: a replay says nobody either.
+    anonymous = letter_with({ERROR_HEADER: "x"}, None)
+    assert replay_headers(anonymous, "ann")[SENDER_HEADER] == UNKNOWN_SENDER
+
+
+def test_replay_selection_by_ids_and_reason_each_once() -> None:
+    letters = [own("body is not JSON", 90, "aaaaaa-1"), own("server 'x' unknown", 5, "bbbbbb-2")]
+    chosen = to_replay(letters, ["aaaaaa"], "not json", NOW)
+    assert chosen == letters[:1]
+    with pytest.raises(ServiceError, match="at least 6"):
+        to_replay(letters, ["aaa"], None, NOW)
+    with pytest.raises(ServiceError, match="no dead letter"):
+        to_replay(letters, ["cccccc"], None, NOW)
+    nowhere = letter_with({ERROR_HEADER: "x", DEAD_ID_HEADER: "dddddd-1"}, None)
+    with pytest.raises(ServiceError, match="where it came from"):
+        to_replay([nowhere], ["dddddd"], None, NOW)
 
 
 def test_select_by_reason_id_and_age() -> None:
@@ -116,3 +157,19 @@ def test_what_came_off_the_bus_is_shown_escaped_never_obeyed() -> None:
     shown = render_show(letter)
     assert "bad \\x1b]0;owned\\x07 body" in shown
     assert shown.endswith("not json \\x1b[2J\nsecond line")  # the body keeps its lines
+
+
+def test_nothing_is_replayed_to_the_default_exchange_or_anywhere_unchecked() -> None:
+    # An agent may write to mrwbus.dead: a letter claiming to come from the default exchange
+    # would otherwise have the service (which may write there) fill its own snapshot.
+    planted = letter_with(
+        {
+            ERROR_HEADER: "x",
+            DEAD_ID_HEADER: "eeeeee-1",
+            "x-mrwbus-exchange": "",
+            "x-mrwbus-routing-key": "mrwbus.snapshot",
+        },
+        "agent-server1",
+    )
+    with pytest.raises(ServiceError, match=r"only messages of mrwbus\.faults"):
+        to_replay([planted], ["eeeeee"], None, NOW)

@@ -28,6 +28,7 @@ from mrwbus.messages import (
     ReportReason,
     derived_id,
     describe_validation_error,
+    json_object,
     new_id,
     parse_agent_message,
     parse_fault,
@@ -338,8 +339,8 @@ def test_a_status_reply_about_a_server_without_a_server_group_reads_back() -> No
     ("body", "problem"),
     [
         (b"[" * 50_000 + b"]" * 50_000, "at most"),  # larger than a body may be
-        (b'{"id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested too deeply"),
-        (b'{"id": ' + b"9" * 5_000 + b"}", "cannot be read"),
+        (b'{"id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested more than 32 deep"),
+        (b'{"id": ' + b"9" * 5_000 + b"}", "a number of 5000 characters"),
     ],
     ids=["deep-and-large", "deep", "huge-number"],
 )
@@ -353,3 +354,24 @@ def test_parse_message_reads_any_wire_model() -> None:
     assert parse_message(ControlRequest, request.to_body()) == request
     with pytest.raises(ContractError, match="breaks the control request schema"):
         parse_message(ControlRequest, b'{"id": "req-1", "verb": "dance"}')
+
+
+def test_the_scan_before_parsing_looks_only_outside_strings() -> None:
+    # Brackets and digits inside strings (escaped quotes too) are text, not nesting or numbers.
+    body = json.dumps({"id": "[" * 100 + "9" * 200 + '\\"{{' + "\\"}).encode()
+    assert json_object(body)["id"].startswith("[[[")
+    at_limit = b'{"a": ' + b"[" * 31 + b"1" + b"]" * 31 + b', "n": ' + b"1" * 64 + b"}"
+    assert json_object(at_limit)["n"] == int("1" * 64)
+    with pytest.raises(ContractError, match="nested more than 32 deep"):
+        json_object(b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}")
+    with pytest.raises(ContractError, match="a number of 65 characters"):
+        json_object(b'{"n": ' + b"1" * 65 + b"}")
+    with pytest.raises(ContractError, match="not valid UTF-8"):
+        json_object(b'{"n": "\xff"}')
+
+
+def test_a_body_of_quotes_and_backslashes_is_scanned_in_linear_time() -> None:
+    # A backtracking regex over strings would take minutes on this; the scan is linear.
+    body = b'{"x": "' + b'\\"' * 20_000 + b"}"
+    with pytest.raises(ContractError):
+        json_object(body)

@@ -91,7 +91,10 @@ def test_server_names_are_escaped() -> None:
 @pytest.mark.parametrize(
     ("role", "verbs"),
     [
-        (operator_role(), {"ping", "status", "clear", "suspend", "resume", "place"}),
+        (
+            operator_role(),
+            {"ping", "status", "clear", "suspend", "resume", "place", "dead_letters", "replay"},
+        ),
         (viewer_role(), {"ping", "status"}),
     ],
     ids=["operator", "viewer"],
@@ -99,7 +102,15 @@ def test_server_names_are_escaped() -> None:
 def test_control_verbs_per_user(role: Role, verbs: set[str]) -> None:
     write, _ = topic(role, "mrwbus.control")
     candidates = {"ping", "status", "clear", "suspend", "resume", "place", "statusx", "#"}
+    candidates |= {"dead_letters", "replay"}
     assert {verb for verb in candidates if allows(write, verb)} == verbs
     assert allows(role.configure, "amq.gen-Xy12") and not allows(role.configure, "mrwbus.control")
     assert not allows(role.read, "mrwbus.control")  # may not take others' requests
     assert allows(role.read, "mrwbus.events")
+
+
+def test_operators_read_the_dead_letters_viewers_do_not() -> None:
+    assert allows(operator_role().read, "mrwbus.dead")
+    assert not allows(viewer_role().read, "mrwbus.dead")
+    for role in (operator_role(), viewer_role()):
+        assert not allows(role.write, "mrwbus.dead")  # replay goes through the service

@@ -259,3 +259,31 @@ def test_expired_final_action_can_be_taken_again(
     assert codes(expired)[0] == "MRW-403"
     assert [c.step for c in expired.commands] == [CommandStep.STOP]
     assert cluster.state_of("mrw5", "server1").failovers == 1
+
+
+def test_a_stop_confirmed_by_another_server_starts_nothing_anywhere(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
+    forged = result(stop).model_copy(update={"server": "server3", "id": "forged"})
+    assert cluster.result_refusal(forged) is not None
+    refused = cluster.handle_result(forged, T0 + SECOND)
+    assert refused.commands == () and refused.moves == {}
+    assert reaction_codes(refused) == ["MRW-903"]
+    assert refused.events[0].detail["expected"] == "server2"
+    assert cluster.view.placement["db"] == "server2"
+    assert cluster.failovers["db"].phase is Phase.STOPPING
+    # The server the stop was sent to still moves it on.
+    assert cluster.result_refusal(result(stop)) is None
+    [start] = cluster.handle_result(result(stop), T0 + 2 * SECOND).commands
+    assert start.server == "server3"
+
+
+def test_after_a_restart_the_awaited_step_still_takes_its_result_only_from_its_server(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    [stop] = cluster.handle_fault("mrw2", make_fault("server2", "FC", "hba0"), T0).commands
+    cluster.issued.clear()  # a restarted service holds its failovers, not every command
+    forged = result(stop).model_copy(update={"server": "server1", "id": "forged"})
+    assert reaction_codes(cluster.handle_result(forged, T0)) == ["MRW-903"]
+    assert cluster.failovers["db"].phase is Phase.STOPPING

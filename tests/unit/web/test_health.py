@@ -52,12 +52,28 @@ def test_json_body() -> None:
         "outages": 2,
         "last_error": "connection refused",
         "node": None,
+        "stuck": [],
     }
 
 
 def test_the_node_is_shown() -> None:
     health = Health(connected=True, consuming=True, role="active", node="10.0.0.2:5672")
     assert assess(health).as_json()["node"] == "10.0.0.2:5672"
+
+
+def test_a_consumer_that_holds_a_message_and_finishes_none_fails_the_check() -> None:
+    health = Health(connected=True, consuming=True, stuck_after=60)
+    health.began("mrwbus.faults", 1, now=1000)
+    assert assess(health, now=1059).status == "ok"
+    stuck = assess(health, now=1061)
+    assert (stuck.status, stuck.stuck) == ("degraded", ("mrwbus.faults",))
+    # Progress beside the held message (others finished) is no stall, yet.
+    health.began("mrwbus.faults", 2, now=1050)
+    health.ended("mrwbus.faults", 2, now=1055)
+    assert assess(health, now=1100).status == "ok"
+    assert assess(health, now=1116).status == "degraded"
+    health.ended("mrwbus.faults", 1, now=1120)
+    assert assess(health, now=5000).status == "ok"  # nothing in hand: idle is healthy
 
 
 @pytest.mark.parametrize(
