@@ -1,0 +1,109 @@
+"""The wire contract: every message that crosses the bus, as pydantic models.
+
+One package, one concept per module (`base`, `recovery`, `agents`, `control`, `parsing`);
+everything is imported from here.
+
+Relays publish `FaultNotification`s; the service publishes `RecoveryCommand`s and `Event`s;
+node agents publish `CommandResult`s and `AgentReport`s. `docs/wire-contract.md` is checked
+against these models by the test suite, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from mrwbus.messages.agents import (
+    REPORT_REQUEST_WORD,
+    AgentReport,
+    CommandResult,
+    Outcome,
+    ReportReason,
+    ReportRequest,
+)
+from mrwbus.messages.base import (
+    CATEGORY_MAX_BYTES,
+    KEYWORD_MAX_BYTES,
+    MAX_BODY_BYTES,
+    MAX_REPLY_BYTES,
+    NAME_PATTERN,
+    Action,
+    Category,
+    FinalAction,
+    Keyword,
+    M,
+    MessageId,
+    Name,
+    Timestamp,
+    WireModel,
+    derived_id,
+    new_id,
+    utc_now,
+)
+from mrwbus.messages.control import (
+    ControlReply,
+    ControlRequest,
+    ControlVerb,
+    GroupRow,
+    MonitorStatusRow,
+    ServerRow,
+    ShownStatus,
+    StatusReport,
+)
+from mrwbus.messages.parsing import (
+    describe_validation_error,
+    json_object,
+    parse_agent_message,
+    parse_fault,
+    parse_message,
+)
+from mrwbus.messages.recovery import (
+    NO_MONITOR,
+    CommandStep,
+    Event,
+    EventKind,
+    FaultNotification,
+    RecoveryCommand,
+)
+
+__all__ = [
+    "CATEGORY_MAX_BYTES",
+    "KEYWORD_MAX_BYTES",
+    "MAX_BODY_BYTES",
+    "MAX_REPLY_BYTES",
+    "NAME_PATTERN",
+    "NO_MONITOR",
+    "REPORT_REQUEST_WORD",
+    "Action",
+    "AgentReport",
+    "Category",
+    "CommandResult",
+    "CommandStep",
+    "ControlReply",
+    "ControlRequest",
+    "ControlVerb",
+    "Event",
+    "EventKind",
+    "FaultNotification",
+    "FinalAction",
+    "GroupRow",
+    "Keyword",
+    "M",
+    "MessageId",
+    "MonitorStatusRow",
+    "Name",
+    "Outcome",
+    "RecoveryCommand",
+    "ReportReason",
+    "ReportRequest",
+    "ServerRow",
+    "ShownStatus",
+    "StatusReport",
+    "Timestamp",
+    "WireModel",
+    "derived_id",
+    "describe_validation_error",
+    "json_object",
+    "new_id",
+    "parse_agent_message",
+    "parse_fault",
+    "parse_message",
+    "utc_now",
+]
