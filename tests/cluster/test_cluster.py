@@ -67,7 +67,7 @@ def processes_for(cluster: ClusterVhost, tmp_path: Path, monitors: int) -> Proce
     config = tmp_path / "cluster.yaml"
     # The test cluster has one user (guest) for everyone: the agents cannot tell the service's
     # commands by their sender, so this config runs unverified like the other test configs.
-    config.write_text(cluster_yaml(monitors) + "security: {verify_senders: false}\n")
+    config.write_text(cluster_yaml(monitors))  # one broker user (guest): senders unverified
     return Processes(config, tmp_path, ",".join(cluster.urls))
 
 
