@@ -15,7 +15,6 @@ import contextlib
 import gc
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -39,6 +38,7 @@ from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
 from mrwbus.core.status import status_report
 from mrwbus.errors import ContractError, JournalFailed, NotConnected
+from mrwbus.event_feed import EventFeed
 from mrwbus.health import Counters, Health
 from mrwbus.logs import log_event
 from mrwbus.messages import (
@@ -66,9 +66,6 @@ from mrwbus.settings import ServiceSettings
 __all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
-
-RECENT_EVENTS = 200
-"""Events kept in memory for the status page."""
 
 _MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
 
@@ -99,21 +96,12 @@ class Service:
         )
         self.consuming = self.session.ready
         """Set while this replica consumes (it is active)."""
-        self.recent_events: deque[Event] = deque(maxlen=RECENT_EVENTS)
-        self._event_listeners: set[asyncio.Queue[Event]] = set()
+        self.events = EventFeed()
+        """The events published, for the status page (in-process listeners)."""
         self.outbox: Outbox | None = None
         """Journal, publish, ack (`mrwbus.outbox`); rebuilt with the state on becoming active."""
         self._agent_queues: set[str] = set()
         """Servers whose agent queue this session declared (before its first command)."""
-
-    def listen(self) -> asyncio.Queue[Event]:
-        """A queue that receives every event once the broker confirmed it; `unlisten` when done."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
-        self._event_listeners.add(queue)
-        return queue
-
-    def unlisten(self, queue: asyncio.Queue[Event]) -> None:
-        self._event_listeners.discard(queue)
 
     def status_report(self) -> StatusReport:
         """The cluster's status with the bus as last read and this replica's broker node
@@ -297,12 +285,7 @@ class Service:
             self.counters.commands_by_action[command.action.value] += 1
         for event in found:
             log_event(event)
-            self.recent_events.append(event)
-            for listener in self._event_listeners:
-                with contextlib.suppress(
-                    asyncio.QueueFull
-                ):  # a stalled viewer loses events, not us
-                    listener.put_nowait(event)
+            self.events.published(event)
 
     def _current_publisher(self) -> Publisher:
         return self.session.current_publisher()

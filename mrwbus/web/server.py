@@ -152,7 +152,7 @@ class StatusServer:
         return _json(status_json(self.service.status_report()))
 
     async def _events_handler(self, request: web.Request) -> web.Response:
-        recent: list[Event] = list(self.service.recent_events)
+        recent: list[Event] = list(self.service.events.recent)
         limit = request.query.get("limit")
         if limit is not None:
             if not limit.isdigit():
@@ -178,7 +178,7 @@ class StatusServer:
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
-        queue = self.service.listen()  # before the snapshot, so no event falls in between
+        queue = self.service.events.listen()  # before the snapshot, so no event falls in between
         try:
             response = web.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
@@ -186,11 +186,11 @@ class StatusServer:
             await response.prepare(request)
             stream = StatusStream(self.service.status_report, lambda: assess(self.service.health))
             with contextlib.suppress(ConnectionError):
-                await response.write(stream.opening(self.service.recent_events))
+                await response.write(stream.opening(self.service.events.recent))
                 await self._feed(response, stream, queue)
             return response
         finally:
-            self.service.unlisten(queue)
+            self.service.events.unlisten(queue)
             self._streams.discard(task)
 
     async def _feed(

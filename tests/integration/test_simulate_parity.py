@@ -32,7 +32,7 @@ async def test_simulate_and_the_service_give_the_same_events(
     config = parse_config(ladder.CONFIG, "scenario.yaml")
     expected = ladder.simulated(config, utc_now())
     service = await start_service(ladder.CONFIG)
-    queue = service.listen()
+    queue = service.events.listen()
     got: dict[str, list[Event]] = {}
     for step in ladder.steps():
         await asyncio.sleep(step.wait.total_seconds())

@@ -116,7 +116,7 @@ async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def codes(service: Service) -> list[str]:
-    return [event.code for event in service.recent_events]
+    return [event.code for event in service.events.recent]
 
 
 def issued(service: Service) -> list[RecoveryCommand]:
@@ -153,7 +153,7 @@ async def test_only_the_relay_of_a_faults_server_is_believed(open_vhost: Url) ->
         )
         assert any("did not say who it is" in r for r in reasons)  # guest: no user_id
         assert codes(service).count("MRW-901") == 4
-        named = {e.detail["sender"] for e in service.recent_events if e.code == "MRW-901"}
+        named = {e.detail["sender"] for e in service.events.recent if e.code == "MRW-901"}
         assert named == {"relay-server2", "agent-server1", "operator", ""}  # guest named nobody
         assert service.cluster.state_of("mrw1", "server1").faults == 0 and not issued(service)
 
@@ -233,7 +233,7 @@ async def test_control_verbs_are_authorised_per_user_and_named_in_the_log(
 
         done = await ask_service(open_vhost("operator"), clear.model_copy(update={"id": new_id()}))
         assert done.ok, done.error
-        cleared = [e for e in service.recent_events if e.code == "MRW-401"]
+        cleared = [e for e in service.events.recent if e.code == "MRW-401"]
         assert cleared and cleared[-1].detail["by"] == "operator (eve)"
         reasons = await dead_reasons(open_vhost(SERVICE), 4)
         assert sum(r.startswith("refused: ") for r in reasons) == 4
@@ -282,7 +282,7 @@ async def test_the_service_replays_for_operators_as_the_original_sender(open_vho
         await until(lambda: bool(issued(service)))
         (restart,) = issued(service)
         assert (restart.server, restart.fault_id) == ("server2", server2.id)
-        replayed = [e for e in service.recent_events if e.code == "MRW-803"]
+        replayed = [e for e in service.events.recent if e.code == "MRW-803"]
         assert replayed and replayed[0].detail["by"] == "operator"
 
         # guest's fault, replayed, is refused again: a replay launders nothing.
