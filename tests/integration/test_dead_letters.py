@@ -19,20 +19,12 @@ from mrwbus.config import parse_config
 from mrwbus.messages import new_id, utc_now
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
+from tests.integration.configs import two_servers_one_nic_monitor
 from tests.integration.conftest import running_service
 
 pytestmark = pytest.mark.broker
 
-BASE = """
-security: {verify_senders: false}
-servers:
-  server1: {}
-  server2: {}
-groups:
-  failover1: {servers: [server1, server2]}
-monitors:
-  nic1: {category: NIC, recovery: {action: restart, target: failover1}}
-"""
+BASE = two_servers_one_nic_monitor("nic1")
 
 WITH_SERVER9 = """
 security: {verify_senders: false}

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.configs import two_servers_one_nic_monitor
 from tests.integration.processes import Processes
 
 pytestmark = pytest.mark.broker
 
-CLUSTER = """
-security: {verify_senders: false}
-servers:
-  server1: {}
-  server2: {}
-groups:
-  failover1: {servers: [server1, server2]}
-monitors:
-  mrw1:
-    category: NIC
-    recovery: {action: restart, target: failover1}
-"""
+CLUSTER = two_servers_one_nic_monitor()
 
 
 async def _datagrams(sock: socket.socket, until: bytes, timeout: float = 30) -> list[bytes]:

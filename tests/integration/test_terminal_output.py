@@ -13,22 +13,12 @@ import pytest
 
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
+from tests.integration.configs import two_servers_one_nic_monitor
 from tests.integration.conftest import RunningService
 
 pytestmark = pytest.mark.broker
 
-CLUSTER = """
-security: {verify_senders: false}
-servers:
-  server1: {}
-  server2: {}
-groups:
-  failover1: {servers: [server1, server2]}
-monitors:
-  mrw1:
-    category: NIC
-    recovery: {action: restart, target: failover1}
-"""
+CLUSTER = two_servers_one_nic_monitor()
 
 ESCAPE = b"\x1b"
 
