@@ -17,6 +17,11 @@ HOST = os.environ.get("MRWBUS_BENCH_BROKER_HOST", "127.0.0.1")
 MANAGEMENT = f"http://{HOST}:15672/api"
 _AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
+RELAY_USER = "relay-server1"
+"""The user the load generator publishes as: the service verifies senders (the default), and
+only `relay-<server>` may report a server's faults."""
+_RELAY_PASSWORD = "mrwbus-bench"
+
 
 def _management(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(
@@ -36,6 +41,7 @@ class Vhost:
     def __init__(self, label: str) -> None:
         self.name = f"mrwbus-bench-{label}-{uuid.uuid4().hex[:8]}"
         self.url = f"amqp://guest:guest@{HOST}:5672/{self.name}"
+        self.relay_url = f"amqp://{RELAY_USER}:{_RELAY_PASSWORD}@{HOST}:5672/{self.name}"
 
     def __enter__(self) -> Vhost:
         _management("PUT", f"/vhosts/{self.name}")
@@ -43,6 +49,12 @@ class Vhost:
             "PUT",
             f"/permissions/{self.name}/guest",
             {"configure": ".*", "write": ".*", "read": ".*"},
+        )
+        _management("PUT", f"/users/{RELAY_USER}", {"password": _RELAY_PASSWORD, "tags": ""})
+        _management(
+            "PUT",
+            f"/permissions/{self.name}/{RELAY_USER}",
+            {"configure": "^$", "write": f"^{FAULTS}$", "read": "^$"},
         )
         return self
 

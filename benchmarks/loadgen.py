@@ -1,8 +1,9 @@
-"""The load generator, in its own process: publishes faults as a relay would (confirmed),
+"""The load generator, in its own process: publishes faults as a relay would (as the broker user
+`relay-server1`, confirmed),
 either as fast as the broker confirms them or at an offered rate, and writes when it sent each
 one so that the benchmark can measure fault-to-command latency.
 
-    python -m benchmarks.loadgen URL FIRST COUNT --monitors M --rate R --prefix P --out FILE
+    python -m benchmarks.loadgen RELAY_URL FIRST COUNT --monitors M --rate R --prefix P --out FILE
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import aio_pika
 
 from mrwbus.bus.publisher import json_message
+from benchmarks.broker import RELAY_USER
 from mrwbus.bus.topology import FAULTS
 from mrwbus.relay import make_fault
 
@@ -27,7 +29,7 @@ async def generate(args: argparse.Namespace) -> dict[str, float]:
     sent: dict[str, float] = {}
     try:
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(FAULTS)
+        exchange = await channel.get_exchange(FAULTS, ensure=False)
         started = time.monotonic()
         in_flight: set[asyncio.Future[object]] = set()
         for index in range(args.first, args.first + args.count):
@@ -46,7 +48,9 @@ async def generate(args: argparse.Namespace) -> dict[str, float]:
             sent[fault.id] = time.time()
             in_flight.add(
                 asyncio.ensure_future(
-                    exchange.publish(json_message(fault), fault.routing_key, mandatory=False)
+                    exchange.publish(
+                        json_message(fault, user_id=RELAY_USER), fault.routing_key, mandatory=False
+                    )
                 )
             )
         if in_flight:

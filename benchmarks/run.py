@@ -70,7 +70,7 @@ class Bench:
             contender = self.contender(kind, vhost, config)
             await contender.start()  # declares the topology
             contender.stop()
-            await self.loadgen(vhost.url, 0, count, count, 0, "sat")
+            await self.loadgen(vhost.relay_url, 0, count, count, 0, "sat")
             async with CommandReader(vhost.url) as reader:
                 await contender.start()
                 try:
@@ -88,7 +88,7 @@ class Bench:
             async with CommandReader(vhost.url) as reader:
                 await contender.start()
                 try:
-                    sent = await self.loadgen(vhost.url, 0, count, count, rate, "rate")
+                    sent = await self.loadgen(vhost.relay_url, 0, count, count, rate, "rate")
                     await reader.wait_for(count, timeout=600)
                 finally:
                     contender.stop()
@@ -112,12 +112,12 @@ class Bench:
             async with CommandReader(vhost.url) as reader:
                 await contender.start()
                 try:
-                    await self.loadgen(vhost.url, 0, monitors, monitors, 0, "warm")
+                    await self.loadgen(vhost.relay_url, 0, monitors, monitors, 0, "warm")
                     await reader.wait_for(monitors, timeout=600)
                     rss_before = contender.rss_mb()
                     before = len(reader.received.commands)
                     started = time.monotonic()
-                    await self.loadgen(vhost.url, monitors, repeats, monitors, 0, "storm")
+                    await self.loadgen(vhost.relay_url, monitors, repeats, monitors, 0, "storm")
                     if kind == BARE:  # it answers every fault with a command
                         await reader.wait_for(monitors + repeats, timeout=900)
                     await _drained(vhost.url)
