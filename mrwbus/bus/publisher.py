@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
-from aiormq import spec
 
+from mrwbus.bus.frames import json_properties
+from mrwbus.bus.publish_batch import Confirmation, PublishBatch, new_message_id
 from mrwbus.bus.topology import (
     COMMANDS,
     DEAD,
@@ -64,6 +65,7 @@ class Publisher:
         """Set as every message's AMQP `user_id`: the connection's user (`bus.connection.
         connection_user`), which the broker verifies, so a consumer can trust who sent it (see
         docs/security.md)."""
+        self._batch: PublishBatch | None = None
 
     async def publish(
         self,
@@ -78,10 +80,9 @@ class Publisher:
         mandatory message or a missing confirm raises), with the AMQP `properties` given (a
         request's `reply_to`, say).
 
-        Without extra properties (commands and events: the service's hot path) it goes straight
-        on the channel aio-pika wraps, with the AMQP properties built once: aio-pika's `Message`
-        and per-publish drain cost more than the publish itself. `wait=False` only skips waiting
-        for the socket buffer to drain; the broker's confirm is still awaited."""
+        Without extra properties (commands and events: the service's hot path) it joins this
+        turn's `PublishBatch`: encoded by `bus.frames` and written with every other publish
+        of the turn, each still confirmed on its own."""
         if properties:
             await self.exchanges[exchange].publish(
                 json_message(model, **self._signed(properties)),
@@ -90,22 +91,30 @@ class Publisher:
                 timeout=self.timeout,
             )
             return
+        await self._queue(await self._current_batch(), exchange, routing_key, model, mandatory)
+
+    async def _current_batch(self) -> PublishBatch:
         channel = await self.channel.get_underlay_channel()
-        await channel.basic_publish(
+        if self._batch is None or self._batch.channel is not channel:
+            self._batch = PublishBatch(channel, self.timeout)
+        return self._batch
+
+    def _queue(
+        self,
+        batch: PublishBatch,
+        exchange: str,
+        routing_key: str,
+        model: WireModel,
+        mandatory: bool,
+    ) -> Confirmation:
+        message_id = getattr(model, "id", None) or (new_message_id() if mandatory else None)
+        return batch.publish(
+            self.exchanges[exchange].name,
+            routing_key,
             model.to_body(),
-            exchange=self.exchanges[exchange].name,
-            routing_key=routing_key,
-            properties=spec.Basic.Properties(
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=DeliveryMode.PERSISTENT.value,
-                message_id=getattr(model, "id", None),
-                message_type=type(model).__name__,
-                user_id=self.user_id,
-            ),
+            json_properties(message_id, type(model).__name__, self.user_id),
+            message_id=message_id,
             mandatory=mandatory,
-            timeout=self.timeout,
-            wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
         )
 
     def _signed(self, properties: dict[str, object]) -> dict[str, object]:
@@ -120,8 +129,14 @@ class Publisher:
         await self.publish(EVENTS, event.routing_key, event, mandatory=False)
 
     async def all(self, commands: Iterable[RecoveryCommand], events: Iterable[Event]) -> None:
-        """Publish everything and wait until the broker confirmed every message."""
-        await asyncio.gather(*map(self.command, commands), *map(self.event, events))
+        """Publish everything (in this turn's batch) and wait until the broker confirmed every
+        message: commands mandatory (every server has a queue bound, so a return means the
+        topology is broken), events not (nobody may be watching, and that is fine)."""
+        batch = await self._current_batch()
+        await asyncio.gather(
+            *(self._queue(batch, COMMANDS, item.routing_key, item, True) for item in commands),
+            *(self._queue(batch, EVENTS, item.routing_key, item, False) for item in events),
+        )
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Copy a message that cannot be processed to `mrwbus.dead` (through the exchange of

@@ -1,0 +1,133 @@
+"""Publishes made in the same turn of the event loop go to the broker in one write.
+
+A fault's decision publishes a command and its events; a burst of faults decides many at
+once. aiormq sends each publish on its own (a lock, a timeout scope, a frame encoding and a
+queue put per message); here every publish of one turn is numbered, encoded and written
+together, and each still gets its own publisher confirm: the caller awaits the futures of its
+own messages and nothing else, so a fault is still acknowledged only after everything it caused
+is confirmed.
+
+The numbering follows aiormq's channel (`delivery_tag`, `confirmations`), so aiormq's reader
+resolves the confirms, nacks and returns of these publishes exactly as of its own, and its own
+publishes on the same channel (dead letters, replies) stay in order with these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+from uuid import uuid4
+
+from aiormq.abc import AbstractChannel, ChannelFrame, ConfirmationFrameType
+
+from mrwbus.bus.frames import publish_frames
+
+Confirmation = asyncio.Future[ConfirmationFrameType]
+Awaiting = list[tuple[str | None, Confirmation]]
+"""A batch's confirmations, each with the message id aiormq finds a returned message by."""
+
+
+class PublishBatch:
+    """Collects publishes for one aiormq channel opened with publisher confirms."""
+
+    def __init__(self, channel: AbstractChannel, timeout: float) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self._frames: list[bytes] = []
+        self._awaiting: Awaiting = []
+        self._scheduled = False
+        self._in_turn: set[asyncio.Future[None]] = set()
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: bytes,
+        *,
+        message_id: str | None,
+        mandatory: bool,
+    ) -> Confirmation:
+        """Queue a publish for this turn's write; the future resolves with the broker's confirm
+        (or raises: a nack, a return of a mandatory message, the channel closing, no confirm
+        within the timeout). `properties` come from `bus.frames`; a mandatory message must
+        carry its `message_id`, the key aiormq finds a returned message by."""
+        channel: Any = self.channel
+        frames = publish_frames(
+            channel.number, exchange, routing_key, mandatory, properties, body,
+            channel.max_content_size,
+        )  # fmt: skip
+        confirmation: Confirmation = channel.create_future()
+        self._frames.append(frames)
+        self._awaiting.append((message_id if mandatory else None, confirmation))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
+        return confirmation
+
+    def _write(self) -> None:
+        self._scheduled = False
+        frames = ChannelFrame(payload=b"".join(self._frames), should_close=False)
+        awaiting, self._frames, self._awaiting = self._awaiting, [], []
+        channel: Any = self.channel
+        if channel.is_closed:
+            _fail(awaiting, ConnectionError(f"the channel closed: {channel.close_reason}"))
+        elif channel._Channel__lock.locked() or channel.write_queue.full():
+            # aiormq is mid-publish (or the writer is behind): take our turn after it.
+            self._in_turn.add(task := asyncio.ensure_future(self._write_in_turn(frames, awaiting)))
+            task.add_done_callback(self._in_turn.discard)
+        else:
+            # Nothing else is between numbering and writing: no await from here to the put.
+            self._number(awaiting)
+            channel.write_queue.put_nowait(frames)
+            self._expire_after_timeout(awaiting)
+
+    async def _write_in_turn(self, frames: ChannelFrame, awaiting: Awaiting) -> None:
+        channel: Any = self.channel
+        try:
+            async with channel.lock:
+                self._number(awaiting)
+                await channel.write_queue.put(frames)
+        except BaseException as exc:
+            _fail(awaiting, exc)
+            if not isinstance(exc, Exception):
+                raise
+        self._expire_after_timeout(awaiting)
+
+    def _number(self, awaiting: Awaiting) -> None:
+        """Give each publish the channel's next delivery tag, in the order they are written."""
+        channel: Any = self.channel
+        confirmations = channel.confirmations
+        returnable = channel.message_id_delivery_tag
+        for message_id, confirmation in awaiting:
+            channel.delivery_tag += 1
+            tag = channel.delivery_tag
+            confirmations[tag] = confirmation
+            if message_id is not None:
+                returnable[message_id] = tag
+                confirmation.add_done_callback(partial(_forget, returnable, message_id, tag))
+
+    def _expire_after_timeout(self, awaiting: Awaiting) -> None:
+        asyncio.get_running_loop().call_later(
+            self.timeout,
+            _fail,
+            awaiting,
+            TimeoutError(f"no publisher confirm within {self.timeout:g} s"),
+        )
+
+
+def _fail(awaiting: Awaiting, exc: BaseException) -> None:
+    for _, confirmation in awaiting:
+        if not confirmation.done():
+            confirmation.set_exception(exc)
+
+
+def _forget(returnable: dict[str, int], message_id: str, tag: int, _: object) -> None:
+    if returnable.get(message_id) == tag:
+        del returnable[message_id]
+
+
+def new_message_id() -> str:
+    """For a mandatory message without an id of its own (aiormq would do the same)."""
+    return uuid4().hex
