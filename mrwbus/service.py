@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import TypeAdapter
 
 from mrwbus import senders
-from mrwbus.actor import MonitorActor, monitor_actors
+from mrwbus.actor import MonitorActor, decide, monitor_actors
 from mrwbus.bus.connection import CONNECTION_ERRORS, redact
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
@@ -126,8 +126,8 @@ class Service:
         session.use_exchanges(topology.exchanges)
         if not await self._wait_for_leadership(session.connection, stop):
             return
-        actor_tasks = await self._become_active(session.connection)
-        actor_tasks.append(asyncio.create_task(self.queues.run(session.connection), name="queues"))
+        await self._become_active(session.connection)
+        queues = asyncio.create_task(self.queues.run(session.connection), name="queues")
         try:
             await self._serve(session, topology, stop)
         except JournalFailed as exc:
@@ -137,9 +137,8 @@ class Service:
             self.health.last_error = str(exc)
             self.health.role = "standby"
         finally:
-            for task in actor_tasks:
-                task.cancel()
-            await asyncio.gather(*actor_tasks, return_exceptions=True)
+            queues.cancel()
+            await asyncio.gather(queues, return_exceptions=True)
             if self.journal is not None:
                 await self.journal.close()
 
@@ -158,8 +157,8 @@ class Service:
                 await asyncio.wait_for(stop.wait(), self.settings.standby_poll)
         return False
 
-    async def _become_active(self, connection: AbstractConnection) -> list[asyncio.Task[None]]:
-        """Rebuild the state from the journal, then start one actor per monitor."""
+    async def _become_active(self, connection: AbstractConnection) -> None:
+        """Rebuild the state from the journal, then make one actor per monitor."""
         journal_channel = await connection.channel(publisher_confirms=True)
         journal, restored, _ = await StateJournal.recover(
             self.config,
@@ -174,10 +173,6 @@ class Service:
         self.outbox = Outbox(journal, self._publish, restored.outbox)
         self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
         gc.freeze()  # the rebuilt state lives long: keep the collector from walking it again
-        return [
-            asyncio.create_task(actor.run(), name=f"actor:{name}")
-            for name, actor in self.actors.items()
-        ]
 
     async def _serve(self, session: Session, topology: Topology, stop: asyncio.Event) -> None:
         await self._current_outbox().flush()
@@ -219,17 +214,17 @@ class Service:
                 )
                 return
             self.counters.faults_by_category[fault.category.value] += 1
-            futures = [
-                self.actors[name].submit(fault)
+            matched = [
+                self.actors[name]
                 for name in self.index.match(fault.server, fault.category, fault.device)
             ]
-            if not futures:
+            if not matched:
                 self.counters.unmatched += 1
                 await self._publish([], [_unmatched(fault)])
                 await message.ack()
                 return
             self.counters.matched += 1
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            outcomes = await decide(matched, fault)
             failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
             if failures:
                 log.warning(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiormq
+import orjson
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
@@ -90,7 +91,7 @@ def _decode(message: AbstractIncomingMessage) -> Batch:
     headers = message.headers or {}
     offset = headers.get("x-stream-offset")
     assert isinstance(offset, int)
-    data = json.loads(message.body)
+    data = orjson.loads(message.body)
     entries = [(seq, [tuple(record) for record in records]) for seq, records in data["entries"]]
     return Batch(offset, data["first"], data["last"], entries, data.get("marker"))
 
@@ -148,11 +149,15 @@ class JournalWriter:
     async def _publish(
         self, first: int, last: int, entries: list[Any], marker: str | None = None
     ) -> None:
-        body = json.dumps(
-            {"first": first, "last": last, "entries": entries, "marker": marker}, default=str
+        # orjson: a group commit of a burst is thousands of records, and the stdlib encoder was
+        # a twentieth of the service's time; datetimes pass to `str` as `json.dumps` gave them.
+        body = orjson.dumps(
+            {"first": first, "last": last, "entries": entries, "marker": marker},
+            default=str,
+            option=orjson.OPT_PASSTHROUGH_DATETIME,
         )
         message = Message(
-            body.encode(),
+            body,
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT,
             # A marker repeats the last sequence number but holds no entry: the tail ignores it.

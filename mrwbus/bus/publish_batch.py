@@ -20,6 +20,7 @@ from typing import Any
 from uuid import uuid4
 
 from aiormq.abc import AbstractChannel, ChannelFrame, ConfirmationFrameType
+from aiormq.exceptions import ChannelInvalidStateError
 
 from mrwbus.bus.frames import publish_frames
 
@@ -38,6 +39,9 @@ class PublishBatch:
         self._awaiting: Awaiting = []
         self._scheduled = False
         self._in_turn: set[asyncio.Future[None]] = set()
+        # Plain loop futures (aiormq's own cost a callback each): when the channel closes,
+        # every confirm still awaited fails here.
+        channel.closing.add_done_callback(self._on_close)
 
     def publish(
         self,
@@ -58,7 +62,7 @@ class PublishBatch:
             channel.number, exchange, routing_key, mandatory, properties, body,
             channel.max_content_size,
         )  # fmt: skip
-        confirmation: Confirmation = channel.create_future()
+        confirmation: Confirmation = asyncio.get_running_loop().create_future()
         self._frames.append(frames)
         self._awaiting.append((message_id if mandatory else None, confirmation))
         if not self._scheduled:
@@ -72,7 +76,7 @@ class PublishBatch:
         awaiting, self._frames, self._awaiting = self._awaiting, [], []
         channel: Any = self.channel
         if channel.is_closed:
-            _fail(awaiting, ConnectionError(f"the channel closed: {channel.close_reason}"))
+            _fail(awaiting, _closed(channel))
         elif channel._Channel__lock.locked() or channel.write_queue.full():
             # aiormq is mid-publish (or the writer is behind): take our turn after it.
             self._in_turn.add(task := asyncio.ensure_future(self._write_in_turn(frames, awaiting)))
@@ -108,6 +112,13 @@ class PublishBatch:
                 returnable[message_id] = tag
                 confirmation.add_done_callback(partial(_forget, returnable, message_id, tag))
 
+    def _on_close(self, closing: asyncio.Future[Any]) -> None:
+        unconfirmed = self.channel.confirmations.values()  # type: ignore[attr-defined]
+        _fail(
+            [(None, item) for item in list(unconfirmed) if isinstance(item, asyncio.Future)],
+            _closed(self.channel),
+        )
+
     def _expire_after_timeout(self, awaiting: Awaiting) -> None:
         asyncio.get_running_loop().call_later(
             self.timeout,
@@ -121,6 +132,15 @@ def _fail(awaiting: Awaiting, exc: BaseException) -> None:
     for _, confirmation in awaiting:
         if not confirmation.done():
             confirmation.set_exception(exc)
+
+
+def _closed(channel: AbstractChannel) -> BaseException:
+    """Why the channel closed, as aiormq raises it to its own publishers (the broker's
+    refusal, say), so callers see the same errors on either path."""
+    closing = channel.closing
+    if closing.done() and not closing.cancelled() and closing.exception() is not None:
+        return closing.exception()  # type: ignore[return-value]
+    return ChannelInvalidStateError(f"{channel!r} closed")
 
 
 def _forget(returnable: dict[str, int], message_id: str, tag: int, _: object) -> None:

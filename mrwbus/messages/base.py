@@ -3,6 +3,7 @@ the base of every message (unknown fields refused, frozen)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -121,9 +122,21 @@ def new_id() -> str:
 _ID_NAMESPACE = uuid.UUID("7a3c4e8e-5b1d-4c55-9a07-0d7f2b0c6e11")
 
 
+_ID_PREFIX = hashlib.sha1(_ID_NAMESPACE.bytes)
+
+
 def derived_id(*parts: str) -> str:
-    """A deterministic id: the same fault and step always give the same command id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+    """A deterministic id: the same fault and step always give the same command id.
+
+    `uuid.uuid5(_ID_NAMESPACE, name)`, computed without building UUID objects (a first fault
+    derives several ids, and uuid5 was a twentieth of its cost)."""
+    digest = _ID_PREFIX.copy()
+    digest.update("\x1f".join(parts).encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class WireModel(BaseModel):

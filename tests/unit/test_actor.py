@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import cast
 
 import pytest
 
-from mrwbus.actor import MonitorActor, monitor_actors
+from mrwbus.actor import MonitorActor, decide, monitor_actors
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import Event, RecoveryCommand
 from mrwbus.outbox import Outbox
@@ -60,3 +61,69 @@ def test_one_actor_per_monitor(cluster: ClusterState) -> None:
     outbox = Outbox(cast(StateJournal, FakeJournal(log)), publish)
     actors = monitor_actors(cluster, outbox, {})
     assert set(actors) == set(cluster.config.monitors)
+
+
+class GatedPublisher:
+    """Holds every publish until released."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def __call__(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
+        await self.gate.wait()
+
+
+def decided(log: list[str]) -> list[str]:
+    """The fault ids in the order they were decided (journaled)."""
+    return [line.split("/")[-1] for line in log if line.startswith("journal mrw1/")]
+
+
+async def test_faults_for_one_monitor_are_handled_in_arrival_order_one_at_a_time(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    log: list[str] = []
+    publish = GatedPublisher()
+    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
+        "mrw1"
+    ]
+    faults = [make_fault("server1", "NIC", "eth0") for _ in range(3)]
+    running = [asyncio.ensure_future(decide([actor], fault)) for fault in faults]
+    await asyncio.sleep(0.01)
+    assert decided(log) == [faults[0].id]  # the others wait for its turn to end
+    publish.gate.set()
+    outcomes = await asyncio.gather(*running)
+    assert decided(log) == [fault.id for fault in faults]
+    assert all(not isinstance(outcome[0], BaseException) for outcome in outcomes)
+
+
+async def test_a_cancelled_fault_lets_the_next_go_only_after_the_one_before(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    log: list[str] = []
+    publish = GatedPublisher()
+    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
+        "mrw1"
+    ]
+    first, second, third = (make_fault("server1", "NIC", "eth0") for _ in range(3))
+    running_first = asyncio.ensure_future(decide([actor], first))
+    running_second = asyncio.ensure_future(decide([actor], second))
+    running_third = asyncio.ensure_future(decide([actor], third))
+    await asyncio.sleep(0.01)
+    running_second.cancel()  # a lost session, while it waited for its turn
+    await asyncio.sleep(0.01)
+    assert decided(log) == [first.id]  # the third still waits for the first
+    publish.gate.set()
+    await asyncio.gather(running_first, running_third)
+    assert decided(log) == [first.id, third.id]
+
+
+async def test_a_fault_for_several_monitors_takes_a_turn_on_each(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    async def publish(commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
+        pass
+
+    actors = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal([])), publish), {})
+    outcomes = await decide([actors["mrw1"], actors["mrw1"]], make_fault("server1", "NIC", "eth0"))
+    assert len(outcomes) == 2
+    assert not any(isinstance(outcome, BaseException) for outcome in outcomes)

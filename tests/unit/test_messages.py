@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -216,6 +217,13 @@ def test_derived_id_is_deterministic_and_depends_on_every_part() -> None:
     assert first != derived_id("command", "f-2", "mrw1", "server1")
     # parts are separated, so moving a boundary changes the id
     assert derived_id("ab", "c") != derived_id("a", "bc")
+
+
+@pytest.mark.parametrize("parts", [("command", "f-1", "mrw1", "server1"), ("ü", ""), ("x" * 500,)])
+def test_derived_id_is_uuid5_in_the_id_namespace(parts: tuple[str, ...]) -> None:
+    # The ids journaled and published by earlier versions must come out the same.
+    namespace = uuid.UUID("7a3c4e8e-5b1d-4c55-9a07-0d7f2b0c6e11")
+    assert derived_id(*parts) == str(uuid.uuid5(namespace, "\x1f".join(parts)))
 
 
 def test_new_ids_are_unique_and_clock_is_aware() -> None:
