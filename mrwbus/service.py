@@ -236,7 +236,7 @@ class Service:
                 not isinstance(outcome, BaseException) and outcome.commands for outcome in outcomes
             ):
                 self.metrics.observe_fault_to_command(time.monotonic() - received)
-            await message.ack()
+            await self._current_publisher().ack(message)
         except CONNECTION_ERRORS as exc:
             # The session is gone; the broker redelivers the unacknowledged fault.
             log.warning("fault left unacknowledged by a lost session: %s", exc)

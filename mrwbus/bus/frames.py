@@ -3,7 +3,8 @@
 pamqp validates and encodes every field of every frame through generic code; a service that
 publishes a command and its events for each fault spent a tenth of its time there. These
 functions write the same bytes (tests/unit/test_frames.py compares them with pamqp's) for the
-one shape the service publishes: `basic.publish`, a content header, and the body frames.
+one shape the service publishes (`basic.publish`, a content header, and the body frames) and
+the `basic.ack` of what it consumed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ FRAME_END = b"\xce"
 _FRAME = struct.Struct(">BHI")
 _PUBLISH = struct.pack(">HHH", 60, 40, 0)  # class basic, method publish, the reserved ticket
 _HEADER = struct.Struct(">HHQ")  # class basic, weight 0, body size
+_ACK = struct.Struct(">HHQB")  # class basic, method ack, delivery tag, multiple
 
 # Property flags, in the order the properties are encoded (AMQP 0-9-1, basic class).
 _CONTENT_TYPE, _CONTENT_ENCODING, _DELIVERY_MODE = 1 << 15, 1 << 14, 1 << 12
@@ -83,3 +85,8 @@ def publish_frames(
     for start in range(0, len(body), max_body_frame):
         parts.append(_frame(FRAME_BODY, channel, body[start : start + max_body_frame]))
     return b"".join(parts)
+
+
+def ack_frame(channel: int, delivery_tag: int) -> bytes:
+    """`basic.ack` of one delivery (not `multiple`: faults finish out of order)."""
+    return _frame(FRAME_METHOD, channel, _ACK.pack(60, 80, delivery_tag, 0))

@@ -1,4 +1,4 @@
-"""Publishes made in the same turn of the event loop go to the broker in one write.
+"""Publishes (and acks) made in the same turn of the event loop go to the broker in one write.
 
 A fault's decision publishes a command and its events; a burst of faults decides many at
 once. aiormq sends each publish on its own (a lock, a timeout scope, a frame encoding and a
@@ -22,7 +22,7 @@ from uuid import uuid4
 from aiormq.abc import AbstractChannel, ChannelFrame, ConfirmationFrameType
 from aiormq.exceptions import ChannelInvalidStateError
 
-from mrwbus.bus.frames import publish_frames
+from mrwbus.bus.frames import ack_frame, publish_frames
 
 Confirmation = asyncio.Future[ConfirmationFrameType]
 Awaiting = list[tuple[str | None, Confirmation]]
@@ -65,10 +65,20 @@ class PublishBatch:
         confirmation: Confirmation = asyncio.get_running_loop().create_future()
         self._frames.append(frames)
         self._awaiting.append((message_id if mandatory else None, confirmation))
+        self._schedule()
+        return confirmation
+
+    def ack(self, delivery_tag: int) -> None:
+        """Acknowledge a delivery on this channel in this turn's write, after the publishes
+        queued before it (nothing is awaited: an ack has no reply). On a closed channel there
+        is nothing to acknowledge: the broker redelivers."""
+        self._frames.append(ack_frame(self.channel.number, delivery_tag))
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._write)
-        return confirmation
 
     def _write(self) -> None:
         self._scheduled = False
@@ -120,6 +130,8 @@ class PublishBatch:
         )
 
     def _expire_after_timeout(self, awaiting: Awaiting) -> None:
+        if not awaiting:  # acks only
+            return
         asyncio.get_running_loop().call_later(
             self.timeout,
             _fail,

@@ -117,6 +117,15 @@ class Publisher:
             mandatory=mandatory,
         )
 
+    async def ack(self, message: AbstractIncomingMessage) -> None:
+        """Acknowledge a delivery: in this turn's write when it came on this channel (the
+        service's faults), else through aio-pika."""
+        batch = await self._current_batch()
+        if message.delivery_tag is not None and message.channel is batch.channel:
+            batch.ack(message.delivery_tag)
+        else:
+            await message.ack()
+
     def _signed(self, properties: dict[str, object]) -> dict[str, object]:
         return {**properties, "user_id": self.user_id} if self.user_id else properties
 

@@ -6,7 +6,13 @@ import pytest
 from pamqp import commands, frame, header
 from pamqp.body import ContentBody
 
-from mrwbus.bus.frames import encoded_properties, json_properties, publish_frames, shortstr
+from mrwbus.bus.frames import (
+    ack_frame,
+    encoded_properties,
+    json_properties,
+    publish_frames,
+    shortstr,
+)
 
 
 def pamqp_publish(
@@ -65,7 +71,13 @@ def test_publish_frames_are_pamqps(mandatory: bool, size: int) -> None:
     )
     body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     ours = publish_frames(
-        7, "mrwbus.events", "mrw.error.server1", mandatory, json_properties("m-1", "Event", "mrwbus-service"), body, 131_064
+        7,
+        "mrwbus.events",
+        "mrw.error.server1",
+        mandatory,
+        json_properties("m-1", "Event", "mrwbus-service"),
+        body,
+        131_064,
     )
     assert ours == pamqp_publish(
         7, "mrwbus.events", "mrw.error.server1", mandatory, properties, body, 131_064
@@ -76,10 +88,17 @@ def test_properties_with_headers_go_through_pamqp() -> None:
     properties = commands.Basic.Properties(
         content_type="application/json", delivery_mode=2, headers={"x-mrwbus-first": 3}
     )
-    ours = publish_frames(1, "", "mrwbus.journal", False, encoded_properties(properties), b"{}", 4096)
+    ours = publish_frames(
+        1, "", "mrwbus.journal", False, encoded_properties(properties), b"{}", 4096
+    )
     assert ours == pamqp_publish(1, "", "mrwbus.journal", False, properties, b"{}", 4096)
 
 
 def test_a_short_string_longer_than_255_bytes_is_refused() -> None:
     with pytest.raises(ValueError, match="255 bytes"):
         shortstr("x" * 256)
+
+
+def test_ack_frame_is_pamqps() -> None:
+    expected = frame.marshal(commands.Basic.Ack(delivery_tag=2**40 + 7, multiple=False), 3)
+    assert ack_frame(3, 2**40 + 7) == expected
