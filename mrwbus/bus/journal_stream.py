@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,14 +65,17 @@ async def load_snapshot(channel: AbstractChannel) -> Snapshot | None:
     if message is None:
         return None
     await message.nack(requeue=True)  # leave it for the next start
-    data = json.loads(message.body)
+    data = orjson.loads(message.body)
     return Snapshot(seq=data["seq"], offset=data["offset"], records=data["records"])
 
 
 async def save_snapshot(channel: AbstractChannel, snapshot: Snapshot) -> None:
-    body = json.dumps({"seq": snapshot.seq, "offset": snapshot.offset, "records": snapshot.records})
+    body = orjson.dumps(
+        {"seq": snapshot.seq, "offset": snapshot.offset, "records": snapshot.records},
+        option=orjson.OPT_NON_STR_KEYS,
+    )
     message = Message(
-        body.encode(), content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
+        body, content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
     )
     await channel.default_exchange.publish(message, routing_key=SNAPSHOT, timeout=PUBLISH_TIMEOUT)
 
