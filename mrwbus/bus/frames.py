@@ -21,7 +21,7 @@ _HEADER = struct.Struct(">HHQ")  # class basic, weight 0, body size
 _ACK = struct.Struct(">HHQB")  # class basic, method ack, delivery tag, multiple
 
 # Property flags, in the order the properties are encoded (AMQP 0-9-1, basic class).
-_CONTENT_TYPE, _CONTENT_ENCODING, _DELIVERY_MODE = 1 << 15, 1 << 14, 1 << 12
+_CONTENT_TYPE, _CONTENT_ENCODING, _HEADERS, _DELIVERY_MODE = 1 << 15, 1 << 14, 1 << 13, 1 << 12
 _MESSAGE_ID, _TYPE, _USER_ID = 1 << 7, 1 << 5, 1 << 4
 _PERSISTENT = 2
 
@@ -34,14 +34,34 @@ def shortstr(value: str) -> bytes:
 
 
 _JSON_FLAGS = _CONTENT_TYPE | _CONTENT_ENCODING | _DELIVERY_MODE
-_JSON_FIELDS = shortstr("application/json") + shortstr("utf-8") + bytes((_PERSISTENT,))
+_JSON_TYPE = shortstr("application/json") + shortstr("utf-8")
+_DELIVERY = bytes((_PERSISTENT,))
+_LONG = struct.Struct(">I")
 
 
-def json_properties(message_id: str | None, message_type: str, user_id: str | None) -> bytes:
+def _bcc_table(routing_keys: list[str]) -> bytes:
+    """A headers table holding only `BCC`: an array of long strings (sender-selected
+    distribution: the broker routes by each key too, and strips the header)."""
+    items = b"".join(b"S" + _LONG.pack(len(data)) + data for data in map(str.encode, routing_keys))
+    field = shortstr("BCC") + b"A" + _LONG.pack(len(items)) + items
+    return _LONG.pack(len(field)) + field
+
+
+def json_properties(
+    message_id: str | None,
+    message_type: str,
+    user_id: str | None,
+    bcc: list[str] | None = None,
+) -> bytes:
     """A persistent JSON message's properties, as a content header carries them (flags, then
-    the values): content type, encoding, delivery mode 2, and the id, type and sender given."""
+    the values): content type, encoding, delivery mode 2, the id, type and sender given, and
+    the routing keys to copy it to (`bcc`)."""
     flags = _JSON_FLAGS
-    fields = [_JSON_FIELDS]
+    fields = [_JSON_TYPE]
+    if bcc:
+        flags |= _HEADERS
+        fields.append(_bcc_table(bcc))
+    fields.append(_DELIVERY)
     if message_id:
         flags |= _MESSAGE_ID
         fields.append(shortstr(message_id))

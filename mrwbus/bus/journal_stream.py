@@ -74,9 +74,7 @@ async def save_snapshot(channel: AbstractChannel, snapshot: Snapshot) -> None:
         {"seq": snapshot.seq, "offset": snapshot.offset, "records": snapshot.records},
         option=orjson.OPT_NON_STR_KEYS,
     )
-    message = Message(
-        body, content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
-    )
+    message = Message(body, content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT)
     await channel.default_exchange.publish(message, routing_key=SNAPSHOT, timeout=PUBLISH_TIMEOUT)
 
 

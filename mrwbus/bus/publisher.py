@@ -24,7 +24,15 @@ from mrwbus.bus.topology import (
     ERROR_HEADER,
     EVENTS,
 )
-from mrwbus.messages import ControlReply, Event, RecoveryCommand, WireModel, new_id, utc_now
+from mrwbus.messages import (
+    ControlReply,
+    Event,
+    EventBatch,
+    RecoveryCommand,
+    WireModel,
+    new_id,
+    utc_now,
+)
 from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 
 REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
@@ -106,16 +114,26 @@ class Publisher:
         routing_key: str,
         model: WireModel,
         mandatory: bool,
+        bcc: list[str] | None = None,
     ) -> Confirmation:
         message_id = getattr(model, "id", None) or (new_message_id() if mandatory else None)
         return batch.publish(
             self.exchanges[exchange].name,
             routing_key,
             model.to_body(),
-            json_properties(message_id, type(model).__name__, self.user_id),
+            json_properties(message_id, type(model).__name__, self.user_id, bcc),
             message_id=message_id,
             mandatory=mandatory,
         )
+
+    def _queue_events(self, batch: PublishBatch, events: list[Event]) -> list[Confirmation]:
+        """A decision's events as one `EventBatch`, routed by every event's key. Not mandatory:
+        nobody may be watching, and that is fine."""
+        if not events:
+            return []
+        packed = EventBatch.of(events)
+        key, others = packed.routing_key, packed.other_routing_keys
+        return [self._queue(batch, EVENTS, key, packed, False, others)]
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """Acknowledge a delivery: in this turn's write when it came on this channel (the
@@ -133,18 +151,14 @@ class Publisher:
         # Mandatory: every server has a queue bound, so a return means the topology is broken.
         await self.publish(COMMANDS, command.routing_key, command)
 
-    async def event(self, event: Event) -> None:
-        # Not mandatory: nobody may be watching, and that is fine.
-        await self.publish(EVENTS, event.routing_key, event, mandatory=False)
-
     async def all(self, commands: Iterable[RecoveryCommand], events: Iterable[Event]) -> None:
         """Publish everything (in this turn's batch) and wait until the broker confirmed every
-        message: commands mandatory (every server has a queue bound, so a return means the
-        topology is broken), events not (nobody may be watching, and that is fine)."""
+        message: each command, mandatory (every server has a queue bound, so a return means the
+        topology is broken), and the events as one `EventBatch`."""
         batch = await self._current_batch()
         await asyncio.gather(
             *(self._queue(batch, COMMANDS, item.routing_key, item, True) for item in commands),
-            *(self._queue(batch, EVENTS, item.routing_key, item, False) for item in events),
+            *self._queue_events(batch, list(events)),
         )
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:

@@ -9,7 +9,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import Urls, connect_any
 from mrwbus.bus.topology import EVENTS, declare_exchanges
-from mrwbus.messages import Event
+from mrwbus.messages import Event, EventBatch
 
 
 async def watch_events(
@@ -31,7 +31,9 @@ async def watch_events(
         await queue.bind(exchanges[EVENTS], routing_key=f"{kind or '*'}.{monitor or '*'}")
 
         async def deliver(message: AbstractIncomingMessage) -> None:
-            on_event(Event.model_validate_json(message.body))
+            # A batch reaches this queue once if any of its events matched the binding.
+            for event in EventBatch.model_validate_json(message.body).matching(kind, monitor):
+                on_event(event)
 
         await queue.consume(deliver, no_ack=True)
         if ready is not None:

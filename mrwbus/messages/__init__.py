@@ -3,7 +3,7 @@
 One package, one concept per module (`base`, `recovery`, `agents`, `control`, `parsing`);
 everything is imported from here.
 
-Relays publish `FaultNotification`s; the service publishes `RecoveryCommand`s and `Event`s;
+Relays publish `FaultNotification`s; the service publishes `RecoveryCommand`s and `EventBatch`es;
 node agents publish `CommandResult`s and `AgentReport`s. `docs/wire-contract.md` is checked
 against these models by the test suite, so the two never drift apart.
 """
@@ -58,6 +58,7 @@ from mrwbus.messages.recovery import (
     NO_MONITOR,
     CommandStep,
     Event,
+    EventBatch,
     EventKind,
     FaultNotification,
     RecoveryCommand,
@@ -80,6 +81,7 @@ __all__ = [
     "ControlRequest",
     "ControlVerb",
     "Event",
+    "EventBatch",
     "EventKind",
     "FaultNotification",
     "FinalAction",

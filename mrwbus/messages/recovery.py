@@ -108,7 +108,8 @@ NO_MONITOR = "_"
 
 
 class Event(WireModel):
-    """Published by the service to `mrwbus.events` with routing key `<kind>.<monitor>`."""
+    """One thing the service decided or saw, with routing key `<kind>.<monitor>`; travels in an
+    `EventBatch` on `mrwbus.events`."""
 
     id: MessageId = Field(description="Deterministic from its cause: an event sent again keeps it.")
     kind: EventKind = Field(description="The first word of the routing key.")
@@ -131,3 +132,39 @@ class Event(WireModel):
     @property
     def routing_key(self) -> str:
         return f"{self.kind.value}.{self.monitor}"
+
+
+class EventBatch(WireModel):
+    """Published by the service to `mrwbus.events`: the events of one decision, in order, as
+    one message (a first fault's three events cost one publish, not three).
+
+    Routed by its first event's key `<kind>.<monitor>`, and by every other event's key through
+    the `BCC` header, so a queue bound to any of them receives the batch once; a consumer keeps
+    the events its own binding asked for (`EventBatch.matching`)."""
+
+    id: MessageId = Field(description="The first event's id: a batch sent again keeps it.")
+    events: list[Event] = Field(min_length=1, description="The decision's events, in order.")
+
+    @classmethod
+    def of(cls, events: list[Event]) -> EventBatch:
+        """A batch of events the service made (not validated again)."""
+        return cls.model_construct(id=events[0].id, events=events)
+
+    @property
+    def routing_key(self) -> str:
+        return self.events[0].routing_key
+
+    @property
+    def other_routing_keys(self) -> list[str]:
+        """The `BCC` header: every other event's key, once each."""
+        first = self.routing_key
+        return list(dict.fromkeys(e.routing_key for e in self.events if e.routing_key != first))
+
+    def matching(self, kind: str | None = None, monitor: str | None = None) -> list[Event]:
+        """The events a binding `<kind or *>.<monitor or *>` asked for."""
+        return [
+            event
+            for event in self.events
+            if (kind is None or event.kind.value == kind)
+            and (monitor is None or event.monitor == monitor)
+        ]

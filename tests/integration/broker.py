@@ -22,6 +22,7 @@ from mrwbus.messages import (
     AgentReport,
     CommandResult,
     Event,
+    EventBatch,
     FaultNotification,
     Outcome,
     RecoveryCommand,
@@ -124,9 +125,13 @@ class BusProbe:
             await self.commands.put(command)
 
         async def on_event(message: AbstractIncomingMessage) -> None:
-            event = Event.model_validate_json(message.body)
-            self.event_log.append(event)
-            await self.events.put(event)
+            batch = EventBatch.model_validate_json(message.body)
+            assert message.message_id == batch.id
+            assert message.routing_key == batch.routing_key
+            assert "BCC" not in (message.headers or {})  # the broker strips it
+            for event in batch.events:
+                self.event_log.append(event)
+                await self.events.put(event)
 
         results = await self.channel.declare_queue(exclusive=True)
         await results.bind(exchanges[RESULTS], "#")

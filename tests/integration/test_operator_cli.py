@@ -98,8 +98,22 @@ async def test_suspend_records_faults_but_acts_on_none_until_resumed(
     assert command.action is Action.RESTART
 
 
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (["--monitor", "mrw1"], ["MRW-101", "MRW-102", "MRW-201"]),
+        # The decision's batch is routed by its first event (fault.mrw1) and, through BCC, by
+        # the others: a queue bound to command.* alone still gets it, and keeps only MRW-201.
+        (["--monitor", "mrw1", "--kind", "command"], ["MRW-201"]),
+    ],
+)
 async def test_watch_prints_one_line_per_event_with_filters(
-    start_service: RunningService, probe: BusProbe, amqp_url: str, tmp_path: Path
+    start_service: RunningService,
+    probe: BusProbe,
+    amqp_url: str,
+    tmp_path: Path,
+    filters: list[str],
+    expected: list[str],
 ) -> None:
     await start_service(CLUSTER)
     out = tmp_path / "watch.out"
@@ -109,8 +123,7 @@ async def test_watch_prints_one_line_per_event_with_filters(
             "-m",
             "mrwbus",
             "watch",
-            "--monitor",
-            "mrw1",
+            *filters,
             "--amqp-url",
             amqp_url,
             stdout=sink,
@@ -125,12 +138,14 @@ async def test_watch_prints_one_line_per_event_with_filters(
                 if "MRW-201" in out.read_text():
                     break
                 await asyncio.sleep(0.1)
+            await probe.wait_event("MRW-201")
+            await asyncio.sleep(0.3)  # anything else it would print arrives by now
         finally:
             watcher.terminate()
             await watcher.wait()
     lines = out.read_text().splitlines()
     codes = [line.split()[2] for line in lines]
-    assert codes == ["MRW-101", "MRW-102", "MRW-201"], lines
+    assert codes == expected, lines
     assert all("mrw1@server1" in line for line in lines)
     assert "restart of group failover1 issued to server1" in lines[-1]
 

@@ -21,6 +21,7 @@ from mrwbus.messages import (
     ControlRequest,
     ControlVerb,
     Event,
+    EventBatch,
     EventKind,
     FaultNotification,
     FinalAction,
@@ -383,3 +384,30 @@ def test_a_body_of_quotes_and_backslashes_is_scanned_in_linear_time() -> None:
     body = b'{"x": "' + b'\\"' * 20_000 + b"}"
     with pytest.raises(ContractError):
         json_object(body)
+
+
+def _event(kind: EventKind, monitor: str, code: str) -> Event:
+    return Event(id=f"e-{code}", kind=kind, code=code, text="t", monitor=monitor, at=AT)
+
+
+def test_an_event_batch_is_routed_by_every_event_and_filtered_like_a_binding() -> None:
+    batch = EventBatch.of(
+        [
+            _event(EventKind.FAULT, "mrw1", "MRW-101"),
+            _event(EventKind.STATUS, "mrw1", "MRW-102"),
+            _event(EventKind.COMMAND, "mrw1", "MRW-201"),
+            _event(EventKind.COMMAND, "mrw1", "MRW-202"),
+        ]
+    )
+    assert batch.id == "e-MRW-101"
+    assert batch.routing_key == "fault.mrw1"
+    assert batch.other_routing_keys == ["status.mrw1", "command.mrw1"]  # each key once
+    assert [event.code for event in batch.matching(kind="command")] == ["MRW-201", "MRW-202"]
+    assert batch.matching(monitor="mrw2") == []
+    assert len(batch.matching()) == 4
+    assert EventBatch.model_validate_json(batch.to_body()) == batch
+
+
+def test_an_empty_event_batch_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        EventBatch(id="e-1", events=[])

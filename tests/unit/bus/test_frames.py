@@ -102,3 +102,17 @@ def test_a_short_string_longer_than_255_bytes_is_refused() -> None:
 def test_ack_frame_is_pamqps() -> None:
     expected = frame.marshal(commands.Basic.Ack(delivery_tag=2**40 + 7, multiple=False), 3)
     assert ack_frame(3, 2**40 + 7) == expected
+
+
+def test_json_properties_with_bcc_are_pamqps() -> None:
+    keys = ["status.mrw1", "command.mrw1", "ü.x"]
+    properties = commands.Basic.Properties(
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"BCC": keys},
+        delivery_mode=2,
+        message_id="e-1",
+        message_type="EventBatch",
+        user_id="mrwbus-service",
+    )
+    assert json_properties("e-1", "EventBatch", "mrwbus-service", keys) == properties.marshal()
