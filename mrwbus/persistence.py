@@ -131,9 +131,9 @@ class StateJournal:
 
     # --- appending: each call fixes the entry's place at once; await the future for the confirm
 
-    def append(self, records: list[Record]) -> asyncio.Future[int]:
+    def append(self, records: list[Record], *, lazy: bool = False) -> asyncio.Future[int]:
         self.records.apply(records)
-        future = self.writer.append(records)
+        future = self.writer.append(records, lazy=lazy)
         if self.writer.seq - self.last_snapshot_seq >= self.snapshot_every:
             self._start_snapshot()
         return future
@@ -152,7 +152,9 @@ class StateJournal:
         return self.append([*changes, decided_record(monitor, fault_id, decision)])
 
     def confirmed(self, monitor: str, fault_id: str) -> asyncio.Future[int]:
-        return self.append([decided_record(monitor, fault_id, CONFIRMED)])
+        # Lazy: losing it only means a republish with the same ids, and written at once it
+        # made the next fault's entry wait a stream confirm longer.
+        return self.append([decided_record(monitor, fault_id, CONFIRMED)], lazy=True)
 
     def reaction(
         self, cluster: ClusterState, reaction_id: str, decision: Decision | None
@@ -168,7 +170,7 @@ class StateJournal:
         return self.append(records)
 
     def reaction_done(self, reaction_id: str) -> asyncio.Future[int]:
-        return self.append(list(outbox_records(reaction_id, None)))
+        return self.append(list(outbox_records(reaction_id, None)), lazy=True)
 
     # --- snapshots ------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ from mrwbus.errors import JournalFailed
 from mrwbus.messages import new_id
 
 MAX_ENTRIES_PER_MESSAGE = 2_000
+LAZY_WRITE_DELAY = 0.1
+"""Seconds a lazy entry waits for an entry to ride with before it is written on its own."""
 REPLAY_TIMEOUT = 120.0
 
 
@@ -104,23 +106,45 @@ class JournalWriter:
         self.seq = last_seq
         self._pending: list[tuple[int, list[Record], asyncio.Future[int]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._lazy_write: asyncio.TimerHandle | None = None
         self.failed: BaseException | None = None
 
-    def append(self, records: list[Record]) -> asyncio.Future[int]:
-        """Queue an entry now (its place in the journal is fixed here); await the result."""
+    def append(self, records: list[Record], *, lazy: bool = False) -> asyncio.Future[int]:
+        """Queue an entry now (its place in the journal is fixed here); await the result.
+
+        A `lazy` entry (a record that messages are out: nobody waits for it) rides with the
+        next entry, or goes within `LAZY_WRITE_DELAY`: a write of its own would hold the next
+        decision's entry back by a whole stream confirm, since one batch is in flight at a
+        time."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.failed is not None:
             future.set_exception(JournalFailed(f"the journal is unavailable: {self.failed}"))
             return future
         self.seq += 1
         self._pending.append((self.seq, records, future))
+        if lazy:
+            if self._lazy_write is None:
+                self._lazy_write = asyncio.get_running_loop().call_later(
+                    LAZY_WRITE_DELAY, self._start_flush
+                )
+        else:
+            self._start_flush()
+        return future
+
+    def _start_flush(self) -> None:
+        if self._lazy_write is not None:
+            self._lazy_write.cancel()
+            self._lazy_write = None
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        return future
 
     async def marker(self) -> str:
         """Append an entry that says only "this point"; replay stops there."""
         marker = new_id()
+        if self._pending:  # everything before "this point" is written before it
+            self._start_flush()
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
         await self._publish(self.seq, self.seq, [], marker)
         return marker
 
@@ -168,6 +192,8 @@ class JournalWriter:
         )
 
     async def drain(self) -> None:
+        if self._pending:
+            self._start_flush()  # lazy entries too
         if self._flushing is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._flushing), PUBLISH_TIMEOUT)
