@@ -53,4 +53,11 @@ def large_cluster(monitors: int, servers: int) -> str:
             "      reset_counts_after: 10m",
         ]
     lines += ["service:", "  heartbeat_timeout: 1h"]
+    # As a deployment has them: without handlers every monitor earns check-config warnings
+    # (30,000 lines at this size) that no real configuration would carry.
+    lines += ["agent:", "  handlers:"]
+    lines += [
+        f"    {handler}: {{run: /usr/local/sbin/mrwbus-{handler.replace('.', '-')}, timeout: 60s}}"
+        for handler in ("failover.stop", "failover.start", "final_action.stop_group")
+    ]
     return "\n".join(lines) + "\n"
