@@ -392,6 +392,29 @@ def test_duplicate_key_reports_the_line_of_the_second_definition() -> None:
     assert issues(text) == {"servers.server1": "is defined twice (again on line 3)"}
 
 
+def test_merge_keys_and_anchors_read_as_plain_yaml_reads_them() -> None:
+    text = (
+        "servers: {server1: {}, server2: {}}\n"
+        "groups: {failover1: {servers: [server1, server2]}}\n"
+        "monitors:\n"
+        "  mrw1:\n"
+        "    category: NIC\n"
+        "    keyword: eth0\n"
+        "    servers: {server1: {}}\n"
+        "    recovery: &restart {action: restart, target: failover1, max_restarts: 2}\n"
+        "  mrw2: {category: FC, keyword: hba0, servers: {server1: {}}, recovery: *restart}\n"
+        "  mrw3:\n"
+        "    category: FC\n"
+        "    keyword: hba1\n"
+        "    servers: {server1: {}}\n"
+        "    recovery: {<<: *restart, max_restarts: 1}\n"
+    )
+    config = parse_config(text)
+    assert config.monitors["mrw2"].recovery.max_restarts == 2
+    assert config.monitors["mrw3"].recovery.max_restarts == 1
+    assert config.monitors["mrw3"].recovery.target == "failover1"
+
+
 # --- several problems, the file name, unreadable files ---------------------------------------
 
 
