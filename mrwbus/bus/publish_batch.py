@@ -7,9 +7,10 @@ together, and each still gets its own publisher confirm: the caller awaits the f
 own messages and nothing else, so a fault is still acknowledged only after everything it caused
 is confirmed.
 
-The numbering follows aiormq's channel (`delivery_tag`, `confirmations`), so aiormq's reader
-resolves the confirms, nacks and returns of these publishes exactly as of its own, and its own
-publishes on the same channel (dead letters, replies) stay in order with these.
+The numbering follows aiormq's channel (`delivery_tag`, `confirmations`) at the moment of the
+write, so aiormq's reader resolves the confirms, nacks and returns of these publishes exactly as
+of its own, and its own publishes on the same channel (dead letters, replies) keep theirs; one
+of those made during the turn may reach the broker before the turn's batch.
 """
 
 from __future__ import annotations
