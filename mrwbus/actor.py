@@ -1,7 +1,7 @@
 """A monitor-resource actor: one turn at a time per monitor, in arrival order.
 
 Faults for one monitor are handled in the order they arrived; a monitor that waits on the
-broker never stalls another. A fault takes its turn synchronously when it is submitted (the
+broker never stalls another. A fault takes its turn synchronously when it is consumed (the
 actor remembers the last turn taken), and runs in the task that consumed it as soon as the turn
 before it ended: no task, mailbox or future hop per fault (those were a tenth of a fault's cost
 in a storm). For each fault the actor decides and applies in one synchronous step
@@ -56,7 +56,7 @@ class MonitorActor:
             return await self.handle(fault)
         finally:
             turn.end()
-            if self._last_turn is turn.mine:
+            if self._last_turn is turn.mine and turn.mine.done():
                 self._last_turn = None  # nothing waits: keep no finished future
 
     async def handle(self, fault: FaultNotification) -> Decision:

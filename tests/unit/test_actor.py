@@ -127,3 +127,25 @@ async def test_a_fault_for_several_monitors_takes_a_turn_on_each(
     outcomes = await decide([actors["mrw1"], actors["mrw1"]], make_fault("server1", "NIC", "eth0"))
     assert len(outcomes) == 2
     assert not any(isinstance(outcome, BaseException) for outcome in outcomes)
+
+
+async def test_a_fault_cancelled_while_the_only_one_waiting_still_holds_back_the_next(
+    cluster: ClusterState, make_fault: FaultFactory
+) -> None:
+    log: list[str] = []
+    publish = GatedPublisher()
+    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
+        "mrw1"
+    ]
+    first, second, third = (make_fault("server1", "NIC", "eth0") for _ in range(3))
+    running_first = asyncio.ensure_future(decide([actor], first))
+    running_second = asyncio.ensure_future(decide([actor], second))
+    await asyncio.sleep(0.01)
+    running_second.cancel()  # the newest turn ends while the first still runs
+    await asyncio.sleep(0.01)
+    running_third = asyncio.ensure_future(decide([actor], third))  # consumed only now
+    await asyncio.sleep(0.01)
+    assert decided(log) == [first.id]  # it waits for the first all the same
+    publish.gate.set()
+    await asyncio.gather(running_first, running_third)
+    assert decided(log) == [first.id, third.id]
