@@ -26,7 +26,7 @@ def sse_message(kind: str, data: dict[str, Any]) -> bytes:
 
 
 def event_json(event: Event) -> dict[str, Any]:
-    """An event as `mrwbus.events` carries it (absent fields left out)."""
+    """An event as an `EventBatch` on `mrwbus.events` carries it (absent fields left out)."""
     return event.model_dump(mode="json", exclude_none=True)
 
 
