@@ -60,6 +60,8 @@ class Vhost:
 
     def __exit__(self, *_: object) -> None:
         _management("DELETE", f"/vhosts/{self.name}")
+        # A user with a password written here must not outlive the phase on the broker.
+        _management("DELETE", f"/users/{RELAY_USER}")
 
     def queues(self) -> int:
         """Queues in this vhost: the large configuration must not make one per server (a

@@ -15,8 +15,8 @@ import time
 
 import aio_pika
 
-from mrwbus.bus.publisher import json_message
 from benchmarks.broker import RELAY_USER
+from mrwbus.bus.publisher import json_message
 from mrwbus.bus.topology import FAULTS
 from mrwbus.relay import make_fault
 
