@@ -10,7 +10,8 @@ import pytest
 
 from mrwbus.actor import MonitorActor, decide, monitor_actors
 from mrwbus.core.cluster import ClusterState
-from mrwbus.messages import Event, RecoveryCommand
+from mrwbus.core.decision import Decision
+from mrwbus.messages import Event, FaultNotification, RecoveryCommand
 from mrwbus.outbox import Outbox
 from mrwbus.persistence import StateJournal
 
@@ -63,58 +64,60 @@ def test_one_actor_per_monitor(cluster: ClusterState) -> None:
     assert set(actors) == set(cluster.config.monitors)
 
 
-class GatedPublisher:
-    """Holds every publish until released."""
+class GatedActor:
+    """mrw1's actor, whose publishes are held until `release`; `decided` lists the fault ids
+    in the order they were decided (journaled)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: ClusterState) -> None:
+        self.log: list[str] = []
         self.gate = asyncio.Event()
+        outbox = Outbox(cast(StateJournal, FakeJournal(self.log)), self._publish)
+        self.actor = monitor_actors(cluster, outbox, {})["mrw1"]
 
-    async def __call__(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
+    async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
         await self.gate.wait()
 
+    def consume(self, fault: FaultNotification) -> asyncio.Future[list[Decision | BaseException]]:
+        return asyncio.ensure_future(decide([self.actor], fault))
 
-def decided(log: list[str]) -> list[str]:
-    """The fault ids in the order they were decided (journaled)."""
-    return [line.split("/")[-1] for line in log if line.startswith("journal mrw1/")]
+    @property
+    def decided(self) -> list[str]:
+        return [line.split("/")[-1] for line in self.log if line.startswith("journal mrw1/")]
 
 
 async def test_faults_for_one_monitor_are_handled_in_arrival_order_one_at_a_time(
     cluster: ClusterState, make_fault: FaultFactory
 ) -> None:
-    log: list[str] = []
-    publish = GatedPublisher()
-    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
-        "mrw1"
-    ]
+    gated = GatedActor(cluster)
     faults = [make_fault("server1", "NIC", "eth0") for _ in range(3)]
-    running = [asyncio.ensure_future(decide([actor], fault)) for fault in faults]
+    running = [gated.consume(fault) for fault in faults]
     await asyncio.sleep(0.01)
-    assert decided(log) == [faults[0].id]  # the others wait for its turn to end
-    publish.gate.set()
+    assert gated.decided == [faults[0].id]  # the others wait for its turn to end
+    gated.gate.set()
     outcomes = await asyncio.gather(*running)
-    assert decided(log) == [fault.id for fault in faults]
+    assert gated.decided == [fault.id for fault in faults]
     assert all(not isinstance(outcome[0], BaseException) for outcome in outcomes)
 
 
+@pytest.mark.parametrize("third_arrives", ["before the cancel", "after the cancel"])
 async def test_a_cancelled_fault_lets_the_next_go_only_after_the_one_before(
-    cluster: ClusterState, make_fault: FaultFactory
+    cluster: ClusterState, make_fault: FaultFactory, third_arrives: str
 ) -> None:
-    log: list[str] = []
-    publish = GatedPublisher()
-    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
-        "mrw1"
-    ]
+    gated = GatedActor(cluster)
     first, second, third = (make_fault("server1", "NIC", "eth0") for _ in range(3))
-    running_first = asyncio.ensure_future(decide([actor], first))
-    running_second = asyncio.ensure_future(decide([actor], second))
-    running_third = asyncio.ensure_future(decide([actor], third))
+    running_first, running_second = gated.consume(first), gated.consume(second)
+    if third_arrives == "before the cancel":
+        running_third = gated.consume(third)
     await asyncio.sleep(0.01)
     running_second.cancel()  # a lost session, while it waited for its turn
     await asyncio.sleep(0.01)
-    assert decided(log) == [first.id]  # the third still waits for the first
-    publish.gate.set()
+    if third_arrives == "after the cancel":  # the cancelled turn was the newest
+        running_third = gated.consume(third)
+        await asyncio.sleep(0.01)
+    assert gated.decided == [first.id]  # the third still waits for the first
+    gated.gate.set()
     await asyncio.gather(running_first, running_third)
-    assert decided(log) == [first.id, third.id]
+    assert gated.decided == [first.id, third.id]
 
 
 async def test_a_fault_for_several_monitors_takes_a_turn_on_each(
@@ -127,25 +130,3 @@ async def test_a_fault_for_several_monitors_takes_a_turn_on_each(
     outcomes = await decide([actors["mrw1"], actors["mrw1"]], make_fault("server1", "NIC", "eth0"))
     assert len(outcomes) == 2
     assert not any(isinstance(outcome, BaseException) for outcome in outcomes)
-
-
-async def test_a_fault_cancelled_while_the_only_one_waiting_still_holds_back_the_next(
-    cluster: ClusterState, make_fault: FaultFactory
-) -> None:
-    log: list[str] = []
-    publish = GatedPublisher()
-    actor = monitor_actors(cluster, Outbox(cast(StateJournal, FakeJournal(log)), publish), {})[
-        "mrw1"
-    ]
-    first, second, third = (make_fault("server1", "NIC", "eth0") for _ in range(3))
-    running_first = asyncio.ensure_future(decide([actor], first))
-    running_second = asyncio.ensure_future(decide([actor], second))
-    await asyncio.sleep(0.01)
-    running_second.cancel()  # the newest turn ends while the first still runs
-    await asyncio.sleep(0.01)
-    running_third = asyncio.ensure_future(decide([actor], third))  # consumed only now
-    await asyncio.sleep(0.01)
-    assert decided(log) == [first.id]  # it waits for the first all the same
-    publish.gate.set()
-    await asyncio.gather(running_first, running_third)
-    assert decided(log) == [first.id, third.id]
