@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from yarl import URL
@@ -139,15 +138,26 @@ def merge_management(
     return merged
 
 
+class ManagementUnreachable(Exception):
+    """The management API did not answer (or not with a listing)."""
+
+
 async def read_management(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:
+    # Imported here, where the management API is asked: a service without it starts without
+    # aiohttp's import (a tenth of a second).
+    import aiohttp
+
     columns = "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"
     timeout = aiohttp.ClientTimeout(total=5)
-    async with (
-        aiohttp.ClientSession(timeout=timeout, headers=auth) as session,
-        session.get(url, params={"columns": columns}) as response,
-    ):
-        response.raise_for_status()
-        listing = await response.json()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, headers=auth) as session,
+            session.get(url, params={"columns": columns}) as response,
+        ):
+            response.raise_for_status()
+            listing = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise ManagementUnreachable(str(exc) or type(exc).__name__) from exc
     return [row for row in listing if isinstance(row, dict)]
 
 
@@ -207,7 +217,7 @@ class QueueWatcher:
         if self.management is not None:
             try:
                 listing = await read_management(*self.management)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except ManagementUnreachable as exc:
                 if not self._management_failing:
                     log.warning("management API unreachable, AMQP figures only: %s", exc)
                 self._management_failing = True

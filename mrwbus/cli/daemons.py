@@ -119,10 +119,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     """The service (and, for the demo, a reference agent per server) until SIGTERM or Ctrl-C."""
-    from mrwbus.agent import run_agent
     from mrwbus.logs import configure_logging
     from mrwbus.service import Service
-    from mrwbus.web import StatusServer
     from mrwbus.web.health import role_of
 
     config = load_config(args.config)
@@ -151,12 +149,16 @@ def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
         running = [service.run(stop), sd_notify.announce(service_state, stop)]
         if with_agents:
+            from mrwbus.agent import run_agent
+
             running += [
                 run_agent(config, server, url, stop, source=args.config)
                 for server in config.servers
             ]
         async with contextlib.AsyncExitStack() as stack:
             if http is not None:
+                from mrwbus.web.server import StatusServer  # aiohttp's server: only when serving
+
                 await stack.enter_async_context(StatusServer(service, *http))
             if with_agents:
                 page = f"; status page: http://{http[0]}:{http[1]}/" if http else ""

@@ -30,30 +30,18 @@ from mrwbus.errors import StatusPageError
 from mrwbus.messages import Event
 from mrwbus.metrics import Metrics
 from mrwbus.service import Service
+from mrwbus.web.address import DEFAULT_HOST, DEFAULT_PORT
 from mrwbus.web.health import assess
 from mrwbus.web.prometheus import exposition
 from mrwbus.web.stream import KEEPALIVE, StatusStream, event_json, status_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-
 _PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
-
-
-def parse_http_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (on 127.0.0.1) -> (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise StatusPageError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:8080)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or DEFAULT_HOST, int(port_text)
 
 
 class StatusServer:

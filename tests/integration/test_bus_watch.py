@@ -19,7 +19,7 @@ from mrwbus.config import load_config
 from mrwbus.relay import make_fault
 from mrwbus.service import Service
 from mrwbus.settings import ServiceSettings
-from mrwbus.web import StatusServer
+from mrwbus.web.server import StatusServer
 from tests.integration.broker import BusProbe
 from tests.integration.browser import chromium_page
 from tests.integration.processes import Processes

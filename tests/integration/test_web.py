@@ -24,7 +24,8 @@ from mrwbus.messages import CommandStep
 from mrwbus.relay import make_fault
 from mrwbus.service import Service
 from mrwbus.settings import ServiceSettings
-from mrwbus.web import StatusPageError, StatusServer
+from mrwbus.web import StatusPageError
+from mrwbus.web.server import StatusServer
 from tests.integration.broker import BROKER_HOST, BusProbe
 from tests.integration.browser import chromium_page
 from tests.integration.conftest import RunningService
