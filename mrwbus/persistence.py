@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel
 
 from mrwbus.bus.journal_stream import (
-    JournalTail,
+    Batch,
     JournalWriter,
     Snapshot,
+    entries_at,
     load_snapshot,
     replay,
     save_snapshot,
@@ -55,16 +56,16 @@ class StateJournal:
         writer: JournalWriter,
         records: RecordSet,
         tracker: ChangeTracker,
-        tail: JournalTail,
         channel: AbstractChannel,
+        check_channel: AbstractChannel,
         last_snapshot_seq: int,
         snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self.writer = writer
         self.records = records
         self.tracker = tracker
-        self.tail = tail
         self.channel = channel
+        self.check_channel = check_channel
         self.last_snapshot_seq = last_snapshot_seq
         self.snapshot_every = snapshot_every
         self._snapshotting: asyncio.Task[None] | None = None
@@ -75,43 +76,35 @@ class StateJournal:
         config: ClusterConfig,
         channel: AbstractChannel,
         replay_channel: AbstractChannel,
-        tail_channel: AbstractChannel,
+        check_channel: AbstractChannel,
         *,
         snapshot_every: int = SNAPSHOT_EVERY,
     ) -> tuple[StateJournal, RestoredState, Recovery]:
-        """Rebuild the state: the newest snapshot, then every entry after it."""
+        """Rebuild the state: the newest snapshot, then every entry after it (the whole journal
+        when the snapshot's offset turns out not to follow it)."""
         started = time.monotonic()
         snapshot = await load_snapshot(channel)
-        records = RecordSet(snapshot.records if snapshot else None)
-        applied = snapshot.seq if snapshot else 0
-        replayed = 0
-        writer = JournalWriter(channel, applied)
+        writer = JournalWriter(channel, snapshot.seq if snapshot else 0)
         marker = await writer.marker()
-
-        def apply(batch_entries: list[tuple[int, list[Record]]]) -> None:
-            nonlocal applied, replayed
-            for seq, entry in batch_entries:
-                if seq > applied:  # the snapshot's batch may hold entries it already has
-                    records.apply(entry)
-                    applied = seq
-                    replayed += 1
-
-        marker_offset = await replay(
-            replay_channel,
-            snapshot.offset if snapshot else "first",
-            marker,
-            lambda batch: apply(batch.entries),
-        )
+        records, applied, replayed, marker_offset = await _replay(replay_channel, marker, snapshot)
+        if marker_offset is None:
+            log.warning(
+                "the snapshot at entry %d names an offset past entries it does not hold: "
+                "replaying the whole journal",
+                snapshot.seq if snapshot else 0,
+            )
+            snapshot = None
+            records, applied, replayed, marker_offset = await _replay(replay_channel, marker, None)
+            assert marker_offset is not None  # from the start, nothing can be skipped
         writer.seq = applied
+        writer.located(marker_offset)
         restored = records.restore(config)
-        tail = JournalTail()
-        await tail.follow(tail_channel, marker_offset + 1)
         journal = cls(
             writer,
             records,
             ChangeTracker.starting_from(restored.cluster),
-            tail,
             channel,
+            check_channel,
             snapshot.seq if snapshot else 0,
             snapshot_every,
         )
@@ -181,16 +174,31 @@ class StateJournal:
         self.last_snapshot_seq = seq
         # Taken now, in the same step as reading `seq`: exactly the state after entry `seq`.
         records = self.records.export()
-        self._snapshotting = asyncio.create_task(self._save_snapshot(seq, records))
+        self._snapshotting = asyncio.create_task(
+            self._save_snapshot(seq, records, self.writer.last_entry())
+        )
 
-    async def _save_snapshot(self, seq: int, records: dict[str, dict[str, object]]) -> None:
-        offset = await self.tail.offset_of(seq)
-        if offset is None:
-            log.warning(
-                "snapshot at entry %d skipped: its journal offset was not seen in time", seq
-            )
-            return
+    async def _save_snapshot(
+        self, seq: int, records: dict[str, dict[str, object]], written: asyncio.Future[int] | None
+    ) -> None:
+        if written is not None:
+            try:
+                await asyncio.shield(written)
+            except Exception:  # the session ends with the journal; the next one snapshots
+                return
+        offset = self.writer.offset_of(seq)
         try:
+            # Counted, then checked: the message there must hold the entry before a start-up
+            # relies on it.
+            batch = await entries_at(self.check_channel, offset) if offset is not None else None
+            if (
+                offset is None
+                or batch is None
+                or not batch.entries
+                or not batch.first <= seq <= batch.last
+            ):
+                log.warning("snapshot at entry %d skipped: its journal offset is not known", seq)
+                return
             await save_snapshot(self.channel, Snapshot(seq, offset, records))
             log.info("snapshot saved at entry %d (offset %d)", seq, offset)
         except Exception as exc:  # the next one will do; the journal still has everything
@@ -211,3 +219,29 @@ class StateJournal:
         if self._snapshotting is not None:
             self._snapshotting.cancel()
             await asyncio.gather(self._snapshotting, return_exceptions=True)
+
+
+async def _replay(
+    channel: AbstractChannel, marker: str, snapshot: Snapshot | None
+) -> tuple[RecordSet, int, int, int | None]:
+    """The records after the journal up to `marker`, from `snapshot` on; the last entry applied,
+    the entries replayed and the marker's offset (None: the snapshot's offset skips entries)."""
+    records = RecordSet(snapshot.records if snapshot else None)
+    applied = snapshot.seq if snapshot else 0
+    replayed = 0
+    gap = False
+
+    def apply(batch: Batch) -> None:
+        nonlocal applied, replayed, gap
+        for seq, entry in batch.entries:
+            if seq <= applied:  # the snapshot's batch may hold entries it already has
+                continue
+            if snapshot is not None and seq != applied + 1:
+                gap = True  # entries the snapshot lacks lie before its offset
+            if not gap:
+                records.apply(entry)
+                applied = seq
+                replayed += 1
+
+    offset = await replay(channel, snapshot.offset if snapshot else "first", marker, apply)
+    return records, applied, replayed, None if gap else offset

@@ -105,9 +105,19 @@ class JournalWriter:
         self.channel = channel
         self.seq = last_seq
         self._pending: list[tuple[int, list[Record], asyncio.Future[int]]] = []
+        self._last: asyncio.Future[int] | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._lazy_write: asyncio.TimerHandle | None = None
         self.failed: BaseException | None = None
+        # Where each message landed, by counting: this writer is the journal's only writer (the
+        # leader lock), its messages take consecutive offsets in the order they are published,
+        # and the replay tells the offset of its first (the start-up marker).
+        self._written = 0
+        """Messages published so far, markers included; the next one's index."""
+        self._publishing = asyncio.Lock()
+        self._first_offset: int | None = None
+        self.batches: deque[tuple[int, int, int]] = deque(maxlen=10_000)
+        """(first seq, last seq, index) of the newest confirmed messages holding entries."""
 
     def append(self, records: list[Record], *, lazy: bool = False) -> asyncio.Future[int]:
         """Queue an entry now (its place in the journal is fixed here); await the result.
@@ -122,6 +132,7 @@ class JournalWriter:
             return future
         self.seq += 1
         self._pending.append((self.seq, records, future))
+        self._last = future
         if lazy:
             if self._lazy_write is None:
                 self._lazy_write = asyncio.get_running_loop().call_later(
@@ -139,7 +150,8 @@ class JournalWriter:
             self._flushing = asyncio.create_task(self._flush())
 
     async def marker(self) -> str:
-        """Append an entry that says only "this point"; replay stops there."""
+        """Append an entry that says only "this point"; replay stops there. The first marker a
+        writer publishes is its start-up marker: `located` gives its offset."""
         marker = new_id()
         if self._pending:  # everything before "this point" is written before it
             self._start_flush()
@@ -147,6 +159,25 @@ class JournalWriter:
             await asyncio.shield(self._flushing)
         await self._publish(self.seq, self.seq, [], marker)
         return marker
+
+    def located(self, first_offset: int) -> None:
+        """The offset of this writer's first message (the replay found it)."""
+        self._first_offset = first_offset
+
+    def last_entry(self) -> asyncio.Future[int] | None:
+        """The newest entry's future: it resolves once that entry and all before it are written."""
+        return self._last
+
+    def offset_of(self, seq: int) -> int | None:
+        """The stream offset of the written message holding entry `seq`; None if unknown."""
+        if self._first_offset is None or self.failed is not None:
+            return None
+        for first, last, index in reversed(self.batches):
+            if first <= seq <= last:
+                return self._first_offset + index
+            if last < seq:
+                break
+        return None
 
     async def _flush(self) -> None:
         while self._pending:
@@ -187,9 +218,15 @@ class JournalWriter:
             # A marker repeats the last sequence number but holds no entry: the tail ignores it.
             headers={} if marker else {"x-mrwbus-first": first, "x-mrwbus-last": last},
         )
-        await self.channel.default_exchange.publish(
-            message, routing_key=JOURNAL, timeout=PUBLISH_TIMEOUT
-        )
+        # One publish at a time, so the order of the indexes is the order of the offsets.
+        async with self._publishing:
+            index = self._written
+            self._written += 1
+            await self.channel.default_exchange.publish(
+                message, routing_key=JOURNAL, timeout=PUBLISH_TIMEOUT
+            )
+        if entries:
+            self.batches.append((first, last, index))
 
     async def drain(self) -> None:
         if self._pending:
@@ -228,45 +265,20 @@ async def replay(
             await queue.cancel(tag)
 
 
-class JournalTail:
-    """Follows the journal from an offset, remembering where each entry landed, so a snapshot
-    taken at sequence N can name the offset to replay from."""
+async def entries_at(channel: AbstractChannel, offset: int, timeout: float = 30.0) -> Batch:
+    """The journal message at `offset`, read once (a snapshot checks the offset it names)."""
+    queue = await existing_queue(channel, JOURNAL)
+    await channel.set_qos(prefetch_count=1)
+    found: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
 
-    def __init__(self) -> None:
-        self.batches: deque[tuple[int, int, int]] = deque(maxlen=10_000)
-        """(first seq, last seq, offset) of the newest batches."""
-        self._changed = asyncio.Event()
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        if not found.done():
+            found.set_result(_decode(message))
 
-    async def follow(self, channel: AbstractChannel, offset: int) -> None:
-        queue = await existing_queue(channel, JOURNAL)
-        await channel.set_qos(prefetch_count=2_000)
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            headers = message.headers or {}
-            first, last, at = (
-                headers.get("x-mrwbus-first"),
-                headers.get("x-mrwbus-last"),
-                headers.get("x-stream-offset"),
-            )
-            await message.ack()
-            if isinstance(first, int) and isinstance(last, int) and isinstance(at, int):
-                self.batches.append((first, last, at))
-                self._changed.set()
-
-        await queue.consume(on_message, arguments={"x-stream-offset": offset})
-
-    async def offset_of(self, seq: int, timeout: float = 30.0) -> int | None:
-        """The offset of the batch holding `seq`, once the tail has seen it."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            for first, last, offset in reversed(self.batches):
-                if first <= seq <= last:
-                    return offset
-                if last < seq:
-                    break
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return None
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+    tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
+    try:
+        return await asyncio.wait_for(found, timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
