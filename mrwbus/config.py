@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -203,10 +204,17 @@ class ClusterConfig(Strict):
         return config.server_group if config else None
 
     def group_of_resource(self, resource: str) -> str | None:
+        return self.resource_owners.get(resource)
+
+    @cached_property
+    def resource_owners(self) -> dict[str, str]:
+        """resource -> the first group listing it: a fault's decision asks, so no scan of every
+        group (a large configuration has hundreds)."""
+        owners: dict[str, str] = {}
         for name, group in self.groups.items():
-            if resource in group.resources:
-                return name
-        return None
+            for resource in group.resources:
+                owners.setdefault(resource, name)
+        return owners
 
     def monitored_servers(self, monitor: str) -> list[str]:
         """The servers a monitor watches: its `servers` list, or every server."""
