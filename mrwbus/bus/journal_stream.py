@@ -212,11 +212,7 @@ class JournalWriter:
             option=orjson.OPT_PASSTHROUGH_DATETIME,
         )
         message = Message(
-            body,
-            content_type="application/json",
-            delivery_mode=DeliveryMode.PERSISTENT,
-            # A marker repeats the last sequence number but holds no entry: the tail ignores it.
-            headers={} if marker else {"x-mrwbus-first": first, "x-mrwbus-last": last},
+            body, content_type="application/json", delivery_mode=DeliveryMode.PERSISTENT
         )
         # One publish at a time, so the order of the indexes is the order of the offsets.
         async with self._publishing:
