@@ -243,41 +243,41 @@ async def replay(
     channel: AbstractChannel, offset: int | str, until_marker: str, apply: Callable[[Batch], None]
 ) -> int:
     """Read the journal from `offset` up to and including the marker; return the marker's offset."""
-    queue: AbstractQueue = await existing_queue(channel, JOURNAL)
-    await channel.set_qos(prefetch_count=2_000)
-    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def on_message(message: AbstractIncomingMessage) -> None:
-        batch = _decode(message)
-        await message.ack()
-        if found.done():
-            return
+    def reached(batch: Batch) -> bool:
         apply(batch)
-        if batch.marker == until_marker:
-            found.set_result(batch.offset)
+        return batch.marker == until_marker
 
-    tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
     try:
-        return await asyncio.wait_for(found, REPLAY_TIMEOUT)
+        return (await _read_until(channel, offset, reached, 2_000, REPLAY_TIMEOUT)).offset
     except TimeoutError as exc:
         raise JournalFailed(
             f"the journal replay did not reach its marker within {REPLAY_TIMEOUT:g} s"
         ) from exc
-    finally:
-        with contextlib.suppress(Exception):
-            await queue.cancel(tag)
 
 
 async def entries_at(channel: AbstractChannel, offset: int, timeout: float = 30.0) -> Batch:
     """The journal message at `offset`, read once (a snapshot checks the offset it names)."""
-    queue = await existing_queue(channel, JOURNAL)
-    await channel.set_qos(prefetch_count=1)
+    return await _read_until(channel, offset, lambda _: True, 1, timeout)
+
+
+async def _read_until(
+    channel: AbstractChannel,
+    offset: int | str,
+    done: Callable[[Batch], bool],
+    prefetch: int,
+    timeout: float,
+) -> Batch:
+    """Read the journal from `offset`, each message once, until `done` says so of one: that one."""
+    queue: AbstractQueue = await existing_queue(channel, JOURNAL)
+    await channel.set_qos(prefetch_count=prefetch)
     found: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
+        batch = _decode(message)
         await message.ack()
-        if not found.done():
-            found.set_result(_decode(message))
+        if not found.done() and done(batch):
+            found.set_result(batch)
 
     tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
     try:
