@@ -80,10 +80,9 @@ facts = st.builds(
     fault=st.text(min_size=1, max_size=200),
     monitor=wire_names,
     server=wire_names,
-    action=st.sampled_from([Action.RESTART, Action.FAILOVER, Action.FINAL_ACTION, Action.SCRIPT]),
-    group=wire_names,
-    other=st.none() | wire_names,
-    step=st.sampled_from(CommandStep),
+    action=st.sampled_from([Action.RESTART, Action.FINAL_ACTION, Action.SCRIPT]),
+    group=st.none() | wire_names,
+    resource=st.none() | wire_names,
     final_action=st.none() | st.sampled_from(FinalAction),
     script=st.none() | st.text(max_size=80),
     fault_facts=st.none() | facts,
@@ -93,26 +92,21 @@ def test_a_command_built_without_validation_is_what_validation_gives(
     monitor: str,
     server: str,
     action: Action,
-    group: str,
-    other: str | None,
-    step: CommandStep,
+    group: str | None,
+    resource: str | None,
     final_action: FinalAction | None,
     script: str | None,
     fault_facts: FaultFacts | None,
 ) -> None:
     # `recovery_command` skips validation because its inputs were validated before (the
     # configuration, the parsed fault): what it builds must survive the agents' parse unchanged.
-    failover = action is Action.FAILOVER
     command = recovery_command(
         fault_id=fault,
         monitor=monitor,
         server=server,
         action=action,
-        group=group if failover else other,
-        step=step if failover else None,
-        from_server=other if failover else None,
-        to_server=server if failover else None,
-        resource=None if failover else other,
+        group=group,
+        resource=resource,
         final_action=final_action,
         script=script,
         before_script=script,
@@ -121,6 +115,25 @@ def test_a_command_built_without_validation_is_what_validation_gives(
     )
     assert RecoveryCommand.model_validate_json(command.to_body()) == command
     assert RecoveryCommand.model_validate(command.model_dump()) == command
+
+
+@given(fault=names, monitor=wire_names, group=wire_names, source=wire_names, to=wire_names)
+def test_a_failover_step_built_without_validation_is_what_validation_gives(
+    fault: str, monitor: str, group: str, source: str, to: str
+) -> None:
+    for step in CommandStep:
+        command = recovery_command(
+            fault_id=fault,
+            monitor=monitor,
+            server=source if step is CommandStep.STOP else to,
+            action=Action.FAILOVER,
+            group=group,
+            step=step,
+            from_server=source,
+            to_server=to,
+            issued_at=T0,
+        )
+        assert RecoveryCommand.model_validate_json(command.to_body()) == command
 
 
 def test_a_fence_is_a_final_action_with_an_id_of_its_own() -> None:
