@@ -173,10 +173,7 @@ def recovery_command(
         kind = ("fence", group)
     else:
         kind = (action.value, group or "", "")
-    # Not validated again (a third of a first fault's decision): every name comes from the
-    # validated configuration, every fault fact from the parsed notification; a unit test holds
-    # the commands the core builds to what validation would give.
-    return RecoveryCommand.model_construct(
+    return RecoveryCommand(
         id=derived_id("command", fault_id, monitor, server, *kind),
         fault_id=fault_id,
         monitor=monitor,

@@ -6,22 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mrwbus.core import events
-from mrwbus.core.decision import (
-    CONFIRMED,
-    Decision,
-    FaultFacts,
-    LadderStep,
-    NoStep,
-    recovery_command,
-)
-from mrwbus.messages import (
-    Action,
-    Category,
-    CommandStep,
-    FinalAction,
-    RecoveryCommand,
-    derived_id,
-)
+from mrwbus.core.decision import CONFIRMED, Decision, LadderStep, NoStep, recovery_command
+from mrwbus.messages import Action, CommandStep, FinalAction, derived_id
 
 from ..conftest import T0
 
@@ -65,75 +51,6 @@ def test_a_failover_step_id_names_its_step_and_destination(
             "command", fault, monitor, server, "failover", group, step, to
         )
     assert len(set(ids.values())) == len(ids)
-
-
-wire_names = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
-facts = st.builds(
-    FaultFacts,
-    category=st.sampled_from(Category),
-    device=st.text(min_size=1, max_size=40),
-    message=st.text(max_size=200),
-)
-
-
-@given(
-    fault=st.text(min_size=1, max_size=200),
-    monitor=wire_names,
-    server=wire_names,
-    action=st.sampled_from([Action.RESTART, Action.FINAL_ACTION, Action.SCRIPT]),
-    group=st.none() | wire_names,
-    resource=st.none() | wire_names,
-    final_action=st.none() | st.sampled_from(FinalAction),
-    script=st.none() | st.text(max_size=80),
-    fault_facts=st.none() | facts,
-)
-def test_a_command_built_without_validation_is_what_validation_gives(
-    fault: str,
-    monitor: str,
-    server: str,
-    action: Action,
-    group: str | None,
-    resource: str | None,
-    final_action: FinalAction | None,
-    script: str | None,
-    fault_facts: FaultFacts | None,
-) -> None:
-    # `recovery_command` skips validation because its inputs were validated before (the
-    # configuration, the parsed fault): what it builds must survive the agents' parse unchanged.
-    command = recovery_command(
-        fault_id=fault,
-        monitor=monitor,
-        server=server,
-        action=action,
-        group=group,
-        resource=resource,
-        final_action=final_action,
-        script=script,
-        before_script=script,
-        fault=fault_facts,
-        issued_at=T0,
-    )
-    assert RecoveryCommand.model_validate_json(command.to_body()) == command
-    assert RecoveryCommand.model_validate(command.model_dump()) == command
-
-
-@given(fault=names, monitor=wire_names, group=wire_names, source=wire_names, to=wire_names)
-def test_a_failover_step_built_without_validation_is_what_validation_gives(
-    fault: str, monitor: str, group: str, source: str, to: str
-) -> None:
-    for step in CommandStep:
-        command = recovery_command(
-            fault_id=fault,
-            monitor=monitor,
-            server=source if step is CommandStep.STOP else to,
-            action=Action.FAILOVER,
-            group=group,
-            step=step,
-            from_server=source,
-            to_server=to,
-            issued_at=T0,
-        )
-        assert RecoveryCommand.model_validate_json(command.to_body()) == command
 
 
 def test_a_fence_is_a_final_action_with_an_id_of_its_own() -> None:
