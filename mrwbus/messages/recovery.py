@@ -147,8 +147,8 @@ class EventBatch(WireModel):
 
     @classmethod
     def of(cls, events: list[Event]) -> EventBatch:
-        """A batch of events the service made (not validated again)."""
-        return cls.model_construct(id=events[0].id, events=events)
+        """A batch of the service's events (the events themselves are not validated again)."""
+        return cls(id=events[0].id, events=events)
 
     @property
     def routing_key(self) -> str:
