@@ -1,6 +1,6 @@
 """Run every benchmark and print mrwbus beside the bare relay, from one run:
 
-    python -m benchmarks.run            # everything (about 10 minutes on 2 cores)
+    python -m benchmarks.run            # everything (about 4 minutes on 2 cores)
     python -m benchmarks.run --quick    # smaller counts, for checking the harness
 
 Each phase gets a fresh vhost and fresh processes: the contender (`mrwbus run` with every
