@@ -17,8 +17,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.topology import COMMANDS, declare_service_topology
+from mrwbus.config.settings import ServiceSettings
 from mrwbus.messages import Action, FaultNotification, RecoveryCommand, derived_id, utc_now
-from mrwbus.settings import ServiceSettings
 
 PREFETCH = ServiceSettings().prefetch
 

@@ -201,7 +201,7 @@ async def _drained(url: str) -> None:
 
 def _matching_costs() -> dict[int, float]:
     """Microseconds per `MonitorIndex.match` at 10, 1,000 and 10,000 monitors."""
-    from mrwbus.config import parse_config
+    from mrwbus.config.loading import parse_config
     from mrwbus.core.matching import MonitorIndex
     from mrwbus.messages import Category
 

@@ -38,8 +38,8 @@ from mrwbus.agent.ledger import CommandLedger
 from mrwbus.agent.reference import build_reference_agent, run_agent
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, ShellHandler, command_environment
+from mrwbus.bus.health import Health
 from mrwbus.errors import JournalLocked
-from mrwbus.health import Health
 from mrwbus.messages import Outcome
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from mrwbus.config import ALL_GROUPS, ClusterConfig
+from mrwbus.config.model import ALL_GROUPS, ClusterConfig
 from mrwbus.messages import RecoveryCommand
 
 SERVICE_USER = "mrwbus-service"

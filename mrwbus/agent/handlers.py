@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from mrwbus.config import HANDLER_NAMES
+from mrwbus.config.model import HANDLER_NAMES
 from mrwbus.messages import Action, FinalAction, Outcome, RecoveryCommand
 
 BEFORE_SCRIPT = "before_script"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
 from mrwbus.agent.shell import KILL_GRACE, run_shell
-from mrwbus.config import HandlerConfig
+from mrwbus.config.model import HandlerConfig
 from mrwbus.messages import Outcome
 
 log = logging.getLogger(__name__)

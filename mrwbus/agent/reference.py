@@ -26,7 +26,7 @@ from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.bus.connection import Urls
-from mrwbus.config import ClusterConfig, HandlerConfig
+from mrwbus.config.model import ClusterConfig, HandlerConfig
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import utc_now
 

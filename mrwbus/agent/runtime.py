@@ -31,6 +31,7 @@ from mrwbus.agent.ledger import KEEP, CommandLedger
 from mrwbus.agent.probes import Probe, ProbeTable, groups_probed
 from mrwbus.agent.stats import AgentStats
 from mrwbus.bus.connection import Urls, redact
+from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
@@ -46,7 +47,6 @@ from mrwbus.messages import (
     parse_message,
     utc_now,
 )
-from mrwbus.senders import effective_sender
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from mrwbus.agent.execution import clip
 from mrwbus.agent.handlers import Handler, HandlerResult
-from mrwbus.config import HandlerConfig
+from mrwbus.config.model import HandlerConfig
 from mrwbus.messages import Outcome, RecoveryCommand
 
 SHELL = "/bin/sh"

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mrwbus.metrics import Histogram
+from mrwbus.telemetry.exposition import Histogram
 
 HANDLER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 """Upper bounds in seconds: a probe takes milliseconds, a database restart minutes."""

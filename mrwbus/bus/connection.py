@@ -21,8 +21,8 @@ from tenacity import (
 )
 from yarl import URL
 
+from mrwbus.config.settings import connection_parameters, heartbeat
 from mrwbus.errors import BrokerUnavailable
-from mrwbus.settings import connection_parameters, heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def open_connection(url: str, name: str) -> AbstractConnection:
     """One connection attempt, named so the management UI shows who is connected.
 
     The password file and TLS files named in the URL are read here, on each attempt (see
-    `mrwbus.settings.connection_parameters`), so a rotated password is picked up by the next
+    `mrwbus.config.settings.connection_parameters`), so a rotated password is picked up by the next
     reconnect and every client (service, agent, relay, CLI) gets them through this one place.
     Heartbeats are `settings.heartbeat()` seconds unless the URL says `?heartbeat=`: a silent
     network is then noticed by both sides in a few seconds, not after a minute."""

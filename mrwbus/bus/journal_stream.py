@@ -33,9 +33,13 @@ from mrwbus.bus.topology import (
     declare_leader_lock,
     existing_queue,
 )
-from mrwbus.core.records import Record, Records
 from mrwbus.errors import JournalFailed
 from mrwbus.messages import new_id
+
+Record = tuple[str, str, Any]
+"""One change to the journaled state: (kind, key, value); the stream only carries it."""
+Records = dict[str, dict[str, Any]]
+"""A snapshot's state: kind -> key -> value."""
 
 MAX_ENTRIES_PER_MESSAGE = 2_000
 LAZY_WRITE_DELAY = 0.1

@@ -15,6 +15,7 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from mrwbus.bus.frames import json_properties
+from mrwbus.bus.identity import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 from mrwbus.bus.publish_batch import Confirmation, PublishBatch, new_message_id
 from mrwbus.bus.topology import (
     COMMANDS,
@@ -33,7 +34,6 @@ from mrwbus.messages import (
     new_id,
     utc_now,
 )
-from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 
 REPLY_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
 """The only queues a reply may go to: names the broker generates, never one a client chose."""

@@ -26,8 +26,8 @@ from yarl import URL
 
 from mrwbus.bus.connection import Urls, url_list
 from mrwbus.bus.topology import CONTROL, DEAD, FAULTS, SERVICE_RESULTS, agent_queue
-from mrwbus.bus_messages import BusReport, QueueDepth, QueueRole, RecentDeadLetter
 from mrwbus.messages import utc_now
+from mrwbus.messages.bus import BusReport, QueueDepth, QueueRole, RecentDeadLetter
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from mrwbus.bus.connection import (
     redact,
     url_list,
 )
+from mrwbus.bus.health import Health
 from mrwbus.bus.publisher import Publisher
+from mrwbus.config.settings import heartbeat
 from mrwbus.errors import NotConnected
-from mrwbus.health import Health
-from mrwbus.settings import heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp.common import FieldTable
 
-from mrwbus.settings import replicas
+from mrwbus.config.model import DEFAULT_DEAD_LIMITS, DeadLetterLimits
+from mrwbus.config.settings import replicas
 
 FAULTS = "mrwbus.faults"
 COMMANDS = "mrwbus.commands"
@@ -66,25 +66,14 @@ DEAD_ID_HEADER = "x-mrwbus-dead-id"
 """A dead letter's own id (`mrwbus dead show ID`): a message id may be dead-lettered twice."""
 
 
-@dataclass(frozen=True)
-class DeadLetterLimits:
-    """What `mrwbus.dead` may hold, so that a flood of bad messages cannot fill the broker's
-    disk: beyond `max_length` the oldest are dropped, and each is dropped after `ttl`.
-    `ttl` is also how long an operator has to look at a dead letter and replay it."""
-
-    max_length: int = 100_000
-    ttl: timedelta = timedelta(days=14)
-
-    def arguments(self) -> FieldTable:
-        return {
-            **replicated_quorum(),
-            "x-max-length": self.max_length,
-            "x-overflow": "drop-head",
-            "x-message-ttl": int(self.ttl.total_seconds() * 1000),
-        }
-
-
-DEFAULT_DEAD_LIMITS = DeadLetterLimits()
+def dead_letter_arguments(limits: DeadLetterLimits) -> FieldTable:
+    """`mrwbus.dead`'s queue arguments: replicated, bounded in length and age."""
+    return {
+        **replicated_quorum(),
+        "x-max-length": limits.max_length,
+        "x-overflow": "drop-head",
+        "x-message-ttl": int(limits.ttl.total_seconds() * 1000),
+    }
 
 
 def agent_queue(server: str) -> str:
@@ -127,7 +116,9 @@ async def declare_exchanges(
     # Dead letters go through an exchange of their own: only the service may write to the
     # default exchange, yet agents dead-letter too.
     exchanges[DEAD] = await channel.declare_exchange(DEAD, ExchangeType.FANOUT, durable=True)
-    dead = await channel.declare_queue(DEAD, durable=True, arguments=dead_limits.arguments())
+    dead = await channel.declare_queue(
+        DEAD, durable=True, arguments=dead_letter_arguments(dead_limits)
+    )
     await dead.bind(exchanges[DEAD])
     return exchanges
 

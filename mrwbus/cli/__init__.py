@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(required=True, metavar="VERB")
     for group in VERB_GROUPS:
         group.register(verbs)
+    parser.set_defaults(root_parser=parser)  # for `completion`, which describes every verb
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mrwbus.cli.common import add_verb, broker_url, run
-from mrwbus.config import load_config
+from mrwbus.config.loading import load_config
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +48,7 @@ def provision_broker(args: argparse.Namespace) -> int:
         mrwbus provision --config cluster.yaml --management-url http://admin@localhost:15672/ \\
             --password-file admin.pw --secrets /etc/mrwbus/secrets --rotate agent-server1
     """
-    from mrwbus.provision import provision
+    from mrwbus.operators.provision import provision
 
     config = load_config(args.config)
     done = run(

@@ -11,8 +11,8 @@ import textwrap
 from collections.abc import Callable, Coroutine
 from typing import IO, Any, TypeVar
 
+from mrwbus.config.settings import amqp_urls
 from mrwbus.messages import ControlRequest, ControlVerb, new_id
-from mrwbus.settings import amqp_urls
 
 Verb = Callable[[argparse.Namespace], int]
 T = TypeVar("T")

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from mrwbus import sd_notify
 from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
-from mrwbus.config import load_config
-from mrwbus.settings import ServiceSettings, management_url
+from mrwbus.config.loading import load_config
+from mrwbus.config.settings import ServiceSettings, management_url
 
 COLLECTOR_THRESHOLDS = (50_000, 20, 100)
 """The cyclic collector's generation thresholds in the service. With Python's default (700, 10,
@@ -127,8 +127,8 @@ def run_demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, *, with_agents: bool) -> int:
     """The service (and, for the demo, a reference agent per server) until SIGTERM or Ctrl-C."""
     from mrwbus.logs import configure_logging
-    from mrwbus.service import Service
-    from mrwbus.web.health import role_of
+    from mrwbus.service.service import Service
+    from mrwbus.web.healthz import role_of
 
     config = load_config(args.config)
     http: tuple[str, int] | None = args.http
@@ -224,7 +224,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return f"consuming the commands of {args.server}" if agent.ready.is_set() else None
 
     async def serve() -> None:
-        from mrwbus.agent.http import serve_agent_http
+        from mrwbus.agent.agent_http import serve_agent_http
 
         stop = _stop_on_signals()
         runner = await serve_agent_http(agent, *http) if http else None

@@ -14,12 +14,12 @@ import json
 import sys
 from datetime import timedelta
 
-from mrwbus.bus_messages import DeadLetterNote, DeadLetterOperation, DeadLetterReplay
 from mrwbus.cli.common import add_group, add_verb, broker_url, checked, operator, run
-from mrwbus.config import parse_duration
-from mrwbus.dead_letters import SHORT_ID, DeadLetter, one, render_list, render_show, select
+from mrwbus.config.durations import parse_duration
 from mrwbus.errors import BrokerUnavailable, ServiceError
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
+from mrwbus.messages.bus import DeadLetterNote, DeadLetterOperation, DeadLetterReplay
+from mrwbus.service.dead_letters import SHORT_ID, DeadLetter, one, render_list, render_show, select
 from mrwbus.terminal import printable
 
 DEAD = """list, show, replay or purge the dead-lettered messages in mrwbus.dead
@@ -90,7 +90,7 @@ def list_dead(args: argparse.Namespace) -> int:
     """
 
     async def work() -> list[DeadLetter]:
-        from mrwbus.bus.dead_letters import held_dead_letters
+        from mrwbus.service.dead_letter_queue import held_dead_letters
 
         async with held_dead_letters(broker_url(args)) as held:
             return select(held.letters, reason=args.reason, since=args.since, now=utc_now())
@@ -113,7 +113,7 @@ def show_dead(args: argparse.Namespace) -> int:
     """
 
     async def work() -> DeadLetter:
-        from mrwbus.bus.dead_letters import held_dead_letters
+        from mrwbus.service.dead_letter_queue import held_dead_letters
 
         async with held_dead_letters(broker_url(args)) as held:
             return one(held.letters, args.id, utc_now())
@@ -161,7 +161,7 @@ def purge_dead(args: argparse.Namespace) -> int:
     """
 
     async def work() -> list[DeadLetter]:
-        from mrwbus.bus.dead_letters import held_dead_letters
+        from mrwbus.service.dead_letter_queue import held_dead_letters
 
         async with held_dead_letters(broker_url(args)) as held:
             chosen = select(held.letters, before=args.before, now=utc_now())

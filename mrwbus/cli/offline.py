@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mrwbus.cli.common import add_verb
-from mrwbus.config import load_config
+from mrwbus.config.loading import load_config
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="placement, alive, suspended, monitors' status and counts (default: {})",
     )
 
-    from mrwbus.wire_schema import message_names
+    from mrwbus.operators.wire_schema import message_names
 
     schema = add_verb(verbs, "schema", write_schema, broker=False)
     what = schema.add_mutually_exclusive_group()
@@ -77,7 +77,7 @@ def check_config(args: argparse.Namespace) -> int:
     Examples:
         mrwbus check-config /etc/mrwbus/cluster.yaml
     """
-    from mrwbus.config_warnings import unhandled_actions
+    from mrwbus.operators.config_warnings import unhandled_actions
 
     config = load_config(args.path)
     for warning in unhandled_actions(config):
@@ -94,7 +94,12 @@ def simulate_fault(args: argparse.Namespace) -> int:
         mrwbus simulate --config cluster.yaml --fault '{"server": "server1", "category": "NIC", "device": "eth0"}' --state '{"alive": {"server2": false}}'
     """
     from mrwbus.messages import utc_now
-    from mrwbus.simulate import build_state, parse_fault_argument, render_simulation, simulate
+    from mrwbus.operators.simulate import (
+        build_state,
+        parse_fault_argument,
+        render_simulation,
+        simulate,
+    )
 
     config = load_config(args.config)
     now = utc_now()
@@ -111,7 +116,7 @@ def write_schema(args: argparse.Namespace) -> int:
         mrwbus schema --out docs/schema          # every message, one file each
         mrwbus schema | jq 'keys'                # every message, one JSON object
     """
-    from mrwbus.wire_schema import message_names, render, write_schemas
+    from mrwbus.operators.wire_schema import message_names, render, write_schemas
 
     if args.out is not None:
         for path in write_schemas(args.out):
@@ -135,8 +140,8 @@ def print_completion(args: argparse.Namespace) -> int:
         mrwbus completion bash > /etc/bash_completion.d/mrwbus
         mrwbus completion zsh > "${fpath[1]}/_mrwbus"     # or: source <(mrwbus completion zsh)
     """
-    from mrwbus.cli import build_parser
     from mrwbus.cli.completion import completion_script
 
-    sys.stdout.write(completion_script(build_parser(), args.shell))
+    # The whole command's parser, handed down by `build_parser` (this module is part of it).
+    sys.stdout.write(completion_script(args.root_parser, args.shell))
     return 0

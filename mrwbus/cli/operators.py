@@ -117,7 +117,7 @@ def show_status(args: argparse.Namespace) -> int:
         mrwbus status --json | jq '.monitors[] | select(.status == "Error")'
         NO_COLOR=1 mrwbus status
     """
-    from mrwbus.status_table import render_status
+    from mrwbus.operators.status_table import render_status
 
     reply = ask(args, ControlVerb.STATUS)
     assert reply.status is not None

@@ -10,13 +10,14 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision
 from mrwbus.core.downed import follow_downed_server, took_server_down
-from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase, failover_command
+from mrwbus.core.failover import FailoverRules, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView
+from mrwbus.core.progress import FailoverInProgress, Phase
 from mrwbus.core.recovery import Situation, decide_fault, repeats_summary
 from mrwbus.core.reports import learn_from_report
 from mrwbus.messages import (
@@ -127,6 +128,13 @@ class ClusterState:
         if decision.state is not None:
             assert key is not None
             self._set(*key, decision.state)
+        for (monitor, server), state in decision.states.items():
+            self._set(monitor, server, state)
+        for monitor, suspended in decision.suspended.items():
+            if suspended:
+                self.suspended.add(monitor)
+            else:
+                self.suspended.discard(monitor)
         for progress in decision.failovers:
             self.failovers[progress.group] = progress
             self.view.moving.add(progress.group)
@@ -329,58 +337,6 @@ class ClusterState:
             self.issued[command.id] = command
         while len(self.issued) > REMEMBERED_COMMANDS:
             self.issued.popitem(last=False)
-
-    def clear(
-        self, monitor: str, server: str, *, reset_counts: bool, by: str, now: datetime, cause: str
-    ) -> list[Event]:
-        """An operator's clear: Error -> Normal, counts kept unless `reset_counts`."""
-        state = self.state_of(monitor, server)
-        found: list[Event] = []
-        if state.status is Status.ERROR:
-            found.append(
-                events.STATUS_CLEARED.make(
-                    at=now, cause=cause, monitor=monitor, server=server, by=by
-                )
-            )
-        if reset_counts and state.has_counts:
-            found.append(
-                events.COUNTS_RESET.make(at=now, cause=cause, monitor=monitor, server=server, by=by)
-            )
-        self._set(monitor, server, state.cleared(reset_counts=reset_counts))
-        return found
-
-    def place(
-        self, group: str, server: str | None, *, reason: str, by: str, now: datetime, cause: str
-    ) -> list[Event]:
-        """An operator's correction of where a group runs (the caller refuses it while the
-        group's failover is in progress: that failover owns the placement)."""
-        assert group not in self.failovers
-        before = self.view.placement.get(group)
-        self.view.move(group, server)
-        return [
-            events.GROUP_PLACED.make(
-                at=now,
-                cause=cause,
-                group=group,
-                server=server,
-                where=server or "no server",
-                before=before or "nowhere",
-                by=by,
-                reason=reason,
-            )
-        ]
-
-    def suspend(self, monitor: str, *, by: str, now: datetime, cause: str) -> list[Event]:
-        if monitor in self.suspended:
-            return []
-        self.suspended.add(monitor)
-        return [events.MONITOR_SUSPENDED.make(at=now, cause=cause, monitor=monitor, by=by)]
-
-    def resume(self, monitor: str, *, by: str, now: datetime, cause: str) -> list[Event]:
-        if monitor not in self.suspended:
-            return []
-        self.suspended.discard(monitor)
-        return [events.MONITOR_RESUMED.make(at=now, cause=cause, monitor=monitor, by=by)]
 
     def _set(self, monitor: str, server: str, state: MonitorServerState) -> None:
         self.dirty.add((monitor, server))

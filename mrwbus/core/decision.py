@@ -3,7 +3,7 @@
 A fault, a result, a report, the passing of time and an operator's request all come out of the
 core as a `Decision`: the commands to send, the events to publish, the ladder step a fault took
 (or why it took none), and the changes to apply to the cluster state. The service journals it,
-publishes it and then acknowledges its input (`mrwbus.outbox`); `mrwbus simulate` prints it.
+publishes it and then acknowledges its input (`mrwbus.service.outbox`); `mrwbus simulate` prints it.
 Pure: no I/O.
 """
 
@@ -17,33 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
+from mrwbus.core.progress import FailoverInProgress, FaultFacts
 from mrwbus.messages import (
     Action,
-    Category,
     CommandStep,
     Event,
-    FaultNotification,
     FinalAction,
     RecoveryCommand,
     derived_id,
 )
 
 if TYPE_CHECKING:
-    from mrwbus.core.failover import FailoverInProgress
     from mrwbus.core.monitor import MonitorServerState
-
-
-@dataclass(frozen=True)
-class FaultFacts:
-    """What the fault said, carried by every command it causes so handlers can read it."""
-
-    category: Category
-    device: str
-    message: str
-
-    @classmethod
-    def of(cls, fault: FaultNotification) -> FaultFacts:
-        return cls(fault.category, fault.device, fault.message)
 
 
 class NoStep(StrEnum):
@@ -89,6 +74,10 @@ class Decision:
     """For a fault: the ladder step it took, or why none. None for any other input."""
     state: MonitorServerState | None = None
     """For a fault: its monitor's new state on the fault's server."""
+    states: Mapping[tuple[str, str], MonitorServerState] = field(default_factory=dict)
+    """For an operator's request: (monitor, server) -> the monitor's new state there."""
+    suspended: Mapping[str, bool] = field(default_factory=dict)
+    """Monitors an operator suspended (True) or resumed (False)."""
     moves: Mapping[str, str | None] = field(default_factory=dict)
     """Groups whose placement this changes: group -> server it runs on (None: nowhere)."""
     failovers: tuple[FailoverInProgress, ...] = ()
@@ -113,6 +102,8 @@ class Decision:
             events=self.events + other.events,
             step=self.step or other.step,
             state=other.state or self.state,
+            states={**self.states, **other.states},
+            suspended={**self.suspended, **other.suspended},
             moves={**self.moves, **other.moves},
             failovers=self.failovers + other.failovers,
             ended=self.ended + other.ended,

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core import events
-from mrwbus.core.decision import Decision, FaultFacts
-from mrwbus.core.failover import FailoverInProgress, FailoverRules, Phase
+from mrwbus.core.decision import Decision
+from mrwbus.core.failover import FailoverRules
 from mrwbus.core.placement import ClusterView, choose_failover_destination
+from mrwbus.core.progress import FailoverInProgress, FaultFacts, Phase
 from mrwbus.messages import Action, Event, RecoveryCommand
 
 

@@ -10,15 +10,15 @@ the failover in progress and what happened, and returns what to do next.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from mrwbus.config import ClusterConfig, ExcludeRule
+from mrwbus.config.model import ClusterConfig, ExcludeRule
 from mrwbus.core import events
-from mrwbus.core.decision import Decision, FaultFacts, recovery_command
+from mrwbus.core.decision import Decision, recovery_command
 from mrwbus.core.placement import ClusterView, choose_failover_destination
+from mrwbus.core.progress import FailoverInProgress, Phase
 from mrwbus.messages import (
     Action,
     CommandResult,
@@ -27,29 +27,6 @@ from mrwbus.messages import (
     Outcome,
     RecoveryCommand,
 )
-
-
-class Phase(StrEnum):
-    STOPPING = "stopping"  # waiting for the source to confirm the stop
-    FENCING = "fencing"  # waiting for the source to confirm the final action
-    STARTING = "starting"  # waiting for the destination to confirm the start
-
-
-@dataclass(frozen=True)
-class FailoverInProgress:
-    group: str
-    monitor: str
-    fault_id: str
-    from_server: str
-    to_server: str
-    phase: Phase
-    awaiting: str
-    """The id of the command whose result moves this failover on."""
-    deadline: datetime
-    tried: tuple[str, ...] = ()
-    before_script: str | None = None
-    fault: FaultFacts | None = None
-    """What the fault said, passed on to every step's command."""
 
 
 def _going_on(progress: FailoverInProgress, *found: Event, **more: object) -> Decision:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.messages import Category
 
 _ANY_DEVICE = ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from mrwbus.config import RecoveryConfig
+from mrwbus.config.model import RecoveryConfig
 from mrwbus.messages import Action
 
 

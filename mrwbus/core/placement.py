@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mrwbus.config import ALL_GROUPS, ClusterConfig, ExcludeRule
+from mrwbus.config.model import ALL_GROUPS, ClusterConfig, ExcludeRule
 
 EXCLUDED_BECAUSE: dict[ExcludeRule, str] = {
     "any_error": "a monitor is in Error there",

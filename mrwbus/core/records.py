@@ -27,11 +27,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision
-from mrwbus.core.failover import FailoverInProgress
 from mrwbus.core.monitor import MonitorServerState
+from mrwbus.core.progress import FailoverInProgress
 
 Record = tuple[str, str, Any]
 Records = dict[str, dict[str, Any]]

@@ -10,12 +10,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from mrwbus.config import ActiveTiming, ClusterConfig, ExcludeRule, MonitorConfig
+from mrwbus.config.model import ActiveTiming, ClusterConfig, ExcludeRule, MonitorConfig
 from mrwbus.core import events
-from mrwbus.core.decision import Decision, FaultFacts, LadderStep, NoStep, recovery_command
-from mrwbus.core.failover import FailoverInProgress, Phase, failover_command
+from mrwbus.core.decision import Decision, LadderStep, NoStep, recovery_command
+from mrwbus.core.failover import failover_command
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
+from mrwbus.core.progress import FailoverInProgress, FaultFacts, Phase
 from mrwbus.messages import (
     Action,
     CommandStep,

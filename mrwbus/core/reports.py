@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core import events
 from mrwbus.core.placement import ClusterView
 from mrwbus.messages import AgentReport, Event

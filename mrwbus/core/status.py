@@ -6,7 +6,7 @@ Pure.
 
 from __future__ import annotations
 
-from mrwbus.config import ActiveTiming
+from mrwbus.config.model import ActiveTiming
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.monitor import Status
 from mrwbus.core.placement import target_groups

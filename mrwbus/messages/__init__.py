@@ -37,6 +37,15 @@ from mrwbus.messages.base import (
     new_id,
     utc_now,
 )
+from mrwbus.messages.commands import (
+    NO_MONITOR,
+    CommandStep,
+    Event,
+    EventBatch,
+    EventKind,
+    FaultNotification,
+    RecoveryCommand,
+)
 from mrwbus.messages.control import (
     ControlReply,
     ControlRequest,
@@ -53,15 +62,6 @@ from mrwbus.messages.parsing import (
     parse_agent_message,
     parse_fault,
     parse_message,
-)
-from mrwbus.messages.recovery import (
-    NO_MONITOR,
-    CommandStep,
-    Event,
-    EventBatch,
-    EventKind,
-    FaultNotification,
-    RecoveryCommand,
 )
 
 __all__ = [

@@ -10,7 +10,6 @@ from pydantic import (
     Field,
 )
 
-from mrwbus.bus_messages import BusReport, DeadLetterNote, DeadLetterReplay
 from mrwbus.messages.base import (
     Category,
     MessageId,
@@ -18,6 +17,7 @@ from mrwbus.messages.base import (
     Timestamp,
     WireModel,
 )
+from mrwbus.messages.bus import BusReport, DeadLetterNote, DeadLetterReplay
 
 # --- operators' requests to the running service (request/reply on `mrwbus.control`) ---------
 

@@ -11,7 +11,6 @@ from pydantic import (
 )
 
 from mrwbus.errors import ContractError
-from mrwbus.json_limits import scan
 from mrwbus.messages.agents import (
     AgentReport,
     CommandResult,
@@ -20,9 +19,10 @@ from mrwbus.messages.base import (
     MAX_BODY_BYTES,
     M,
 )
-from mrwbus.messages.recovery import (
+from mrwbus.messages.commands import (
     FaultNotification,
 )
+from mrwbus.messages.json_limits import scan
 
 
 def json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 
 from mrwbus.bus.connection import Urls
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
+from mrwbus.config.relay import RelaySettings
 from mrwbus.errors import ConfigError, ConfigIssue, RelayError
-from mrwbus.relay.config import RelaySettings
 from mrwbus.relay.daemon import Relay, snapshot
 
 
@@ -35,7 +35,7 @@ def start_relay(settings: RelaySettings, url: Urls) -> Relay:
 
 async def serve_relay(relay: Relay, http: str | None, stop: asyncio.Event) -> None:
     """Run until `stop` is set, with /healthz and /metrics on `http` if given."""
-    from mrwbus.relay.http import serve_http
+    from mrwbus.relay.relay_http import serve_http
 
     runner = await serve_http(relay, http) if http else None
     try:

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mrwbus.bus.connection import Urls
+from mrwbus.config.relay import RelaySettings
 from mrwbus.messages import Category, FaultNotification, derived_id
-from mrwbus.relay.config import RelaySettings
 from mrwbus.relay.debounce import Debouncer, Transition
 from mrwbus.relay.delivery import Delivery, LinkFactory, PublisherLink, broker_urls
 from mrwbus.relay.sources import Level, Notice, Observation, Source, build_sources

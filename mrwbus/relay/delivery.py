@@ -23,10 +23,10 @@ from yarl import URL
 from mrwbus.bus.connection import CONNECTION_ERRORS, Urls, connect, redact, url_list
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.topology import FAULTS, declare_exchanges
+from mrwbus.config.settings import heartbeat
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.messages import FaultNotification
 from mrwbus.relay.spool import Spool
-from mrwbus.settings import heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from mrwbus.config.relay import FcSourceConfig
 from mrwbus.messages import Category
-from mrwbus.relay.config import FcSourceConfig
 from mrwbus.relay.sources import Emit, Level
 
 ONLINE = "Online"

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from mrwbus.relay.config import LogSourceConfig
+from mrwbus.config.relay import LogSourceConfig
 from mrwbus.relay.patterns import CompiledPattern, kmsg_text, match_line
 from mrwbus.relay.sources import Emit, Notice
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pyroute2 import AsyncIPRoute
 
+from mrwbus.config.relay import NicSourceConfig
 from mrwbus.messages import Category
-from mrwbus.relay.config import NicSourceConfig
 from mrwbus.relay.sources import Emit, Level
 
 UNHEALTHY_OPERSTATES = frozenset({"DOWN", "LOWERLAYERDOWN", "NOTPRESENT"})

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mrwbus.config.relay import PatternConfig
 from mrwbus.messages import Category
-from mrwbus.relay.config import PatternConfig
 
 _KMSG_PREFIX = re.compile(r"^\d+,\d+,\d+,[^;]*;")
 

@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mrwbus.config.relay import ExecSourceConfig
 from mrwbus.messages import Category, Keyword, describe_validation_error
-from mrwbus.relay.config import ExecSourceConfig
 from mrwbus.relay.sources import Emit, Notice
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from mrwbus.config.relay import RelaySettings
 from mrwbus.messages import Category
-from mrwbus.relay.config import RelaySettings
 
 State = Literal["error", "recovered"]
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 
-from mrwbus.bus_messages import BusReport, QueueDepth
-from mrwbus.health import Counters, Health
+from mrwbus.bus.health import Counters, Health
 from mrwbus.messages import Action, Category, Outcome, StatusReport
-from mrwbus.metrics import (
+from mrwbus.messages.bus import BusReport, QueueDepth
+from mrwbus.telemetry.exposition import (
     MetricFamily,
     Metrics,
     counter,

@@ -28,10 +28,10 @@ from aiohttp import web
 
 from mrwbus.errors import StatusPageError
 from mrwbus.messages import Event
-from mrwbus.metrics import Metrics
-from mrwbus.service import Service
+from mrwbus.service.service import Service
+from mrwbus.telemetry.exposition import Metrics
 from mrwbus.web.address import DEFAULT_HOST, DEFAULT_PORT
-from mrwbus.web.health import assess
+from mrwbus.web.healthz import assess
 from mrwbus.web.prometheus import exposition
 from mrwbus.web.stream import KEEPALIVE, StatusStream, event_json, status_json
 

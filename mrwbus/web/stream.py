@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mrwbus.messages import Event, StatusReport
-from mrwbus.web.health import HealthReport
+from mrwbus.web.healthz import HealthReport
 
 KEEPALIVE = b": keepalive\n\n"
 """A comment line: keeps proxies from closing an idle stream, and finds viewers who left."""

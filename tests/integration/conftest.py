@@ -9,9 +9,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 
-from mrwbus.config import ClusterConfig, parse_config
-from mrwbus.service import Service
-from mrwbus.settings import ServiceSettings
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
+from mrwbus.config.settings import ServiceSettings
+from mrwbus.service.service import Service
 from tests.integration.broker import BusProbe, create_vhost, delete_vhost, unique_vhost, vhost_url
 from tests.integration.deployment import Deployment, deployment_fixture
 from tests.integration.tls_node import TlsNode, tls_node_fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mrwbus.bus.connection import connect
-from mrwbus.provision import Provisioned, provision
-from mrwbus.roles import roles_for
-from mrwbus.settings import amqp_url
+from mrwbus.bus.roles import roles_for
+from mrwbus.config.settings import amqp_url
+from mrwbus.operators.provision import Provisioned, provision
 from tests.integration.broker import unique_vhost
 from tests.integration.tls_node import TlsNode
 

@@ -27,7 +27,7 @@ from mrwbus.bus.topology import (
     declare_agent_queue,
     declare_exchanges,
 )
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.messages import (
     AgentReport,
     CommandResult,

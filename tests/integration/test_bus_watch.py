@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mrwbus.config import load_config
+from mrwbus.config.loading import load_config
+from mrwbus.config.settings import ServiceSettings
 from mrwbus.relay import make_fault
-from mrwbus.service import Service
-from mrwbus.settings import ServiceSettings
+from mrwbus.service.service import Service
 from mrwbus.web.server import StatusServer
 from tests.integration.broker import BusProbe
 from tests.integration.browser import chromium_page

@@ -14,8 +14,9 @@ from typing import Any
 import aio_pika
 import pytest
 
-from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER, DeadLetterLimits
-from mrwbus.config import parse_config
+from mrwbus.bus.topology import DEAD, DEAD_ID_HEADER, ERROR_HEADER, dead_letter_arguments
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import DeadLetterLimits
 from mrwbus.messages import new_id, utc_now
 from mrwbus.relay import make_fault
 from tests.integration.broker import BusProbe
@@ -256,7 +257,7 @@ async def test_the_dead_letter_queue_is_bounded_oldest_dropped_first(amqp_url: s
             "flood-4",
         ]
         # Declared with exactly these arguments (the broker refuses a declaration with others).
-        expected = DeadLetterLimits(max_length=3, ttl=timedelta(days=1)).arguments()
+        expected = dead_letter_arguments(DeadLetterLimits(max_length=3, ttl=timedelta(days=1)))
         assert expected["x-overflow"] == "drop-head"
         assert expected["x-message-ttl"] == 86_400_000
         await probe.channel.declare_queue(DEAD, durable=True, arguments=expected)

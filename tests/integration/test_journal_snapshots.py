@@ -13,10 +13,10 @@ from aio_pika.abc import AbstractConnection
 
 from mrwbus.bus.journal_stream import Snapshot, load_snapshot, save_snapshot
 from mrwbus.bus.topology import declare_journal
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.core.decision import CONFIRMED
 from mrwbus.messages import utc_now
-from mrwbus.persistence import Recovery, RestoredState, StateJournal
+from mrwbus.service.persistence import Recovery, RestoredState, StateJournal
 from tests.integration.configs import two_servers_one_nic_monitor
 
 pytestmark = pytest.mark.broker
@@ -81,7 +81,7 @@ async def test_a_snapshot_past_its_entries_is_not_trusted(
     # As if the offset had been miscounted: 20 messages (entries) too far.
     await save_snapshot(channel, Snapshot(snapshot.seq, snapshot.offset + 20, snapshot.records))
 
-    with caplog.at_level(logging.WARNING, logger="mrwbus.persistence"):
+    with caplog.at_level(logging.WARNING, logger="mrwbus.service.persistence"):
         journal, restored, recovery = await start(connection)
     await journal.close()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mrwbus.bus.connection import connect
+from mrwbus.bus.roles import roles_for
 from mrwbus.relay import make_fault, publish_fault
-from mrwbus.roles import roles_for
 from tests.integration.deployment import (
     SERVERS,
     USERS,

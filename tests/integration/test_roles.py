@@ -16,6 +16,7 @@ from aiormq.exceptions import AMQPError
 from mrwbus.agent import build_reference_agent
 from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import Publisher, json_message
+from mrwbus.bus.roles import SERVICE
 from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import (
     COMMANDS,
@@ -28,11 +29,10 @@ from mrwbus.bus.topology import (
     declare_exchanges,
 )
 from mrwbus.bus.watch import watch_events
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.settings import connection_parameters
 from mrwbus.messages import ControlRequest, ControlVerb, Event, Outcome, new_id, utc_now
 from mrwbus.relay import make_fault, publish_fault
-from mrwbus.roles import SERVICE
-from mrwbus.settings import connection_parameters
 from tests.integration.conftest import running_service
 from tests.integration.deployment import (
     Deployment,
@@ -177,7 +177,7 @@ async def test_operators_read_the_dead_letters_viewers_do_not(
     assert await _refused(deployment, user, f"consume {DEAD}") is refused
     assert await _refused(deployment, user, f"publish {DEAD} {DEAD}")
     if not refused:  # what `mrwbus dead list` does, as the operator
-        from mrwbus.bus.dead_letters import held_dead_letters
+        from mrwbus.service.dead_letter_queue import held_dead_letters
 
         async with held_dead_letters(deployment.url(user)) as held:
             assert isinstance(held.letters, list)

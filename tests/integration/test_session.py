@@ -100,7 +100,7 @@ async def test_a_stop_lets_the_message_in_hand_finish_and_ack(amqp_url: str) -> 
 
 
 async def test_healthz_fails_while_a_consumer_is_stuck_on_a_message(amqp_url: str) -> None:
-    from mrwbus.web.health import assess
+    from mrwbus.web.healthz import assess
 
     runner = SessionRunner(amqp_url, name="test-session", prefetch=1)
     runner.health.stuck_after = 0.5

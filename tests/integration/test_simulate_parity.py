@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from mrwbus import cli
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.messages import Event, utc_now
 from tests.integration.broker import BusProbe
 from tests.integration.conftest import RunningService

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import connect
 from mrwbus.bus.topology import FAULTS, declare_service_topology
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.relay import make_fault, publish_fault
 from mrwbus.relay.delivery import PublisherLink

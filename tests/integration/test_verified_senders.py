@@ -16,11 +16,11 @@ import pytest
 from mrwbus.agent import build_reference_agent
 from mrwbus.bus.connection import connect, connection_user
 from mrwbus.bus.publisher import Publisher
+from mrwbus.bus.roles import SERVICE
 from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import COMMANDS, FAULTS, RESULTS, declare_exchanges
-from mrwbus.bus_messages import DeadLetterReplay
-from mrwbus.config import parse_config
-from mrwbus.core.failover import Phase
+from mrwbus.config.loading import parse_config
+from mrwbus.core.progress import Phase
 from mrwbus.messages import (
     CommandResult,
     ControlRequest,
@@ -31,9 +31,9 @@ from mrwbus.messages import (
     new_id,
     utc_now,
 )
+from mrwbus.messages.bus import DeadLetterReplay
 from mrwbus.relay import make_fault
-from mrwbus.roles import SERVICE
-from mrwbus.service import Service
+from mrwbus.service.service import Service
 from tests.integration.broker import unique_vhost
 from tests.integration.conftest import running_service
 from tests.integration.deployment import USERS, Deployment
@@ -96,7 +96,7 @@ async def send(url: str, exchange: str, routing_key: str, model: object) -> None
 
 async def dead_reasons(url: str, at_least: int, timeout: float = 20.0) -> list[str]:
     """The reasons of the dead letters (read and handed back), once there are `at_least`."""
-    from mrwbus.bus.dead_letters import held_dead_letters
+    from mrwbus.service.dead_letter_queue import held_dead_letters
 
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

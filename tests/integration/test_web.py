@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.settings import ServiceSettings
 from mrwbus.messages import CommandStep
 from mrwbus.relay import make_fault
-from mrwbus.service import Service
-from mrwbus.settings import ServiceSettings
+from mrwbus.service.service import Service
 from mrwbus.web import StatusPageError
 from mrwbus.web.server import StatusServer
 from tests.integration.broker import BROKER_HOST, BusProbe

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrwbus.settings import amqp_url
+from mrwbus.config.settings import amqp_url
 
 PORT0 = int(os.environ.get("MRWBUS_TEST_TLS_PORT", "5691"))
 

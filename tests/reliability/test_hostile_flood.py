@@ -27,7 +27,7 @@ from mrwbus.bus.topology import (
     RESULTS,
     declare_exchanges,
 )
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.messages import MAX_BODY_BYTES, ControlRequest, ControlVerb, new_id
 from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, make_agent, running

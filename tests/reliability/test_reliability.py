@@ -17,10 +17,10 @@ from mrwbus.bus.publisher import json_message
 from mrwbus.bus.rpc import ask_service
 from mrwbus.bus.topology import DEAD, ERROR_HEADER, SNAPSHOT, declare_exchanges, declare_journal
 from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.core.decision import CONFIRMED
 from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
-from mrwbus.persistence import StateJournal
+from mrwbus.service.persistence import StateJournal
 from tests.integration.processes import Process, Processes
 from tests.reliability.harness import (
     bad_inputs,

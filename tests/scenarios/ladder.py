@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mrwbus.config import ClusterConfig
-from mrwbus.control import handle_control
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import ControlRequest, ControlVerb, Event, FaultNotification
+from mrwbus.operators.simulate import simulate
 from mrwbus.relay import make_fault
-from mrwbus.simulate import simulate
+from mrwbus.service.answers import handle_control
 
 CONFIG = """
 security: {verify_senders: false}

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mrwbus.bus_messages import BusReport, QueueDepth, RecentDeadLetter
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import Category, FaultNotification
+from mrwbus.messages.bus import BusReport, QueueDepth, RecentDeadLetter
 
 CLUSTER_YAML = """\
 servers:

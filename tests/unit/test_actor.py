@@ -8,12 +8,12 @@ from typing import cast
 
 import pytest
 
-from mrwbus.actor import MonitorActor, decide, monitor_actors
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.messages import Event, FaultNotification, RecoveryCommand
-from mrwbus.outbox import Outbox
-from mrwbus.persistence import StateJournal
+from mrwbus.service.actor import MonitorActor, decide, monitor_actors
+from mrwbus.service.outbox import Outbox
+from mrwbus.service.persistence import StateJournal
 
 from .conftest import FaultFactory
 from .test_outbox import FakeJournal

@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mrwbus.config import (
-    ActiveTiming,
-    ClusterConfig,
-    load_config,
-    parse_config,
-    parse_duration,
-)
+from mrwbus.config.durations import parse_duration
+from mrwbus.config.loading import load_config, parse_config
+from mrwbus.config.model import ActiveTiming, ClusterConfig
 from mrwbus.errors import ConfigError
 from mrwbus.messages import Action, Category, FinalAction
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mrwbus.config import parse_config
-from mrwbus.config_checks import UNREAD_BY_ACTION
+from mrwbus.config.checks import UNREAD_BY_ACTION
+from mrwbus.config.loading import parse_config
 from mrwbus.errors import ConfigError
 from mrwbus.messages import Action
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mrwbus import cli
-from mrwbus.config import parse_config
-from mrwbus.config_warnings import unhandled_actions
+from mrwbus.config.loading import parse_config
+from mrwbus.operators.config_warnings import unhandled_actions
 
 PG = """
 servers: {db1: {}, db2: {}}

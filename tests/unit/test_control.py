@@ -4,12 +4,13 @@ dead-letter operations that become events naming who asked."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from mrwbus.bus_messages import DeadLetterNote
-from mrwbus.config import parse_config
-from mrwbus.control import handle_control
+from mrwbus.config.loading import parse_config
 from mrwbus.core.cluster import ClusterState
-from mrwbus.messages import ControlRequest, ControlVerb, EventKind
+from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event, EventKind
+from mrwbus.messages.bus import DeadLetterNote
+from mrwbus.service.answers import handle_control
 
 from .conftest import T0
 from .core.pg import fault, pg_cluster
@@ -22,6 +23,12 @@ monitors: {m1: {category: NIC, recovery: {action: restart, target: g1}}}
 """
 
 
+def answer(*args: Any) -> tuple[ControlReply, list[Event]]:
+    """The reply and the events of a request (its decision is applied already)."""
+    reply, decided = handle_control(*args)
+    return reply, list(decided.events)
+
+
 def place(group: str, server: str | None, reason: str = "checked by hand") -> ControlRequest:
     return ControlRequest(
         id="r-1", verb=ControlVerb.PLACE, group=group, server=server, reason=reason, by="op"
@@ -30,20 +37,20 @@ def place(group: str, server: str | None, reason: str = "checked by hand") -> Co
 
 def test_place_moves_the_group_with_an_event() -> None:
     cluster = pg_cluster()
-    reply, found = handle_control(cluster, place("pg", "db2"), T0)
+    reply, found = answer(cluster, place("pg", "db2"), T0)
     assert reply.ok and reply.text == "pg: placed on db2."
     assert cluster.view.placement["pg"] == "db2"
     [event] = found
     assert event.code == "MRW-406"
     assert event.text == "pg: placed on db2 by op (was db1): checked by hand."
-    reply, found = handle_control(cluster, place("pg", None), T0)
+    reply, found = answer(cluster, place("pg", None), T0)
     assert reply.ok and cluster.view.placement["pg"] is None
 
 
 def test_place_is_refused_during_a_failover_of_the_group() -> None:
     cluster = pg_cluster()
     cluster.handle_fault("nic", fault("db1", "NIC", "eth0", 1), T0)
-    reply, found = handle_control(cluster, place("pg", "db2"), T0)
+    reply, found = answer(cluster, place("pg", "db2"), T0)
     assert not reply.ok and found == []
     assert reply.error is not None and "failover of pg is in progress" in reply.error
 
@@ -55,7 +62,7 @@ def test_place_refuses_unknown_names_a_foreign_server_and_no_reason() -> None:
         (place("pg", "db9"), "cannot run on 'db9'"),
         (place("pg", "db2", reason=" "), "--reason"),
     ):
-        reply, _ = handle_control(cluster, request, T0)
+        reply, _ = answer(cluster, request, T0)
         assert not reply.ok and reply.error is not None and expected in reply.error
     assert cluster.view.placement["pg"] == "db1"
 
@@ -68,7 +75,7 @@ def test_a_replay_is_an_event_naming_who_asked() -> None:
         by="operator ann",
         dead_letters=DeadLetterNote(operation="replay", count=3, selection="reason containing 'x'"),
     )
-    reply, (event,) = handle_control(cluster, request, NOW)
+    reply, (event,) = answer(cluster, request, NOW)
     assert reply.ok and reply.text == event.text
     assert (event.code, event.kind) == ("MRW-803", EventKind.DEAD_LETTER)
     assert event.text == (
@@ -79,7 +86,5 @@ def test_a_replay_is_an_event_naming_who_asked() -> None:
 
 def test_a_dead_letters_request_must_say_what_was_done() -> None:
     cluster = ClusterState.for_config(parse_config(CONFIG, "test.yaml"))
-    reply, found = handle_control(
-        cluster, ControlRequest(id="r-2", verb=ControlVerb.DEAD_LETTERS), NOW
-    )
+    reply, found = answer(cluster, ControlRequest(id="r-2", verb=ControlVerb.DEAD_LETTERS), NOW)
     assert not reply.ok and found == []

@@ -4,8 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mrwbus.bus.identity import SENDER_HEADER, UNKNOWN_SENDER
+from mrwbus.bus.roles import SERVICE
 from mrwbus.bus.topology import DEAD_ID_HEADER, ERROR_HEADER
-from mrwbus.dead_letters import (
+from mrwbus.errors import ServiceError
+from mrwbus.service.dead_letters import (
     DeadLetter,
     describe,
     group_by_reason,
@@ -15,9 +18,6 @@ from mrwbus.dead_letters import (
     select,
     to_replay,
 )
-from mrwbus.errors import ServiceError
-from mrwbus.roles import SERVICE
-from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 

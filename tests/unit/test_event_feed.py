@@ -4,8 +4,8 @@ dropped from rather than waited for."""
 from __future__ import annotations
 
 from mrwbus.core import events
-from mrwbus.event_feed import LISTENER_QUEUE, RECENT_EVENTS, EventFeed
 from mrwbus.messages import Event, utc_now
+from mrwbus.service.event_feed import LISTENER_QUEUE, RECENT_EVENTS, EventFeed
 
 
 def _event(index: int) -> Event:

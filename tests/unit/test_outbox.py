@@ -12,8 +12,8 @@ from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.messages import Event, RecoveryCommand
-from mrwbus.outbox import Outbox
-from mrwbus.persistence import StateJournal
+from mrwbus.service.outbox import Outbox
+from mrwbus.service.persistence import StateJournal
 
 from .conftest import T0
 

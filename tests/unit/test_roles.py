@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mrwbus.roles import (
+from mrwbus.bus.roles import (
     Role,
     agent_role,
     operator_role,

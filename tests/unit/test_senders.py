@@ -1,4 +1,4 @@
-"""Who may send what to the service (`mrwbus.senders`): pure checks."""
+"""Who may send what to the service (`mrwbus.service.senders`): pure checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import textwrap
 
 import pytest
 
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.bus.identity import SENDER_HEADER, effective_sender
+from mrwbus.bus.roles import SERVICE
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
@@ -17,15 +20,7 @@ from mrwbus.messages import (
     utc_now,
 )
 from mrwbus.relay import make_fault
-from mrwbus.roles import SERVICE
-from mrwbus.senders import (
-    SENDER_HEADER,
-    agent_message_refusal,
-    control_refusal,
-    effective_sender,
-    fault_refusal,
-    named,
-)
+from mrwbus.service.senders import agent_message_refusal, control_refusal, fault_refusal, named
 
 YAML = """
 servers:

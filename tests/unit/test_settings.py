@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from mrwbus.errors import ConfigError, MrwbusError
-from mrwbus.settings import (
+from mrwbus.config.settings import (
     DEFAULT_AMQP_URL,
     DEFAULT_HEARTBEAT,
     DEFAULT_REPLICAS,
@@ -21,6 +20,7 @@ from mrwbus.settings import (
     heartbeat,
     replicas,
 )
+from mrwbus.errors import ConfigError, MrwbusError
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from mrwbus import cli
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
+from mrwbus.operators.simulate import render_simulation, simulate
 from mrwbus.relay import make_fault
-from mrwbus.simulate import render_simulation, simulate
 from tests.scenarios import ladder
+from tests.unit.operate import operate
 
 from .conftest import T0
 
@@ -70,7 +72,7 @@ def test_the_scenario_shows_each_case_the_service_handles() -> None:
 def test_the_ladder_step_is_the_one_the_decision_took(
     state: dict[str, object], fault: tuple[str, str, str], step: str
 ) -> None:
-    from mrwbus.simulate import build_state
+    from mrwbus.operators.simulate import build_state
 
     config = parse_config(CLUSTER, "cluster.yaml")
     cluster = build_state(config, state)
@@ -84,7 +86,16 @@ def test_expired_counts_show_their_event() -> None:
     config = parse_config(ladder.CONFIG, "scenario.yaml")
     cluster = ClusterState.for_config(config)
     simulate(config, make_fault("server1", "NIC", "eth0"), cluster, T0)
-    cluster.clear("expiring", "server1", reset_counts=False, by="test", now=T0, cause="c")
+    operate(
+        cluster,
+        operator_verbs.clear,
+        "expiring",
+        "server1",
+        reset_counts=False,
+        by="test",
+        now=T0,
+        cause="c",
+    )
     later = T0 + config.monitors["expiring"].recovery.reset_counts_after * 2  # type: ignore[operator]
     out = render_simulation(simulate(config, make_fault("server1", "NIC", "eth0"), cluster, later))
     assert "event MRW-403" in out

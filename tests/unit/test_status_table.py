@@ -1,8 +1,8 @@
 """The bus in `mrwbus status`: one row per queue, an agent queue growing unconsumed stands out."""
 
-from mrwbus.bus_messages import BusReport
 from mrwbus.messages import StatusReport
-from mrwbus.status_table import render_status
+from mrwbus.messages.bus import BusReport
+from mrwbus.operators.status_table import render_status
 
 NOTHING = StatusReport(monitors=[], groups=[], servers=[])
 

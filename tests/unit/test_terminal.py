@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mrwbus.messages import Category, MonitorStatusRow, ServerRow, StatusReport
-from mrwbus.status_table import render_status
+from mrwbus.operators.status_table import render_status
 from mrwbus.terminal import printable
 
 

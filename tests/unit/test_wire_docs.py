@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mrwbus.wire_docs import (
+from mrwbus.operators.wire_docs import (
     EVENTS_BEGIN,
     EVENTS_END,
     generated_section,
@@ -16,14 +16,14 @@ OPERATIONS = Path(__file__).parents[2] / "docs" / "operations.md"
 
 def test_wire_contract_document_matches_the_models() -> None:
     assert generated_section(DOC.read_text(encoding="utf-8")) == render_tables(), (
-        "docs/wire-contract.md is stale: paste the output of `python -m mrwbus.wire_docs`"
+        "docs/wire-contract.md is stale: paste the output of `python -m mrwbus.operators.wire_docs`"
     )
 
 
 def test_operations_document_lists_every_event_code() -> None:
     doc = OPERATIONS.read_text(encoding="utf-8")
     assert generated_section(doc, EVENTS_BEGIN, EVENTS_END) == render_event_codes(), (
-        "docs/operations.md is stale: paste the output of `python -m mrwbus.wire_docs events`"
+        "docs/operations.md is stale: paste the output of `python -m mrwbus.operators.wire_docs events`"
     )
 
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from mrwbus import cli
-from mrwbus.wire_schema import message_names, render, schema_of
+from mrwbus.operators.wire_schema import message_names, render, schema_of
 
 DOCS = Path(__file__).parents[2] / "docs"
 SCHEMA_DIR = DOCS / "schema"

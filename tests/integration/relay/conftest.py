@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.relay.daemon import Relay
 from tests.integration.relay.bus import FaultCollector
 from tests.integration.relay.kernel import VethPair, veth_pair

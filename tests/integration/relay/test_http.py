@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mrwbus.relay.http import serve_http
+from mrwbus.relay.relay_http import serve_http
 from tests.integration.relay.bus import FaultCollector, free_port
 from tests.integration.relay.conftest import StartRelay
 

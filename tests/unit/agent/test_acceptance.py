@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mrwbus.agent.acceptance import SERVICE_USER, refusal
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.messages import RecoveryCommand
 
 

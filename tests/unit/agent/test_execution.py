@@ -7,7 +7,7 @@ import pytest
 
 from mrwbus.agent.execution import carry_out, groups_after, result_id
 from mrwbus.agent.handlers import HandlerResult, HandlerTable, handler_name, is_dangerous
-from mrwbus.config import HANDLER_NAMES
+from mrwbus.config.model import HANDLER_NAMES
 from mrwbus.messages import FinalAction, Outcome, RecoveryCommand, derived_id
 from tests.unit.agent.conftest import CommandFactory, command
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 
-from mrwbus.agent.http import families, health, serve_agent_http
+from mrwbus.agent.agent_http import families, health, serve_agent_http
 from mrwbus.agent.runtime import Agent
-from mrwbus.metrics import render_text
+from mrwbus.telemetry.exposition import render_text
 
 
 def agent(tmp_path: Path) -> Agent:

@@ -8,7 +8,7 @@ import pytest
 
 from mrwbus.agent.probes import ProbeTable, ShellProbe, groups_probed
 from mrwbus.agent.reference import build_reference_agent, print_probes
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 
 CONFIG = """
 servers: {db1: {}, db2: {}}

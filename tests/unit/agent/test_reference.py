@@ -9,7 +9,8 @@ import pytest
 from mrwbus.agent import Agent, HandlerResult, build_reference_agent
 from mrwbus.agent.execution import carry_out
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.errors import ConfigError
 from mrwbus.messages import Outcome, RecoveryCommand
 from tests.unit.agent.conftest import CommandFactory

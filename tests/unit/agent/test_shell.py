@@ -15,7 +15,7 @@ from mrwbus.agent.shell import (
     ShellHandler,
     command_environment,
 )
-from mrwbus.config import HandlerConfig
+from mrwbus.config.model import HandlerConfig
 from mrwbus.messages import Category, Outcome
 from tests.unit.agent.conftest import CommandFactory
 

@@ -10,7 +10,7 @@ from yarl import URL
 
 from mrwbus.bus import connection
 from mrwbus.bus.connection import node_of, redact, url_list
-from mrwbus.settings import DEFAULT_HEARTBEAT
+from mrwbus.config.settings import DEFAULT_HEARTBEAT
 
 
 def test_one_url_or_several() -> None:

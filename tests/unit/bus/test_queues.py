@@ -4,7 +4,7 @@ import base64
 from datetime import UTC, datetime
 
 from mrwbus.bus.queues import management_endpoint, mark_stalled, merge_management, watched_queues
-from mrwbus.bus_messages import QueueDepth
+from mrwbus.messages.bus import QueueDepth
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import (
     AgentReport,

@@ -14,13 +14,15 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from mrwbus.config import ActiveTiming, ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ActiveTiming, ClusterConfig
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
-from mrwbus.core.failover import Phase
 from mrwbus.core.matching import MonitorIndex
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import target_groups
+from mrwbus.core.progress import Phase
 from mrwbus.messages import (
     Action,
     AgentReport,
@@ -33,6 +35,7 @@ from mrwbus.messages import (
     RecoveryCommand,
     ReportReason,
 )
+from tests.unit.operate import operate
 
 from ..conftest import CLUSTER_YAML, T0, FaultFactory
 
@@ -49,7 +52,16 @@ def actions(decision: Decision) -> list[Action]:
 
 
 def clear(cluster: ClusterState, monitor: str, server: str, *, reset: bool = False) -> list[str]:
-    found = cluster.clear(monitor, server, reset_counts=reset, by="operator", now=T0, cause="c")
+    found = operate(
+        cluster,
+        operator_verbs.clear,
+        monitor,
+        server,
+        reset_counts=reset,
+        by="operator",
+        now=T0,
+        cause="c",
+    )
     return [event.code for event in found]
 
 
@@ -204,15 +216,18 @@ def test_a_fault_while_error_restarts_the_reset_clock(
 def test_suspended_monitor_records_faults_and_resumes(
     cluster: ClusterState, make_fault: FaultFactory
 ) -> None:
-    suspended = cluster.suspend("mrw1", by="operator", now=T0, cause="s")
+    suspended = operate(cluster, operator_verbs.suspend, "mrw1", by="operator", now=T0, cause="s")
     assert [event.code for event in suspended] == ["MRW-404"]
-    assert cluster.suspend("mrw1", by="operator", now=T0, cause="s") == []
+    assert operate(cluster, operator_verbs.suspend, "mrw1", by="operator", now=T0, cause="s") == []
     decision = cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0)
     assert decision.commands == ()
     state = cluster.state_of("mrw1", "server1")
     assert (state.status, state.faults, state.restarts) == (Status.NORMAL, 1, 0)
-    assert [e.code for e in cluster.resume("mrw1", by="operator", now=T0, cause="r")] == ["MRW-405"]
-    assert cluster.resume("mrw1", by="operator", now=T0, cause="r") == []
+    assert [
+        e.code
+        for e in operate(cluster, operator_verbs.resume, "mrw1", by="operator", now=T0, cause="r")
+    ] == ["MRW-405"]
+    assert operate(cluster, operator_verbs.resume, "mrw1", by="operator", now=T0, cause="r") == []
     assert actions(cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0)) == [
         Action.RESTART
     ]
@@ -221,7 +236,7 @@ def test_suspended_monitor_records_faults_and_resumes(
 def test_suspending_one_monitor_leaves_the_others_acting(
     cluster: ClusterState, make_fault: FaultFactory
 ) -> None:
-    cluster.suspend("mrw1", by="operator", now=T0, cause="s")
+    operate(cluster, operator_verbs.suspend, "mrw1", by="operator", now=T0, cause="s")
     assert actions(cluster.handle_fault("mrw4", make_fault("server1", "HA/AM", "app"), T0)) == [
         Action.SCRIPT
     ]
@@ -491,7 +506,15 @@ class LadderCheck:
             assert CommandStep.START not in {c.step for c in decision.commands}
 
     def clear(self, pair: tuple[str, str], reset: bool) -> None:
-        self.cluster.clear(*pair, reset_counts=reset, by="test", now=self.now, cause="c")
+        operate(
+            self.cluster,
+            operator_verbs.clear,
+            *pair,
+            reset_counts=reset,
+            by="test",
+            now=self.now,
+            cause="c",
+        )
         model = self.models[pair]
         model.status = Status.NORMAL
         if reset:
@@ -501,8 +524,8 @@ class LadderCheck:
         self.now += timedelta(seconds=seconds)
 
     def suspend(self, monitor: str, suspend: bool) -> None:
-        change = self.cluster.suspend if suspend else self.cluster.resume
-        change(monitor, by="test", now=self.now, cause="s")
+        change = operator_verbs.suspend if suspend else operator_verbs.resume
+        operate(self.cluster, change, monitor, by="test", now=self.now, cause="s")
 
     def place(self, group: str, server: str | None) -> None:
         if group not in self.cluster.view.moving:  # as an agent's report would
@@ -731,7 +754,15 @@ def test_replaying_the_same_inputs_gives_the_same_commands(steps: list[tuple[Any
                     decision = cluster.handle_fault(monitor, fault, now)
                     issued += [(c.id, c.server, c.action.value) for c in decision.commands]
             elif step[0] == "clear":
-                cluster.clear(*step[1], reset_counts=step[2], by="t", now=now, cause="c")
+                operate(
+                    cluster,
+                    operator_verbs.clear,
+                    *step[1],
+                    reset_counts=step[2],
+                    by="t",
+                    now=now,
+                    cause="c",
+                )
         return issued
 
     first = replay()

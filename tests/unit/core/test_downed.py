@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import Action, CommandStep, FinalAction, Outcome
+from tests.unit.operate import operate
 
 from ..conftest import T0
 from .pg import fault, pg_cluster, succeeded
@@ -16,7 +18,16 @@ def shut_down_db1(cluster: ClusterState) -> list:  # type: ignore[type-arg]
         decision = cluster.handle_fault("sps", fault("db1", "SPS", "sps0", n), T0)
         if n < 2:
             cluster.handle_result(succeeded(decision.commands[0]), T0)
-            cluster.clear("sps", "db1", reset_counts=False, by="t", now=T0, cause=f"c{n}")
+            operate(
+                cluster,
+                operator_verbs.clear,
+                "sps",
+                "db1",
+                reset_counts=False,
+                by="t",
+                now=T0,
+                cause=f"c{n}",
+            )
     return list(decision.commands)
 
 

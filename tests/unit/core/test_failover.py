@@ -11,11 +11,12 @@ from datetime import datetime
 
 import pytest
 
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
-from mrwbus.core.failover import Phase
 from mrwbus.core.monitor import Status
+from mrwbus.core.progress import Phase
 from mrwbus.messages import (
     Action,
     CommandStep,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mrwbus.core.failover import Phase
+from mrwbus.core import operator_verbs
+from mrwbus.core.progress import Phase
+from tests.unit.operate import operate
 
 from ..conftest import T0
 from .pg import fault, pg_cluster
@@ -39,7 +41,16 @@ def test_the_last_healthy_server_follows_the_rule_too() -> None:
     cluster.handle_fault("hba2", fault("db2", "FC", "hba2", 1), T0)
     for n in range(3):
         decision = cluster.handle_fault("sps", fault("db1", "SPS", "sps0", 10 + n), T0)
-        cluster.clear("sps", "db1", reset_counts=False, by="t", now=T0, cause=f"c{n}")
+        operate(
+            cluster,
+            operator_verbs.clear,
+            "sps",
+            "db1",
+            reset_counts=False,
+            by="t",
+            now=T0,
+            cause=f"c{n}",
+        )
     [suppressed] = [event for event in decision.events if event.code == "MRW-305"]
     assert "last healthy server" in suppressed.text and "any_error" in suppressed.text
 
@@ -47,5 +58,14 @@ def test_the_last_healthy_server_follows_the_rule_too() -> None:
     relaxed.handle_fault("hba2", fault("db2", "FC", "hba2", 1), T0)
     for n in range(3):
         decision = relaxed.handle_fault("sps", fault("db1", "SPS", "sps0", 10 + n), T0)
-        relaxed.clear("sps", "db1", reset_counts=False, by="t", now=T0, cause=f"c{n}")
+        operate(
+            relaxed,
+            operator_verbs.clear,
+            "sps",
+            "db1",
+            reset_counts=False,
+            by="t",
+            now=T0,
+            cause=f"c{n}",
+        )
     assert [c.final_action for c in decision.commands] == ["shutdown"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mrwbus.config import RecoveryConfig
+from mrwbus.config.model import RecoveryConfig
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.messages import Action, FinalAction
 

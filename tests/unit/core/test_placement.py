@@ -6,7 +6,8 @@ from collections.abc import Collection
 
 import pytest
 
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.placement import (
     ClusterView,
     Destination,

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from mrwbus.config import ClusterConfig, parse_config
+from mrwbus.config.loading import parse_config
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.decision import Decision
-from mrwbus.core.failover import Phase
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView
+from mrwbus.core.progress import Phase
 from mrwbus.core.recovery import Situation, decide_fault
 from mrwbus.messages import (
     Action,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.monitor import Status
+from tests.unit.operate import operate
 
 from ..conftest import T0, FaultFactory
 
@@ -78,7 +80,16 @@ def test_a_new_error_reports_its_first_repeat_again(
 ) -> None:
     in_error(cluster, make_fault)
     cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0 + SECOND)
-    cluster.clear("mrw1", "server1", reset_counts=True, by="op", now=T0 + SECOND, cause="c")
+    operate(
+        cluster,
+        operator_verbs.clear,
+        "mrw1",
+        "server1",
+        reset_counts=True,
+        by="op",
+        now=T0 + SECOND,
+        cause="c",
+    )
     cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0 + 2 * SECOND)
     again = cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0 + 3 * SECOND)
     assert codes(again.events) == ["MRW-101", "MRW-103"]

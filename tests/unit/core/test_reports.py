@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mrwbus.core import events
+from mrwbus.core import events, operator_verbs
+from tests.unit.operate import operate
 
 from ..conftest import T0
 from .pg import pg_cluster, report
@@ -23,7 +24,9 @@ def test_a_repeated_belief_does_not_undo_an_operators_place() -> None:
     cluster = pg_cluster()
     cluster.handle_report(report("db1", "pg"), T0)
     cluster.handle_report(report("db2"), T0)
-    cluster.place("pg", "db2", reason="checked", by="op", now=T0, cause="r1")
+    operate(
+        cluster, operator_verbs.place, "pg", "db2", reason="checked", by="op", now=T0, cause="r1"
+    )
     cluster.handle_report(report("db1", "pg", n=1), T0)  # the same belief again
     cluster.handle_report(report("db2", n=1), T0)
     assert cluster.view.placement["pg"] == "db2"
@@ -32,6 +35,8 @@ def test_a_repeated_belief_does_not_undo_an_operators_place() -> None:
 def test_a_probed_fact_undoes_a_wrong_place() -> None:
     cluster = pg_cluster()
     cluster.handle_report(report("db1", "pg", probed=("pg",)), T0)
-    cluster.place("pg", "db2", reason="mistake", by="op", now=T0, cause="r1")
+    operate(
+        cluster, operator_verbs.place, "pg", "db2", reason="mistake", by="op", now=T0, cause="r1"
+    )
     cluster.handle_report(report("db1", "pg", probed=("pg",), n=1), T0)
     assert cluster.view.placement["pg"] == "db1"

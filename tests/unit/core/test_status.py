@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.status import shown_status, status_report
+from tests.unit.operate import operate
 
 from ..conftest import T0, FaultFactory
 from .test_cluster import report
@@ -17,7 +19,7 @@ def test_the_status_shows_the_node_each_agent_reported(cluster: ClusterState) ->
 
 def test_shown_status(cluster: ClusterState, make_fault: FaultFactory) -> None:
     cluster.handle_fault("mrw1", make_fault("server1", "NIC", "eth0"), T0)
-    cluster.suspend("mrw3", by="operator", now=T0, cause="s")
+    operate(cluster, operator_verbs.suspend, "mrw3", by="operator", now=T0, cause="s")
     assert shown_status(cluster, "mrw1", "server1") == "Error"
     assert shown_status(cluster, "mrw1", "server2") == "Normal"
     assert shown_status(cluster, "mrw3", "server1") == "Suspended"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mrwbus.config import load_config
+from mrwbus.config.loading import load_config
+from mrwbus.config.relay import PatternConfig
 from mrwbus.messages import Category
-from mrwbus.relay.config import PatternConfig
 from mrwbus.relay.patterns import CompiledPattern, kmsg_text, match_line
 
 REPO = Path(__file__).resolve().parents[3]

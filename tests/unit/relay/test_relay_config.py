@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from mrwbus.config import parse_config
+from mrwbus.config.loading import parse_config
 from mrwbus.errors import ConfigError
 
 BASE = """

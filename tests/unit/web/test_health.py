@@ -7,8 +7,8 @@ from enum import Enum
 
 import pytest
 
-from mrwbus.health import Health
-from mrwbus.web.health import assess
+from mrwbus.bus.health import Health
+from mrwbus.web.healthz import assess
 
 
 @dataclass

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from mrwbus.bus_messages import BusReport
-from mrwbus.health import Counters, Health
+from mrwbus.bus.health import Counters, Health
 from mrwbus.messages import Category, GroupRow, MonitorStatusRow, ServerRow, StatusReport
-from mrwbus.metrics import (
+from mrwbus.messages.bus import BusReport
+from mrwbus.telemetry.exposition import (
     Histogram,
     Metrics,
     counter,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mrwbus.messages import Event, EventKind, GroupRow, ServerRow, StatusReport
-from mrwbus.service import Health
-from mrwbus.web.health import HealthReport, assess
+from mrwbus.service.service import Health
+from mrwbus.web.healthz import HealthReport, assess
 from mrwbus.web.stream import KEEPALIVE, StatusStream, sse_message
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -76,7 +76,7 @@ def test_opening_snapshot_then_updates_then_changes_without_events() -> None:
 
 
 def test_a_queue_reading_that_found_nothing_new_sends_nothing() -> None:
-    from mrwbus.bus_messages import BusReport, QueueDepth
+    from mrwbus.messages.bus import BusReport, QueueDepth
 
     def bus(read_at: datetime, ready: int) -> BusReport:
         depth = QueueDepth(queue="mrwbus.faults", role="faults", ready=ready, consumers=1)

@@ -23,7 +23,7 @@ from mrwbus.bus.journal_stream import (
     replay,
     save_snapshot,
 )
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.core.records import (

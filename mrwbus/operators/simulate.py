@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex

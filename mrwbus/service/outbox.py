@@ -28,7 +28,7 @@ from functools import partial
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.messages import Event, RecoveryCommand, new_id
-from mrwbus.persistence import StateJournal
+from mrwbus.service.persistence import StateJournal
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`/healthz` and `/metrics` for a process with no status page (the relay, the agent).
 
 The process gives two functions, read at each request: its health (an HTTP status and a JSON
-body) and its metric families (rendered by prometheus_client, `mrwbus.metrics`).
+body) and its metric families (rendered by prometheus_client, `mrwbus.telemetry.exposition`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mrwbus.metrics import CONTENT_TYPE, MetricFamily, render_text
+from mrwbus.telemetry.exposition import CONTENT_TYPE, MetricFamily, render_text
 
 HealthOf = Callable[[], tuple[int, dict[str, Any]]]
 FamiliesOf = Callable[[], list[MetricFamily]]

@@ -18,7 +18,7 @@ from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.errors import JournalFailed
 from mrwbus.messages import FaultNotification, utc_now
-from mrwbus.outbox import Outbox
+from mrwbus.service.outbox import Outbox
 
 REMEMBERED_FAULTS = 10_000
 """Fault ids each actor remembers, so a redelivered fault never decides twice."""

@@ -1,6 +1,6 @@
 """The field tables of docs/wire-contract.md, generated from the models in `mrwbus.messages`.
 
-`python -m mrwbus.wire_docs` prints them; a test fails when the document and the models differ,
+`python -m mrwbus.operators.wire_docs` prints them; a test fails when the document and the models differ,
 so the contract relay and agent authors read is the one the code enforces.
 """
 
@@ -13,7 +13,6 @@ from enum import Enum
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from mrwbus.bus_messages import BusReport, DeadLetterNote, QueueDepth, RecentDeadLetter
 from mrwbus.core import events
 from mrwbus.core.events import EventType
 from mrwbus.messages import (
@@ -27,6 +26,7 @@ from mrwbus.messages import (
     RecoveryCommand,
     ReportRequest,
 )
+from mrwbus.messages.bus import BusReport, DeadLetterNote, QueueDepth, RecentDeadLetter
 
 MESSAGES: tuple[type[BaseModel], ...] = (
     FaultNotification,
@@ -39,7 +39,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     ControlRequest,
     ControlReply,
 )
-"""What travels on its own as a message body (each has a JSON Schema, `mrwbus.wire_schema`)."""
+"""What travels on its own as a message body (each has a JSON Schema, `mrwbus.operators.wire_schema`)."""
 
 DOCUMENTED: tuple[type[BaseModel], ...] = (
     *MESSAGES,
@@ -51,9 +51,9 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
 """The messages and the models about the bus nested in them (`StatusReport.bus`,
 `ControlRequest.dead_letters`), each with a field table in the contract."""
 
-BEGIN = "<!-- BEGIN GENERATED FIELD TABLES: python -m mrwbus.wire_docs -->"
+BEGIN = "<!-- BEGIN GENERATED FIELD TABLES: python -m mrwbus.operators.wire_docs -->"
 END = "<!-- END GENERATED FIELD TABLES -->"
-EVENTS_BEGIN = "<!-- BEGIN GENERATED EVENT CODES: python -m mrwbus.wire_docs events -->"
+EVENTS_BEGIN = "<!-- BEGIN GENERATED EVENT CODES: python -m mrwbus.operators.wire_docs events -->"
 EVENTS_END = "<!-- END GENERATED EVENT CODES -->"
 
 

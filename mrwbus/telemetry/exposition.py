@@ -1,6 +1,6 @@
 """The service's own measurements, and the metric families that show them to Prometheus.
 
-`Counters` (`mrwbus.health`) count what flows through the bus; `Metrics` here holds what a plain
+`Counters` (`mrwbus.bus.health`) count what flows through the bus; `Metrics` here holds what a plain
 count cannot: the fault-to-command latency histogram. The exposition half builds
 prometheus_client families from values (`counter`, `gauge`, `labelled`, `histogram`) and
 renders them with prometheus_client (`render`: text format 0.0.4, or OpenMetrics when the

@@ -7,7 +7,7 @@ Two kinds reach `mrwbus.dead`:
 - messages the broker dead-lettered itself (a poison message past the delivery limit): they
   carry RabbitMQ's `x-death` header, whose first entry says why, from which queue, exchange and
   routing key, and when.
-`mrwbus.bus.dead_letters` reads them off the queue; this module describes, filters and prints.
+`mrwbus.service.dead_letter_queue` reads them off the queue; this module describes, filters and prints.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mrwbus.bus.identity import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 from mrwbus.bus.topology import (
     COMMANDS,
     CONTROL,
@@ -29,7 +30,6 @@ from mrwbus.bus.topology import (
     RESULTS,
 )
 from mrwbus.errors import ServiceError
-from mrwbus.senders import SENDER_HEADER, UNKNOWN_SENDER, effective_sender
 from mrwbus.terminal import printable
 
 BODY_PREVIEW = 80
@@ -159,7 +159,7 @@ def describe(
 def replay_headers(letter: DeadLetter, by: str) -> dict[str, Any]:
     """The headers a replayed message carries: the dead-letter bookkeeping removed, who
     replayed it and who sent the original added (the service republishes it as itself, and
-    its receivers judge it as sent by the original sender: `senders.effective_sender`)."""
+    its receivers judge it as sent by the original sender: `bus.identity.effective_sender`)."""
     kept = {
         key: value
         for key, value in letter.headers.items()

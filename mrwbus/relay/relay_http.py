@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from mrwbus.errors import RelayError
-from mrwbus.metrics import MetricFamily, counter, gauge, labelled
 from mrwbus.relay.daemon import Relay
-from mrwbus.web.endpoints import serve_endpoints
+from mrwbus.telemetry.endpoints import serve_endpoints
+from mrwbus.telemetry.exposition import MetricFamily, counter, gauge, labelled
 
 
 def health(relay: Relay) -> tuple[int, dict[str, Any]]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mrwbus.health import Health
+from mrwbus.bus.health import Health
 
 Role = Literal["active", "standby", "unknown"]
 ROLES: tuple[Role, ...] = ("active", "standby", "unknown")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mrwbus.wire_docs import MESSAGES
+from mrwbus.operators.wire_docs import MESSAGES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -1,4 +1,4 @@
-"""The cluster configuration: YAML in, a validated `ClusterConfig` out.
+"""The cluster configuration as typed, validated models (`config.loading` reads a file into them).
 
 Validation runs in two passes: pydantic checks each value's shape, then
 `config_checks.check_references` checks that every name used is defined and that no setting
@@ -8,56 +8,33 @@ would silently do nothing. Every problem is reported with its key path, e.g.
 
 from __future__ import annotations
 
-import gc
-import math
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from mrwbus.bus.topology import DeadLetterLimits
-from mrwbus.config_yaml import yaml_data
-from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.config.durations import Duration
+from mrwbus.config.relay import RelayConfig
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
-from mrwbus.relay.config import RelayConfig
 
 ALL_GROUPS = "all_groups"
 """The recovery target that means every group active on the server."""
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+@dataclass(frozen=True)
+class DeadLetterLimits:
+    """What `mrwbus.dead` may hold, so that a flood of bad messages cannot fill the broker's
+    disk: beyond `max_length` the oldest are dropped, and each is dropped after `ttl`.
+    `ttl` is also how long an operator has to look at a dead letter and replay it
+    (`bus.topology` turns these into the queue's arguments)."""
+
+    max_length: int = 100_000
+    ttl: timedelta = timedelta(days=14)
 
 
-def parse_duration(value: Any) -> timedelta:
-    """`90`, `90s`, `10m`, `2h` or `1d` -> a timedelta; bare numbers are seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 90, 90s, 10m or 2h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration such as 90, 90s, 10m or 2h")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if math.isnan(seconds):
-        raise ValueError(f"{value!r} is not a duration such as 90, 90s, 10m or 2h")
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{value!r} is too long a duration") from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+DEFAULT_DEAD_LIMITS = DeadLetterLimits()
 
 
 class Strict(BaseModel):
@@ -228,92 +205,3 @@ class ClusterConfig(Strict):
         if override is not None and override.keyword is not None:
             return override.keyword
         return config.keyword
-
-
-def load_config(path: str | Path) -> ClusterConfig:
-    """Read and validate a configuration file; raise `ConfigError` listing every problem."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, [ConfigIssue("", "is not valid UTF-8")]) from exc
-    return parse_config(text, source)
-
-
-def parse_config(text: str, source: str = "<config>") -> ClusterConfig:
-    # A large configuration is some 10^5 small objects that all live on: without the pause,
-    # the cyclic collector walks them again and again (over half the time at 10,000 monitors).
-    with _collector_paused():
-        return _parse_config(text, source)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _parse_config(text: str, source: str) -> ClusterConfig:
-    try:
-        data, duplicates = yaml_data(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"is not valid YAML: {exc}")]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            source,
-            [*duplicates, ConfigIssue("", "must be a mapping with servers, groups, monitors")],
-        )
-    # Imported here: the checks read the models defined above (and the core's target lookup).
-    from mrwbus.config_checks import check_references, references_despite
-
-    try:
-        config = ClusterConfig.model_validate(data)
-    except ValidationError as exc:
-        # Every error in one run: the names are checked too, on what is left of the file
-        # once the entries with type errors are taken out.
-        shape = _issues_from(exc)
-        names = references_despite(data, [error["loc"] for error in exc.errors()])
-        raise ConfigError(source, [*duplicates, *shape, *names]) from exc
-    issues = [*duplicates, *check_references(config)]
-    if issues:
-        raise ConfigError(source, issues)
-    return config
-
-
-def _issues_from(error: ValidationError) -> list[ConfigIssue]:
-    issues = []
-    for detail in error.errors():
-        path = ".".join(str(part) for part in detail["loc"] if not _is_union_tag(part))
-        problem = detail["msg"].removeprefix("Value error, ")
-        if detail["type"] == "extra_forbidden":
-            problem = "is not a known key"
-        elif detail["type"] == "missing":
-            problem = "is required"
-        elif detail["type"] == "string_pattern_mismatch":
-            problem = f"{detail['input']!r} is not a valid name (letters, digits, _ and -)"
-        elif detail["type"] == "enum":
-            problem = f"{detail['input']!r} is not one of: {detail['ctx']['expected']}"
-        issues.append(ConfigIssue(path, problem))
-    return _dedupe(issues)
-
-
-def _is_union_tag(part: int | str) -> bool:
-    # pydantic names the union member tried (e.g. `literal['always']`); it is not a key.
-    return isinstance(part, str) and (
-        "[" in part or part in {"ActiveTiming", "MonitorServerConfig"}
-    )
-
-
-def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
-    seen: dict[str, ConfigIssue] = {}
-    for issue in issues:
-        # A union reports one error per member; the first says enough for an operator.
-        seen.setdefault(issue.path, issue)
-    return list(seen.values())

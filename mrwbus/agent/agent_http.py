@@ -15,8 +15,8 @@ from aiohttp import web
 from mrwbus.agent.runtime import Agent
 from mrwbus.errors import AgentError
 from mrwbus.messages import Outcome
-from mrwbus.metrics import MetricFamily, counter, gauge, histogram, labelled
-from mrwbus.web.endpoints import serve_endpoints
+from mrwbus.telemetry.endpoints import serve_endpoints
+from mrwbus.telemetry.exposition import MetricFamily, counter, gauge, histogram, labelled
 
 
 def health(agent: Agent) -> tuple[int, dict[str, Any]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mrwbus.bus_messages import BusReport
 from mrwbus.messages import StatusReport
+from mrwbus.messages.bus import BusReport
 from mrwbus.terminal import printable
 
 _RED_BOLD = "\033[1;31m"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mrwbus.config import (
+from mrwbus.config.model import (
     ALL_GROUPS,
     HANDLER_NAMES,
     ActiveTiming,
@@ -22,9 +22,9 @@ from mrwbus.config import (
     GroupConfig,
     MonitorConfig,
 )
+from mrwbus.config.relay import check_relay
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action
-from mrwbus.relay.config import check_relay
 
 UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
     Action.SCRIPT: (

@@ -6,12 +6,14 @@ change is an event. The service publishes the events, then replies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from mrwbus.core import events
+from mrwbus.core import events, operator_verbs
 from mrwbus.core.cluster import ClusterState
+from mrwbus.core.decision import Decision
 from mrwbus.core.status import status_report
-from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event
+from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event, StatusReport
 
 _DEAD_LETTER_EVENTS = {
     "list": events.DEAD_LETTERS_LISTED,
@@ -35,25 +37,43 @@ def dead_letter_event(request: ControlRequest, now: datetime) -> Event:
     )
 
 
-def handle_control(
-    cluster: ClusterState, request: ControlRequest, now: datetime
-) -> tuple[ControlReply, list[Event]]:
-    """The reply to one request and the events it caused."""
+Answer = tuple[ControlReply, Decision]
+"""The reply to a request, and what it decided (applied to the state already)."""
 
-    def refuse(error: str) -> tuple[ControlReply, list[Event]]:
-        return ControlReply(id=request.id, ok=False, error=error), []
+
+def handle_control(
+    cluster: ClusterState,
+    request: ControlRequest,
+    now: datetime,
+    status: Callable[[], StatusReport] | None = None,
+) -> Answer:
+    """The reply to one request and its decision, applied to `cluster`; `status` builds the
+    report a `status` request gets (by default the cluster's alone)."""
+    reply, decision = _answer(cluster, request, now, status or (lambda: status_report(cluster)))
+    cluster.apply(decision)
+    return reply, decision
+
+
+def _answer(
+    cluster: ClusterState,
+    request: ControlRequest,
+    now: datetime,
+    status: Callable[[], StatusReport],
+) -> Answer:
+    def refuse(error: str) -> Answer:
+        return ControlReply(id=request.id, ok=False, error=error), Decision()
 
     if request.verb is ControlVerb.PING:
-        return ControlReply(id=request.id, ok=True, text="pong"), []
+        return ControlReply(id=request.id, ok=True, text="pong"), Decision()
     if request.verb is ControlVerb.STATUS:
-        return ControlReply(id=request.id, ok=True, status=status_report(cluster)), []
+        return ControlReply(id=request.id, ok=True, status=status()), Decision()
     if request.verb is ControlVerb.PLACE:
         return _place(cluster, request, now)
     if request.verb is ControlVerb.DEAD_LETTERS:
         if request.dead_letters is None:
             return refuse("dead_letters: say what was done (the dead_letters field)")
         event = dead_letter_event(request, now)
-        return ControlReply(id=request.id, ok=True, text=event.text), [event]
+        return ControlReply(id=request.id, ok=True, text=event.text), Decision(events=(event,))
 
     if request.all:
         monitors = list(cluster.config.monitors)
@@ -65,7 +85,7 @@ def handle_control(
     else:
         monitors = [request.monitor]
 
-    found: list[Event] = []
+    decided = Decision()
     if request.verb is ControlVerb.CLEAR:
         for monitor in monitors:
             servers = cluster.servers_of(monitor)
@@ -74,7 +94,8 @@ def handle_control(
                     return refuse(f"monitor {monitor} does not watch server {request.server!r}")
                 servers = [request.server]
             for server in servers:
-                found += cluster.clear(
+                decided += operator_verbs.clear(
+                    cluster,
                     monitor,
                     server,
                     reset_counts=request.reset_counts,
@@ -83,7 +104,11 @@ def handle_control(
                     cause=request.id,
                 )
         cleared = sorted(
-            {event.server or "" for event in found if event.code == events.STATUS_CLEARED.code}
+            {
+                event.server or ""
+                for event in decided.events
+                if event.code == events.STATUS_CLEARED.code
+            }
         )
         counts = "counts reset" if request.reset_counts else "counts kept"
         what = (
@@ -93,25 +118,27 @@ def handle_control(
         )
     elif request.verb is ControlVerb.SUSPEND:
         for monitor in monitors:
-            found += cluster.suspend(monitor, by=request.by, now=now, cause=request.id)
+            decided += operator_verbs.suspend(
+                cluster, monitor, by=request.by, now=now, cause=request.id
+            )
         what = "suspended"
     else:
         for monitor in monitors:
-            found += cluster.resume(monitor, by=request.by, now=now, cause=request.id)
+            decided += operator_verbs.resume(
+                cluster, monitor, by=request.by, now=now, cause=request.id
+            )
         what = "resumed"
     where = f" on {request.server}" if request.server else ""
     text = f"{', '.join(monitors)}{where}: {what}."
-    return ControlReply(id=request.id, ok=True, text=text), found
+    return ControlReply(id=request.id, ok=True, text=text), decided
 
 
-def _place(
-    cluster: ClusterState, request: ControlRequest, now: datetime
-) -> tuple[ControlReply, list[Event]]:
+def _place(cluster: ClusterState, request: ControlRequest, now: datetime) -> Answer:
     """An operator says where a group really runs (or that it runs nowhere)."""
     config = cluster.config
 
-    def refuse(error: str) -> tuple[ControlReply, list[Event]]:
-        return ControlReply(id=request.id, ok=False, error=error), []
+    def refuse(error: str) -> Answer:
+        return ControlReply(id=request.id, ok=False, error=error), Decision()
 
     group, server = request.group, request.server
     if group is None or group not in config.groups:
@@ -127,9 +154,9 @@ def _place(
             f"a failover of {group} is in progress ({progress.from_server} -> "
             f"{progress.to_server}, {progress.phase.value}); it owns the placement until it is over"
         )
-    found = cluster.place(
-        group, server, reason=request.reason, by=request.by, now=now, cause=request.id
+    placed = operator_verbs.place(
+        cluster, group, server, reason=request.reason, by=request.by, now=now, cause=request.id
     )
     return ControlReply(
         id=request.id, ok=True, text=f"{group}: placed on {server or 'no server'}."
-    ), found
+    ), placed

@@ -1,4 +1,5 @@
-"""Who may send what to the service: the service's half of verified senders (docs/security.md).
+"""Who may send what to the service: the service's refusal policy for verified senders
+(docs/security.md; who a message speaks for is `bus.identity`).
 
 The checks are pure: a parsed message, the AMQP `user_id` it came with (which the broker
 verified), and the configuration in; a refusal (one sentence) or None out. The service dead-letters a refused
@@ -12,9 +13,10 @@ other publisher may write whatever headers it likes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mrwbus.bus.identity import UNKNOWN_SENDER, describe_sender
+from mrwbus.bus.roles import OPERATOR, VIEWER, VIEWER_VERBS, agent_user, relay_user
 from mrwbus.core import events
 from mrwbus.messages import (
     AgentReport,
@@ -26,39 +28,17 @@ from mrwbus.messages import (
     new_id,
     utc_now,
 )
-from mrwbus.roles import OPERATOR, SERVICE, VIEWER, VIEWER_VERBS, agent_user, relay_user
 
-if TYPE_CHECKING:  # config imports the relay's config, whose publisher imports this module
+if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
-    from mrwbus.config import ClusterConfig
-
-SENDER_HEADER = "x-mrwbus-sender"
-"""Who sent a message before it was dead-lettered (and replayed): set only by mrwbus itself."""
-
-UNKNOWN_SENDER = ""
-"""`SENDER_HEADER` of a message whose sender did not say who it was."""
+    from mrwbus.config.model import ClusterConfig
 
 VERBS_OF: dict[str, frozenset[ControlVerb]] = {
     OPERATOR: frozenset(ControlVerb),
     VIEWER: frozenset(VIEWER_VERBS),
 }
 """The control verbs each user may send; everybody else may send none."""
-
-
-def effective_sender(user_id: str | None, headers: Mapping[str, Any] | None) -> str | None:
-    """The user a message speaks for: its `user_id`, or, for the service's replay of a dead
-    letter, the user who sent the original."""
-    if user_id == SERVICE and headers and SENDER_HEADER in headers:
-        original = headers[SENDER_HEADER]
-        if isinstance(original, bytes):
-            original = original.decode("utf-8", errors="replace")
-        return str(original) or None
-    return user_id
-
-
-def describe_sender(user: str | None) -> str:
-    return repr(user) if user else "a publisher that did not say who it is"
 
 
 def fault_refusal(
@@ -137,3 +117,29 @@ def refused_control(request: ControlRequest, sender: str | None, reason: str) ->
         reason=reason,
         sender=sender or UNKNOWN_SENDER,
     )
+
+
+def refusal(
+    found: FaultNotification | CommandResult | AgentReport | ControlRequest,
+    routing_key: str,
+    sender: str | None,
+    config: ClusterConfig,
+) -> str | None:
+    """Why the service must not take `found` from `sender`, whatever kind of input it is."""
+    if isinstance(found, ControlRequest):
+        return control_refusal(found, routing_key, sender, config)
+    if isinstance(found, FaultNotification):
+        return fault_refusal(found, sender, config)
+    return agent_message_refusal(found, sender, config)
+
+
+def refusal_event(
+    message: AbstractIncomingMessage,
+    found: FaultNotification | CommandResult | AgentReport | ControlRequest,
+    sender: str | None,
+    reason: str,
+) -> Event:
+    """MRW-901 or MRW-902: the refusal of `found`, for the event log."""
+    if isinstance(found, ControlRequest):
+        return refused_control(found, sender, reason)
+    return refused(message, found, sender, reason)

@@ -22,7 +22,7 @@ from mrwbus.bus.connection import Urls, connect_any, connection_user
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.rpc import existing_queue
 from mrwbus.bus.topology import DEAD
-from mrwbus.dead_letters import DeadLetter, describe, in_time_order, replay_headers
+from mrwbus.service.dead_letters import DeadLetter, describe, in_time_order, replay_headers
 
 _KEPT_PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "type")
 """What a replayed message keeps of the dead letter's AMQP properties, besides body and headers."""

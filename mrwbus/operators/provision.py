@@ -23,10 +23,11 @@ import aiohttp
 from yarl import URL
 
 from mrwbus.bus.connection import Urls, connect_any, url_list
-from mrwbus.bus.topology import DEFAULT_DEAD_LIMITS, DeadLetterLimits, declare_service_topology
+from mrwbus.bus.roles import SERVICE, Role, roles_for
+from mrwbus.bus.topology import declare_service_topology
+from mrwbus.config.model import DEFAULT_DEAD_LIMITS, DeadLetterLimits
+from mrwbus.config.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
 from mrwbus.errors import MrwbusError
-from mrwbus.roles import SERVICE, Role, roles_for
-from mrwbus.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ async def provision(
 
     `amqp_url` gives the broker's AMQP host and TLS files (or a cluster's nodes, each with the
     same files), and the administrator's password file for the management API when
-    `management_url` carries none (see `mrwbus.settings.amqp_urls`).
+    `management_url` carries none (see `mrwbus.config.settings.amqp_urls`).
     """
     servers = list(servers)
     directory = Path(secrets_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mrwbus.config import ClusterConfig
+from mrwbus.config.model import ClusterConfig
 from mrwbus.core.placement import target_groups
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action, FinalAction

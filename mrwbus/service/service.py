@@ -15,31 +15,25 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
-from pydantic import TypeAdapter
 
-from mrwbus import senders
-from mrwbus.actor import MonitorActor, decide, monitor_actors
-from mrwbus.bus.connection import CONNECTION_ERRORS, redact
+from mrwbus.bus.connection import redact
+from mrwbus.bus.health import Counters, Health
+from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
-from mrwbus.bus.replay import replay_for
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
-from mrwbus.bus_messages import RecentDeadLetter
-from mrwbus.config import ClusterConfig
-from mrwbus.control import handle_control
-from mrwbus.core import events
+from mrwbus.config.model import ClusterConfig
+from mrwbus.config.settings import ServiceSettings
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
 from mrwbus.core.status import status_report
 from mrwbus.errors import ContractError, JournalFailed, NotConnected
-from mrwbus.event_feed import EventFeed
-from mrwbus.health import Counters, Health
 from mrwbus.logs import log_event
 from mrwbus.messages import (
     CommandResult,
@@ -47,27 +41,28 @@ from mrwbus.messages import (
     ControlRequest,
     ControlVerb,
     Event,
-    FaultNotification,
-    MessageId,
     RecoveryCommand,
     ReportRequest,
     StatusReport,
     new_id,
     parse_agent_message,
     parse_fault,
-    parse_message,
     utc_now,
 )
-from mrwbus.metrics import Metrics
-from mrwbus.outbox import Outbox
-from mrwbus.persistence import StateJournal
-from mrwbus.settings import ServiceSettings
+from mrwbus.messages.bus import RecentDeadLetter
+from mrwbus.service import senders
+from mrwbus.service.actor import MonitorActor, decide, monitor_actors
+from mrwbus.service.answers import handle_control
+from mrwbus.service.event_feed import EventFeed
+from mrwbus.service.inputs import Input, parse_control, reply_id, unmatched
+from mrwbus.service.outbox import Outbox
+from mrwbus.service.persistence import StateJournal
+from mrwbus.service.replay import replay_for
+from mrwbus.telemetry.exposition import Metrics
 
 __all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
-
-_MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
 
 
 class Service:
@@ -99,7 +94,7 @@ class Service:
         self.events = EventFeed()
         """The events published, for the status page (in-process listeners)."""
         self.outbox: Outbox | None = None
-        """Journal, publish, ack (`mrwbus.outbox`); rebuilt with the state on becoming active."""
+        """Journal, publish, ack (`mrwbus.service.outbox`); rebuilt with the state on becoming active."""
         self._agent_queues: set[str] = set()
         """Servers whose agent queue this session declared (before its first command)."""
 
@@ -191,55 +186,108 @@ class Service:
             raise JournalFailed(f"the journal failed: {self.journal.writer.failed}")
         await self._react(self.cluster.tick(utc_now()))
 
-    # --- faults -------------------------------------------------------------------------
+    # --- inputs: one shape for faults, agents' messages and control requests -------------
+    #
+    # Each input is parsed (anything malformed is dead-lettered with why), judged by its
+    # broker-verified sender (a refusal is an event and a dead letter), decided into a
+    # `Decision` that is journaled and published, and only then acknowledged. A lost
+    # session is the session runner's to handle: the broker redelivers what was not acked.
 
     async def _on_fault(self, message: AbstractIncomingMessage) -> None:
         received = time.monotonic()
+        taken = await self._take(message, parse_fault)
+        if taken is None:
+            return
+        fault, _ = taken
+        if fault.server not in self.config.servers:
+            # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
+            await self._dead_letter(message, f"server {fault.server!r} is not in the configuration")
+            return
+        self.counters.faults_by_category[fault.category.value] += 1
+        matched = [
+            self.actors[name]
+            for name in self.index.match(fault.server, fault.category, fault.device)
+        ]
+        if not matched:
+            self.counters.unmatched += 1
+            await self._publish([], [unmatched(fault)])
+            await message.ack()
+            return
+        self.counters.matched += 1
+        outcomes = await decide(matched, fault)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            log.warning(
+                "fault %s not acknowledged; it will be redelivered: %s", fault.id, failures[0]
+            )
+            await message.nack(requeue=True)
+            return
+        if any(not isinstance(outcome, BaseException) and outcome.commands for outcome in outcomes):
+            self.metrics.observe_fault_to_command(time.monotonic() - received)
+        await self._current_publisher().ack(message)
+
+    async def _on_agent_message(self, message: AbstractIncomingMessage) -> None:
+        taken = await self._take(message, parse_agent_message)
+        if taken is None:
+            return
+        found, _ = taken
+        now = utc_now()
+        if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
+            await self._react(self.cluster.handle_result(found, now))  # its event only
+            await self._dead_letter(message, wrong)
+            return
+        if isinstance(found, CommandResult):
+            self.counters.results_by_outcome[found.outcome.value] += 1
+            reaction = self.cluster.handle_result(found, now)
+        else:
+            reaction = self.cluster.handle_report(found, now)
+        await self._react(reaction)
+        await message.ack()
+
+    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+        taken = await self._take(message, parse_control)
+        if taken is None:
+            return
+        request, sender = taken
+        request = senders.named(request, sender, self.config)
+        if request.verb is ControlVerb.REPLAY:
+            reply, decision = await replay_for(self.settings.amqp_url, request, utc_now())
+        else:
+            reply, decision = handle_control(self.cluster, request, utc_now(), self.status_report)
+        await self._react(decision)  # journaled before the reply says done
+        await self._reply(message, reply)
+        await message.ack()
+
+    async def _take(
+        self,
+        message: AbstractIncomingMessage,
+        parse: Callable[[bytes, str], Input],
+    ) -> tuple[Input, str | None] | None:
+        """The input and who sent it; None once a malformed or refused message is dealt with
+        (dead-lettered; a control request's sender waits for a reply, and gets one)."""
+        key = message.routing_key or ""
+        replies = parse is parse_control
         try:
-            try:
-                fault = parse_fault(message.body, message.routing_key or "")
-            except ContractError as exc:
+            found = parse(message.body, key)
+        except ContractError as exc:
+            if not replies:
                 await self._dead_letter(message, str(exc))
-                return
-            sender = senders.effective_sender(message.user_id, message.headers)
-            if refused := senders.fault_refusal(fault, sender, self.config):
-                await self._refuse(
-                    message, refused, senders.refused(message, fault, sender, refused)
-                )
-                return
-            if fault.server not in self.config.servers:
-                # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
-                await self._dead_letter(
-                    message, f"server {fault.server!r} is not in the configuration"
-                )
-                return
-            self.counters.faults_by_category[fault.category.value] += 1
-            matched = [
-                self.actors[name]
-                for name in self.index.match(fault.server, fault.category, fault.device)
-            ]
-            if not matched:
-                self.counters.unmatched += 1
-                await self._publish([], [_unmatched(fault)])
-                await message.ack()
-                return
-            self.counters.matched += 1
-            outcomes = await decide(matched, fault)
-            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-            if failures:
-                log.warning(
-                    "fault %s not acknowledged; it will be redelivered: %s", fault.id, failures[0]
-                )
-                await message.nack(requeue=True)
-                return
-            if any(
-                not isinstance(outcome, BaseException) and outcome.commands for outcome in outcomes
-            ):
-                self.metrics.observe_fault_to_command(time.monotonic() - received)
-            await self._current_publisher().ack(message)
-        except CONNECTION_ERRORS as exc:
-            # The session is gone; the broker redelivers the unacknowledged fault.
-            log.warning("fault left unacknowledged by a lost session: %s", exc)
+                return None
+            error = f"bad request: {exc}"
+            await self._reply(
+                message, ControlReply(id=reply_id(message.message_id), ok=False, error=error)
+            )
+            await self._dead_letter(message, f"bad control request: {exc}")
+            return None
+        sender = effective_sender(message.user_id, message.headers)
+        if reason := senders.refusal(found, key, sender, self.config):
+            await self._publish([], [senders.refusal_event(message, found, sender, reason)])
+            if isinstance(found, ControlRequest):
+                error = f"refused: {reason}"
+                await self._reply(message, ControlReply(id=found.id, ok=False, error=error))
+            await self._dead_letter(message, f"refused: {reason}")
+            return None
+        return found, sender
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         publisher = self._current_publisher()
@@ -256,18 +304,6 @@ class Service:
         )
         log.warning("dead-lettered message %s: %s", message.message_id or "(no id)", reason)
         await message.ack()
-
-    async def _refuse(
-        self, message: AbstractIncomingMessage, reason: str, event: Event, reply_id: str = ""
-    ) -> None:
-        """A message from a sender not allowed to send it: an event, a refused reply to a
-        control request (`reply_id`), and dead-lettered with the reason."""
-        await self._publish([], [event])
-        if reply_id:
-            await self._reply(
-                message, ControlReply(id=reply_id, ok=False, error=f"refused: {reason}")
-            )
-        await self._dead_letter(message, f"refused: {reason}")
 
     async def _publish(self, commands: Sequence[RecoveryCommand], found: Sequence[Event]) -> None:
         publisher = self._current_publisher()
@@ -286,34 +322,6 @@ class Service:
         return self.session.current_publisher()
 
     # --- agents ---------------------------------------------------------------------------
-
-    async def _on_agent_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            try:
-                found = parse_agent_message(message.body, message.routing_key or "")
-            except ContractError as exc:
-                await self._dead_letter(message, str(exc))
-                return
-            now = utc_now()
-            sender = senders.effective_sender(message.user_id, message.headers)
-            if refused := senders.agent_message_refusal(found, sender, self.config):
-                await self._refuse(
-                    message, refused, senders.refused(message, found, sender, refused)
-                )
-                return
-            if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
-                await self._react(self.cluster.handle_result(found, now))  # its event only
-                await self._dead_letter(message, wrong)
-                return
-            if isinstance(found, CommandResult):
-                self.counters.results_by_outcome[found.outcome.value] += 1
-                reaction = self.cluster.handle_result(found, now)
-            else:
-                reaction = self.cluster.handle_report(found, now)
-            await self._react(reaction)
-            await message.ack()
-        except CONNECTION_ERRORS as exc:
-            log.warning("agent message left unacknowledged by a lost session: %s", exc)
 
     async def _ask_agents_to_report(self) -> None:
         """After a (re)start the service learns from the agents where the groups run."""
@@ -342,38 +350,6 @@ class Service:
 
     # --- operators ----------------------------------------------------------------------
 
-    async def _on_control(self, message: AbstractIncomingMessage) -> None:
-        try:
-            try:
-                request = parse_message(ControlRequest, message.body)
-            except ContractError as exc:
-                await self._reply(
-                    message,
-                    ControlReply(
-                        id=_reply_id(message.message_id), ok=False, error=f"bad request: {exc}"
-                    ),
-                )
-                await self._dead_letter(message, f"bad control request: {exc}")  # and acks
-                return
-            sender = senders.effective_sender(message.user_id, message.headers)
-            key = message.routing_key or ""
-            if refused := senders.control_refusal(request, key, sender, self.config):
-                event = senders.refused_control(request, sender, refused)
-                await self._refuse(message, refused, event, reply_id=request.id)
-                return
-            request = senders.named(request, sender, self.config)
-            if request.verb is ControlVerb.REPLAY:
-                reply, found = await replay_for(self.settings.amqp_url, request, utc_now())
-            else:
-                reply, found = handle_control(self.cluster, request, utc_now())
-            if reply.status is not None:
-                reply = reply.model_copy(update={"status": self.status_report()})
-            await self._react(Decision(events=tuple(found)))  # journaled before the reply says done
-            await self._reply(message, reply)
-            await message.ack()
-        except CONNECTION_ERRORS as exc:
-            log.warning("control request left unanswered by a lost session: %s", exc)
-
     async def _reply(self, message: AbstractIncomingMessage, reply: ControlReply) -> None:
         if not await self._current_publisher().reply(message, reply):
             log.warning(
@@ -381,22 +357,3 @@ class Service:
                 message.message_id or "(no id)",
                 message.reply_to,
             )
-
-
-def _reply_id(message_id: str | None) -> str:
-    """The id a refusal answers with: the request's own, if it is a usable one."""
-    try:
-        return _MESSAGE_ID.validate_python(message_id)
-    except ValueError:
-        return new_id()
-
-
-def _unmatched(fault: FaultNotification) -> Event:
-    return events.FAULT_UNMATCHED.make(
-        at=utc_now(),
-        cause=fault.id,
-        server=fault.server,
-        fault_id=fault.id,
-        category=fault.category.value,
-        device=fault.device,
-    )

@@ -12,31 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 
 from mrwbus.bus.connection import CONNECTION_ERRORS, Urls
-from mrwbus.bus.dead_letters import held_dead_letters
-from mrwbus.bus_messages import DeadLetterNote
-from mrwbus.control import dead_letter_event
-from mrwbus.dead_letters import SHORT_ID, to_replay
+from mrwbus.core.decision import Decision
 from mrwbus.errors import BrokerUnavailable, ServiceError
-from mrwbus.messages import ControlReply, ControlRequest, Event
+from mrwbus.messages import ControlReply, ControlRequest
+from mrwbus.messages.bus import DeadLetterNote
+from mrwbus.service.answers import Answer, dead_letter_event
+from mrwbus.service.dead_letter_queue import held_dead_letters
+from mrwbus.service.dead_letters import SHORT_ID, to_replay
 from mrwbus.terminal import printable
 
 
-async def replay_for(
-    url: Urls, request: ControlRequest, now: datetime
-) -> tuple[ControlReply, list[Event]]:
+async def replay_for(url: Urls, request: ControlRequest, now: datetime) -> Answer:
     """Replay the dead letters `request.replay` names; the reply says which, the event who."""
     selection = request.replay
     if selection is None or (not selection.ids and selection.reason is None):
-        return _refused(request, "name the dead letters to replay: IDs, or --reason TEXT"), []
+        return _refused(request, "name the dead letters to replay: IDs, or --reason TEXT")
     try:
         async with held_dead_letters(url) as held:
             chosen = to_replay(held.letters, selection.ids, selection.reason, now)
             for letter in chosen:
                 await held.replay(letter, request.by)
     except (ServiceError, BrokerUnavailable) as exc:
-        return _refused(request, str(exc)), []
+        return _refused(request, str(exc))
     except CONNECTION_ERRORS as exc:
-        return _refused(request, f"the dead letters could not be read: {exc}"), []
+        return _refused(request, f"the dead letters could not be read: {exc}")
     note = DeadLetterNote(operation="replay", count=len(chosen), selection=_selection(request))
     event = dead_letter_event(request.model_copy(update={"dead_letters": note}), now)
     lines = [
@@ -44,11 +43,11 @@ async def replay_for(
         for letter in chosen
     ]
     lines.append(f"{len(chosen)} dead letters replayed.")
-    return ControlReply(id=request.id, ok=True, text="\n".join(lines)), [event]
+    return ControlReply(id=request.id, ok=True, text="\n".join(lines)), Decision(events=(event,))
 
 
-def _refused(request: ControlRequest, error: str) -> ControlReply:
-    return ControlReply(id=request.id, ok=False, error=error)
+def _refused(request: ControlRequest, error: str) -> Answer:
+    return ControlReply(id=request.id, ok=False, error=error), Decision()
 
 
 def _selection(request: ControlRequest) -> str:

@@ -23,7 +23,7 @@ relay:
 ```
 
 Validated by pydantic here (shapes, regular expressions) and by `check_relay` (names of
-servers), called from `mrwbus.config` so that `check-config` reports every problem with its key
+servers), called from `mrwbus.config.model` so that `check-config` reports every problem with its key
 path.
 """
 
@@ -45,8 +45,8 @@ IFNAME_PATTERN = r"^[^\s/:]{1,15}$"
 
 
 def _duration(value: Any) -> timedelta:
-    # Imported here: mrwbus.config imports this module to build `ClusterConfig`.
-    from mrwbus.config import parse_duration
+    # Imported here: mrwbus.config.model imports this module to build `ClusterConfig`.
+    from mrwbus.config.durations import parse_duration
 
     return parse_duration(value)
 
