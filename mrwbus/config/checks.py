@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from mrwbus.config.model import (
     ALL_GROUPS,
     HANDLER_NAMES,
+    RESERVED_FENCE_OPTIONS,
     ActiveTiming,
     AgentConfig,
     ClusterConfig,
@@ -136,6 +137,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
+    yield from _check_bmcs(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(
@@ -241,3 +243,23 @@ def _check_agent(agent: AgentConfig, groups: dict[str, GroupConfig]) -> Iterator
         for name in handlers:
             if name not in HANDLER_NAMES:
                 yield ConfigIssue(f"agent.groups.{group}.{name}", "is not a handler")
+
+
+def _check_bmcs(config: ClusterConfig) -> Iterator[ConfigIssue]:
+    """A BMC names real peers to fence from, and leaves the lines mrwbus writes to mrwbus."""
+    for name, server in config.servers.items():
+        if server is None or server.bmc is None:
+            continue
+        where = f"servers.{name}.bmc"
+        for key in sorted(set(server.bmc.options) & RESERVED_FENCE_OPTIONS):
+            yield ConfigIssue(
+                f"{where}.options.{key}",
+                "is written by mrwbus from the BMC's own keys (the password from password_file)",
+            )
+        for index, fencer in enumerate(server.bmc.fenced_by or ()):
+            if fencer not in config.servers:
+                yield ConfigIssue(f"{where}.fenced_by.{index}", f"unknown server {fencer!r}")
+            elif fencer == name:
+                yield ConfigIssue(f"{where}.fenced_by.{index}", "a server never fences itself")
+        if server.bmc.fenced_by == [] or len(config.servers) < 2:
+            yield ConfigIssue(f"{where}", "no other server could fence it")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mrwbus.config.durations import Duration
 from mrwbus.config.relay import RelayConfig
@@ -41,8 +41,45 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FENCE_AGENT_PATTERN = r"^fence_[A-Za-z0-9_]{1,64}$"
+"""A fence-agents program by name (looked up on PATH), never a path or a shell line."""
+
+FENCE_OPTION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+"""A fence agent's long option as a stdin key (`lanplus`, `ssl_insecure`, `method`, ...)."""
+
+RESERVED_FENCE_OPTIONS = frozenset(
+    {"action", "ip", "ipport", "username", "password", "password_script", "plug", "port"}
+)
+"""Keys mrwbus writes itself; `options` may not set them (the password above all)."""
+
+
+class BmcConfig(Strict):
+    """How a peer powers a server off through its BMC with a fence agent (docs/fencing.md).
+
+    The password is read from `password_file` on the agent that fences, when it fences: it is
+    never in this file, on the bus, in a command, a result, an event or a log line."""
+
+    fence_agent: Annotated[str, StringConstraints(pattern=FENCE_AGENT_PATTERN)]
+    """Any program of the fence-agents package: fence_ipmilan, fence_redfish, fence_idrac, ..."""
+    address: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\s=]+$")]
+    port: int | None = Field(default=None, ge=1, le=65535)
+    username: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\n]+$")]
+    password_file: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/")]
+    """An absolute path on the agents that may fence this server, readable by them alone."""
+    options: dict[
+        Annotated[str, StringConstraints(pattern=FENCE_OPTION_PATTERN)],
+        Annotated[str, StringConstraints(max_length=1024, pattern=r"^[^\n]*$")],
+    ] = Field(default_factory=dict)
+    """More `key=value` lines for the fence agent (`lanplus: "1"`, `ssl_insecure: "1"`)."""
+    fenced_by: list[Name] | None = None
+    """The servers whose agents may fence this one (default: every other server)."""
+    timeout: Duration = timedelta(seconds=60)
+    """How long one fence (the action and the status read back) may take on an agent."""
+
+
 class ServerConfig(Strict):
     server_group: Name | None = None
+    bmc: BmcConfig | None = None
 
 
 class GroupConfig(Strict):
@@ -113,6 +150,11 @@ class ServiceConfig(Strict):
     repeat_summary_interval: Duration | None = timedelta(seconds=10)
     """Faults for a monitor already in Error are counted and journaled one by one, but reported
     by one summary event per interval (`MRW-106`); null reports every one (`MRW-103`)."""
+    fence_silent_servers: bool = True
+    """A server silent longer than `heartbeat_timeout` that holds an active group is fenced
+    through its BMC by a peer, then its groups fail over (only servers with a `bmc`)."""
+    fence_retry_after: Duration = timedelta(seconds=10)
+    """After every fencer failed, the fence is tried again after this, doubling up to 5 min."""
     dead_letter_max_length: int = Field(default=100_000, gt=0)
     """`mrwbus.dead` keeps at most this many dead letters; the oldest go first."""
     dead_letter_ttl: Duration = timedelta(days=14)
@@ -179,6 +221,17 @@ class ClusterConfig(Strict):
     def server_group(self, server: str) -> str | None:
         config = self.servers.get(server)
         return config.server_group if config else None
+
+    def bmc_of(self, server: str) -> BmcConfig | None:
+        config = self.servers.get(server)
+        return config.bmc if config else None
+
+    def may_fence(self, fencer: str, target: str) -> bool:
+        """Whether `fencer`'s agent may fence `target` (never itself; `fenced_by` if set)."""
+        bmc = self.bmc_of(target)
+        if bmc is None or fencer == target or fencer not in self.servers:
+            return False
+        return bmc.fenced_by is None or fencer in bmc.fenced_by
 
     def group_of_resource(self, resource: str) -> str | None:
         return self.resource_owners.get(resource)

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mrwbus.config.model import ClusterConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision
-from mrwbus.core.downed import follow_downed_server, took_server_down
+from mrwbus.core.downed import ServerDown, follow_downed_server, took_server_down
 from mrwbus.core.failover import FailoverRules, failover_command
+from mrwbus.core.fencing import ANSWER_GRACE, Fencing, silent_server_fence
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.core.placement import ClusterView
-from mrwbus.core.progress import FailoverInProgress, Phase
+from mrwbus.core.progress import Down, FailoverInProgress, FenceIncident, Phase
 from mrwbus.core.recovery import Situation, decide_fault, repeats_summary
 from mrwbus.core.reports import learn_from_report
+from mrwbus.core.results import result_events, wrong_server_event
 from mrwbus.messages import (
     Action,
     AgentReport,
@@ -47,6 +49,8 @@ class ClusterState:
     protect_last_healthy_server: bool = True
     failovers: dict[str, FailoverInProgress] = field(default_factory=dict)
     """Failovers in progress, by group."""
+    fences: dict[str, FenceIncident] = field(default_factory=dict)
+    """Fences under way or waiting to be tried again, by the server fenced."""
     issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
     agent_nodes: dict[str, str] = field(default_factory=dict)
     """The broker node each agent last reported; for status only, never journaled."""
@@ -116,6 +120,7 @@ class ClusterState:
             suspended=monitor in self.suspended,
             protect_last_healthy_server=self.protect_last_healthy_server,
             rule=self.config.service.exclude_destinations,
+            fence=self.request_fence,
         )
         decision = decide_fault(
             self.config, monitor, fault, self.state_of(monitor, fault.server), situation, now
@@ -143,8 +148,44 @@ class ClusterState:
             self.view.moving.discard(group)
         for group, where in decision.moves.items():
             self.view.move(group, where)
+        for incident in decision.fences:
+            self.fences[incident.target] = incident
+        for server in decision.fences_ended:
+            self.fences.pop(server, None)
+        for server, down in decision.downs.items():
+            if down is None:
+                self.view.down.pop(server, None)
+            else:
+                self.view.down[server] = down
+                self.view.alive.discard(server)
         self._remember(decision.commands)
         return decision
+
+    # --- fencing (`core.fencing`) ---------------------------------------------------------
+
+    def fencing(self) -> Fencing:
+        return Fencing(self.config, self.view, self.servers_in_error(), self.failovers)
+
+    def request_fence(self, incident: FenceIncident, now: datetime) -> Decision:
+        """Start a fence (or join the one under way for its server); not applied yet."""
+        return self.fencing().start(incident, now, self.fences.get(incident.target))
+
+    def _fence_results(self, result: CommandResult, now: datetime) -> Decision:
+        decision = Decision()
+        for incident in list(self.fences.values()):
+            if incident.awaiting == result.command_id and incident.fencer == result.server:
+                decision += self.apply(self.fencing().on_result(incident, result, now))
+        return decision
+
+    def _silence(self, server: str, now: datetime) -> Decision:
+        """A server fell silent: fence it if it held groups and can be fenced, or say nobody
+        can prove it stopped."""
+        found = silent_server_fence(self.config, self.view, server, now)
+        if found is None:
+            return Decision()
+        if isinstance(found, Event):
+            return Decision(events=(found,))
+        return self.apply(self.request_fence(found, now))
 
     def handle_result(self, result: CommandResult, now: datetime) -> Decision:
         """An agent's result: an event, and the next step of a failover waiting for it."""
@@ -153,53 +194,35 @@ class ClusterState:
         if command is not None and command.server != result.server:
             # Only the server a command was sent to can say how it went: another server's
             # "stopped" must never start a group elsewhere while its source still runs it.
-            return Decision(events=(self._wrong_server(command, result, now),))
-        monitor = command.monitor if command else "_"
-        action = _describe(command) if command else f"command {result.command_id}"
-        detail_text = f" ({result.detail})" if result.detail else ""
-        kind = (
-            events.COMMAND_SUCCEEDED
-            if result.outcome is Outcome.SUCCEEDED
-            else events.COMMAND_FAILED
-        )
-        facts = {"monitor": monitor, "server": result.server, "command_id": result.command_id}
-        found.append(
-            kind.make(
-                at=now,
-                cause=result.id,
-                fault_id=command.fault_id if command else None,
-                group=command.group if command else None,
-                action=action,
-                outcome=result.outcome.value.replace("_", " "),
-                detail_text=detail_text,
-                **facts,
-            )
-        )
-        if result.before_script_outcome not in (None, Outcome.SUCCEEDED):
-            assert result.before_script_outcome is not None
-            found.append(
-                events.BEFORE_SCRIPT_FAILED.make(
-                    at=now,
-                    cause=result.id + "/before",
-                    outcome=result.before_script_outcome.value,
-                    **facts,
-                )
-            )
+            return Decision(events=(wrong_server_event(command, result, now),))
+        found += result_events(command, result, now)
         decision = Decision(events=tuple(found))
         for progress in list(self.failovers.values()):
             if progress.awaiting == result.command_id:
                 decision += self.apply(
                     self._rules(progress.monitor).on_result(progress, result, now)
                 )
+        decision += self._fence_results(result, now)
         if command is not None and result.outcome is Outcome.SUCCEEDED:
             self._recovered(command, now)
             if took_server_down(command):
-                decision += self.apply(
-                    follow_downed_server(
-                        self.config, self.view, command, self.unhealthy_for(command.monitor), now
-                    )
-                )
+                decision += self._took_down(command, now)
         return decision
+
+    def _took_down(self, command: RecoveryCommand, now: datetime) -> Decision:
+        """A final action took its server down: no destination until it reports again, and
+        its groups follow (`move_groups_after_final_action`)."""
+        down = ServerDown.by_final_action(command, self.config)
+        gone = Down(how=f"final action {down.how}", at=now, by=command.monitor)
+        decision = self.apply(Decision(downs={down.server: gone}))
+        monitor = self.config.monitors.get(command.monitor)
+        if monitor is None or not monitor.recovery.move_groups_after_final_action:
+            return decision
+        return decision + self.apply(
+            follow_downed_server(
+                self.config, self.view, down, self.unhealthy_for(command.monitor), now
+            )
+        )
 
     def _recovered(self, command: RecoveryCommand, now: datetime) -> None:
         """A recovery succeeded: its monitor may re-arm (`rearm_after`)."""
@@ -208,7 +231,7 @@ class ClusterState:
                 return  # a failover has succeeded only once its start did
             key = (command.monitor, command.from_server)
         else:
-            key = (command.monitor, command.server)
+            key = (command.monitor, command.acted_on)
         if key in self.monitors:
             self._set(*key, self.monitors[key].recovered(now))
 
@@ -223,24 +246,14 @@ class ClusterState:
             f"but the command was sent to {command.server!r}"
         )
 
-    def _wrong_server(
-        self, command: RecoveryCommand, result: CommandResult, now: datetime
-    ) -> Event:
-        return events.RESULT_FROM_WRONG_SERVER.make(
-            at=now,
-            cause=result.id,
-            monitor=command.monitor,
-            server=result.server,
-            fault_id=command.fault_id,
-            command_id=command.id,
-            group=command.group,
-            action=_describe(command),
-            expected=command.server,
-        )
-
     def handle_report(self, report: AgentReport, now: datetime) -> Decision:
         """An agent's report: it is alive, and these groups run on its server."""
         found = learn_from_report(self.config, self.view, report, now)
+        incident = self.fences.get(report.server)
+        if incident is not None and incident.cause == "silent" and report.server in self.view.alive:
+            # It answers again: nothing left to prove. A fence asked of a peer already may
+            # still run; its result then finds no incident and changes nothing.
+            del self.fences[report.server]
         fresh = now - min(now, report.sent_at) <= self.config.service.heartbeat_timeout
         if report.node and fresh and report.server in self.config.servers:
             self.agent_nodes[report.server] = report.node  # shown by status: which broker node
@@ -250,7 +263,8 @@ class ClusterState:
         """The passing of time: failover deadlines, and agents that fell silent."""
         found: list[Event] = []
         timeout = self.config.service.heartbeat_timeout
-        for server in sorted(self.view.silent_servers(now, timeout) & self.view.alive):
+        silenced = sorted(self.view.silent_servers(now, timeout) & self.view.alive)
+        for server in silenced:
             self.view.alive.discard(server)
             seen = self.view.last_seen[server].isoformat()
             found.append(
@@ -259,8 +273,15 @@ class ClusterState:
         found += self._rearm(now)
         found += self._summarise_repeats(now)
         decision = Decision(events=tuple(found))
+        for server in silenced:
+            decision += self._silence(server, now)
+        awaited_fences = {incident.id for incident in self.fences.values()}
         for progress in list(self.failovers.values()):
+            if progress.phase is Phase.FENCING and progress.awaiting in awaited_fences:
+                continue  # its fence drives it
             decision += self.apply(self._rules(progress.monitor).on_deadline(progress, now))
+        for incident in list(self.fences.values()):
+            decision += self.apply(self.fencing().on_deadline(incident, now))
         return decision
 
     def _rearm(self, now: datetime) -> list[Event]:
@@ -321,6 +342,11 @@ class ClusterState:
             self.failovers[group] = replace(
                 progress, deadline=max(progress.deadline, now + timeout)
             )
+        for server, incident in self.fences.items():
+            if incident.awaiting is not None:  # the peer asked may still answer
+                bmc = self.config.bmc_of(server)
+                wait = (bmc.timeout if bmc else timedelta()) + ANSWER_GRACE
+                self.fences[server] = replace(incident, deadline=max(incident.deadline, now + wait))
         for server, seen in self.view.last_seen.items():
             self.view.last_seen[server] = max(seen, now)
 
@@ -330,6 +356,7 @@ class ClusterState:
             self.view,
             self.unhealthy_for(monitor),
             self.config.service.exclude_destinations,
+            self.request_fence,
         )
 
     def _remember(self, commands: tuple[RecoveryCommand, ...] | list[RecoveryCommand]) -> None:
@@ -361,11 +388,3 @@ class ClusterState:
             self._unreported.add(key)
         else:
             self._unreported.discard(key)
-
-
-def _describe(command: RecoveryCommand) -> str:
-    if command.step is not None:
-        return f"{command.step.value} of {command.group} ({command.action.value})"
-    if command.final_action is not None:
-        return f"final action {command.final_action.value}"
-    return f"{command.action.value} of {command.group or command.script}"

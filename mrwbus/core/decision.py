@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from mrwbus.core.progress import FailoverInProgress, FaultFacts
+from mrwbus.core.progress import Down, FailoverInProgress, FaultFacts, FenceIncident
 from mrwbus.messages import (
     Action,
     CommandStep,
     Event,
+    FenceAction,
     FinalAction,
     RecoveryCommand,
     derived_id,
@@ -84,12 +85,20 @@ class Decision:
     """Failovers started or moved on by this decision."""
     ended: tuple[str, ...] = ()
     """Groups whose failover is over (done or given up)."""
+    fences: tuple[FenceIncident, ...] = ()
+    """Fences started or moved on by this decision."""
+    fences_ended: tuple[str, ...] = ()
+    """Servers whose fence is over (verified)."""
+    downs: Mapping[str, Down | None] = field(default_factory=dict)
+    """Servers now known down (fenced, or taken down by a final action); None: back."""
     confirmed: bool = False
     """Set by the outbox once the broker confirmed every message (journal records only)."""
 
     @property
     def changes_shared_state(self) -> bool:
-        return bool(self.moves or self.failovers or self.ended)
+        return bool(
+            self.moves or self.failovers or self.ended or self.fences or self.fences_ended
+        ) or bool(self.downs)
 
     @property
     def has_messages(self) -> bool:
@@ -107,6 +116,9 @@ class Decision:
             moves={**self.moves, **other.moves},
             failovers=self.failovers + other.failovers,
             ended=self.ended + other.ended,
+            fences=self.fences + other.fences,
+            fences_ended=self.fences_ended + other.fences_ended,
+            downs={**self.downs, **other.downs},
         )
 
     # --- as a journal record: its messages, and whether they are out --------------------
@@ -146,6 +158,9 @@ def recovery_command(
     from_server: str | None = None,
     to_server: str | None = None,
     fence: bool = False,
+    target: str | None = None,
+    fence_action: FenceAction | None = None,
+    attempt: str = "",
     resource: str | None = None,
     final_action: FinalAction | None = None,
     script: str | None = None,
@@ -155,10 +170,14 @@ def recovery_command(
     """The one way to build a command. Its id derives from the fault, monitor, server, action,
     group and failover step, so a redelivered fault or a replay gives the same id again and
     agents can deduplicate. `fence`: the final action of a failover whose source did not
-    confirm its stop."""
+    confirm its stop (sent to the source itself: it has no BMC). A fence through a BMC
+    (`Action.FENCE`) runs on a peer, `server`, against `target`; `attempt` tells its tries apart."""
     if action is Action.FAILOVER:
         assert group is not None and step is not None and to_server is not None
         kind: tuple[str, ...] = ("failover", group, step, to_server)
+    elif action is Action.FENCE:
+        assert target is not None and fence_action is not None
+        kind = ("bmc", target, fence_action, attempt)
     elif fence:
         assert group is not None
         kind = ("fence", group)
@@ -174,6 +193,8 @@ def recovery_command(
         step=step,
         from_server=from_server,
         to_server=to_server,
+        target=target,
+        fence_action=fence_action,
         resource=resource,
         final_action=final_action,
         script=script,

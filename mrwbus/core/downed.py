@@ -7,12 +7,14 @@ more, so the stop is confirmed. The groups that were active there fail over by t
 failover's does (`core.failover`). Per monitor: `recovery.move_groups_after_final_action`.
 
 A server that merely fell silent is never treated as down: without a confirmed final action
-nothing proves its groups stopped, and starting them elsewhere could run them twice. Pure.
+or a verified fence (`core.fencing`) nothing proves its groups stopped, and starting them
+elsewhere could run them twice. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from mrwbus.config.model import ClusterConfig
@@ -33,23 +35,49 @@ def took_server_down(command: RecoveryCommand) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ServerDown:
+    """What took a server down, as the failovers of its groups carry it."""
+
+    server: str
+    how: str
+    """`shutdown`, `fenced (off)`, ...: for events."""
+    cause: str
+    """The command or fence incident that proved it: event ids and the failovers derive from it."""
+    monitor: str
+    fault_id: str
+    fault: FaultFacts | None = None
+    outside_server_group: bool = False
+
+    @classmethod
+    def by_final_action(cls, command: RecoveryCommand, config: ClusterConfig) -> ServerDown:
+        assert command.final_action is not None
+        monitor = config.monitors.get(command.monitor)
+        return cls(
+            server=command.acted_on,
+            how=command.final_action.value,
+            cause=command.id,
+            monitor=command.monitor,
+            fault_id=command.fault_id,
+            fault=FaultFacts(command.category, command.device or "", command.message or "")
+            if command.category
+            else None,
+            outside_server_group=monitor is not None
+            and monitor.recovery.outside_server_group
+            and monitor.recovery.action is Action.FAILOVER,
+        )
+
+
 def follow_downed_server(
     config: ClusterConfig,
     view: ClusterView,
-    command: RecoveryCommand,
+    down: ServerDown,
     servers_in_error: Collection[str],
     now: datetime,
 ) -> Decision:
-    """The failovers of the groups active on `command.server`, which `command` (a succeeded
-    final action that takes the server down) stopped; an empty decision when the monitor says
-    `move_groups_after_final_action: false` or nothing ran there."""
-    monitor = config.monitors.get(command.monitor)
-    if monitor is None or not monitor.recovery.move_groups_after_final_action:
-        return Decision()
-    assert command.final_action is not None
-    recovery = monitor.recovery
-    server = command.server
-    final_action = command.final_action.value
+    """The failovers of the groups active on `down.server`, which nothing runs any more (a
+    succeeded final action that takes the server down, or a verified fence stopped them)."""
+    server = down.server
     rule = config.service.exclude_destinations
     rules = FailoverRules(config, view, servers_in_error, rule)
     decision = Decision()
@@ -60,12 +88,12 @@ def follow_downed_server(
         def event(kind: events.EventType, group: str = group, **detail: str) -> Event:
             return kind.make(
                 at=now,
-                cause=f"{command.id}/down/{group}",
-                monitor=command.monitor,
+                cause=f"{down.cause}/down/{group}",
+                monitor=down.monitor,
                 server=server,
-                fault_id=command.fault_id,
+                fault_id=down.fault_id,
                 group=group,
-                final_action=final_action,
+                final_action=down.how,
                 **detail,
             )
 
@@ -75,8 +103,7 @@ def follow_downed_server(
             server,
             servers_in_error=servers_in_error,
             alive=view.alive,
-            outside_server_group=recovery.outside_server_group
-            and recovery.action is Action.FAILOVER,
+            outside_server_group=down.outside_server_group,
             rule=rule,
         )
         if destination.server is None:
@@ -84,19 +111,17 @@ def follow_downed_server(
             decision += Decision(events=(stranded,), moves={group: None})
             continue
         following = event(events.GROUP_FOLLOWS_SERVER, to_server=destination.server)
-        # Stopped by the final action: the failover goes straight to its start.
+        # Stopped by the final action or the fence: the failover goes straight to its start.
         stopped = FailoverInProgress(
             group=group,
-            monitor=command.monitor,
-            fault_id=command.fault_id,
+            monitor=down.monitor,
+            fault_id=down.fault_id,
             from_server=server,
             to_server=destination.server,
             phase=Phase.STOPPING,
-            awaiting=command.id,
+            awaiting=down.cause,
             deadline=now,
-            fault=FaultFacts(command.category, command.device or "", command.message or "")
-            if command.category
-            else None,
+            fault=down.fault,
         )
         decision += rules.start(stopped, now, found=(following,))
     return decision

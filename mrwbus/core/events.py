@@ -248,3 +248,28 @@ RESULT_FROM_WRONG_SERVER = EventType(
     EventKind.REFUSED,
     "{monitor}: a result for the {action} came from {server}, not from {expected}; ignored.",
 )
+
+# --- fencing (docs/fencing.md) ------------------------------------------------------------
+
+FENCE_STARTED = EventType(
+    "MRW-1001", EventKind.FENCE, "{server}: fencing it ({action}) through its BMC: {reason}."
+)
+FENCED = EventType(
+    "MRW-1002",
+    EventKind.FENCE,
+    "{server}: fenced ({action}) by {fencer}'s agent; its BMC reports the power {power}.",
+)
+FENCE_ATTEMPT_FAILED = EventType(
+    "MRW-1003", EventKind.FENCE, "{server}: {fencer}'s agent could not fence it ({why})."
+)
+FENCE_FAILED = EventType(
+    "MRW-1004",
+    EventKind.FENCE,
+    "{server}: NOT fenced, {why}; its groups stay where they are; trying again in {retry}.",
+)
+SERVER_UNPROVEN = EventType(
+    "MRW-1005",
+    EventKind.FENCE,
+    "{server}: silent while {groups} ran there, and nobody can prove it stopped ({why});"
+    " its groups are NOT started elsewhere.",
+)

@@ -9,7 +9,7 @@ the failover in progress and what happened, and returns what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,14 +18,16 @@ from mrwbus.config.model import ClusterConfig, ExcludeRule
 from mrwbus.core import events
 from mrwbus.core.decision import Decision, recovery_command
 from mrwbus.core.placement import ClusterView, choose_failover_destination
-from mrwbus.core.progress import FailoverInProgress, Phase
+from mrwbus.core.progress import FailoverInProgress, FenceIncident, Phase
 from mrwbus.messages import (
     Action,
     CommandResult,
     CommandStep,
     Event,
+    FenceAction,
     Outcome,
     RecoveryCommand,
+    derived_id,
 )
 
 
@@ -77,6 +79,10 @@ def _command(
     )
 
 
+FenceRequest = Callable[[FenceIncident, datetime], Decision]
+"""Starts a fence through a BMC (`core.fencing`), or joins the one under way."""
+
+
 class FailoverRules:
     """The facts a failover step needs from the configuration and the cluster view."""
 
@@ -86,12 +92,14 @@ class FailoverRules:
         view: ClusterView,
         servers_in_error: Collection[str],
         rule: ExcludeRule = "any_error",
+        fence: FenceRequest | None = None,
     ) -> None:
         self.config = config
         self.view = view
         self.servers_in_error = servers_in_error
         """The servers `rule` (`service.exclude_destinations`) disqualifies as destinations."""
         self.rule = rule
+        self.fence = fence
 
     def timeout(self, phase: Phase) -> timedelta:
         service = self.config.service
@@ -156,6 +164,8 @@ class FailoverRules:
         if not recovery.fence_first:
             refused = self._event(events.STOP_NOT_CONFIRMED, progress, now, why=why)
             return _over(progress, [refused], leave=True)
+        if self.fence is not None and self.config.bmc_of(progress.from_server) is not None:
+            return self._fence_through_bmc(progress, now, why)
         fence = _command(
             progress,
             progress.from_server,
@@ -174,6 +184,32 @@ class FailoverRules:
             events.FENCING, progress, now, why=why, final_action=recovery.final_action.value
         )
         return _going_on(fencing, event, commands=(fence,))
+
+    def _fence_through_bmc(self, progress: FailoverInProgress, now: datetime, why: str) -> Decision:
+        """The source has a BMC: a peer powers it off, and the start waits for that proof."""
+        assert self.fence is not None
+        incident = FenceIncident(
+            id=derived_id(
+                "fence", "fence_first", progress.fault_id, progress.monitor, progress.from_server
+            ),
+            target=progress.from_server,
+            action=FenceAction.OFF,
+            cause="fence_first",
+            reason=f"{progress.monitor}: it did not confirm the stop of {progress.group} ({why})",
+            recover_groups=True,
+            deadline=now,
+            monitor=progress.monitor,
+            fault_id=progress.fault_id,
+            fault=progress.fault,
+        )
+        fencing = replace(
+            progress,
+            phase=Phase.FENCING,
+            awaiting=incident.id,
+            deadline=now + self.timeout(Phase.FENCING),
+        )
+        event = self._event(events.FENCING, progress, now, why=why, final_action="its BMC (off)")
+        return _going_on(fencing, event) + self.fence(incident, now)
 
     def start(
         self,
@@ -207,14 +243,14 @@ class FailoverRules:
     def _next_destination(
         self, progress: FailoverInProgress, now: datetime, found: list[Event]
     ) -> Decision:
-        recovery = self.config.monitors[progress.monitor].recovery
+        monitor = self.config.monitors.get(progress.monitor)
         destination = choose_failover_destination(
             self.config,
             progress.group,
             progress.from_server,
             servers_in_error=self.servers_in_error,
             alive=self.view.alive,
-            outside_server_group=recovery.outside_server_group,
+            outside_server_group=monitor is not None and monitor.recovery.outside_server_group,
             excluded=progress.tried,
             rule=self.rule,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mrwbus.config.model import ALL_GROUPS, ClusterConfig, ExcludeRule
+from mrwbus.core.progress import Down
 
 EXCLUDED_BECAUSE: dict[ExcludeRule, str] = {
     "any_error": "a monitor is in Error there",
@@ -33,6 +34,8 @@ class ClusterView:
     last_seen: dict[str, datetime] = field(default_factory=dict)
     reported: dict[str, frozenset[str]] = field(default_factory=dict)
     """The groups each server's agent last reported active (as moves since corrected it)."""
+    down: dict[str, Down] = field(default_factory=dict)
+    """Servers fenced or taken down, until their agent reports again after it came back."""
     last_report: dict[str, frozenset[str]] = field(default_factory=dict)
     """Each server's last report as it was sent, to tell a changed belief from a repeated one
     (not journaled: after a restart, every first report counts in full)."""

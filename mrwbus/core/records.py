@@ -13,6 +13,8 @@ top of a snapshot gives the state back. A value of None deletes the key. Pure: n
 | seen | server | when its agent was last heard from |
 | reported | server | the groups its agent last reported |
 | failover | group | the failover in progress |
+| fence | server | the fence of that server under way |
+| down | server | how, when and by whom it was fenced or taken down |
 | decided | `<monitor>/<fault id>` | the commands and events of a decision, and whether confirmed |
 | outbox | reaction id | commands and events applied to the state, not yet confirmed |
 """
@@ -31,16 +33,18 @@ from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision
 from mrwbus.core.monitor import MonitorServerState
-from mrwbus.core.progress import FailoverInProgress
+from mrwbus.core.progress import Down, FailoverInProgress, FenceIncident
+from mrwbus.messages import NO_MONITOR
 
 Record = tuple[str, str, Any]
 Records = dict[str, dict[str, Any]]
 
 MONITOR, SUSPENDED, PLACEMENT, MOVING = "monitor", "suspended", "placement", "moving"
 ALIVE, SEEN, REPORTED, FAILOVER = "alive", "seen", "reported", "failover"
+FENCE, DOWN = "fence", "down"
 DECIDED, OUTBOX = "decided", "outbox"
 
-SHARED = (SUSPENDED, PLACEMENT, MOVING, ALIVE, SEEN, REPORTED, FAILOVER)
+SHARED = (SUSPENDED, PLACEMENT, MOVING, ALIVE, SEEN, REPORTED, FAILOVER, FENCE, DOWN)
 """Namespaces any operation may change; compared against the last journaled copy."""
 
 REMEMBERED_DECISIONS = 20_000
@@ -48,6 +52,8 @@ REMEMBERED_DECISIONS = 20_000
 
 _monitor_state = TypeAdapter(MonitorServerState)
 _failover = TypeAdapter(FailoverInProgress)
+_fence = TypeAdapter(FenceIncident)
+_down = TypeAdapter(Down)
 
 
 def monitor_key(monitor: str, server: str) -> str:
@@ -72,6 +78,11 @@ def shared_records(cluster: ClusterState) -> Records:
             group: _failover.dump_python(progress, mode="json")
             for group, progress in cluster.failovers.items()
         },
+        FENCE: {
+            server: _fence.dump_python(incident, mode="json")
+            for server, incident in cluster.fences.items()
+        },
+        DOWN: {server: _down.dump_python(down, mode="json") for server, down in view.down.items()},
     }
 
 
@@ -170,8 +181,15 @@ class RecordSet:
         }
         for group, value in get(FAILOVER, {}).items():
             progress = _failover.validate_python(value)
-            if group in config.groups and progress.monitor in config.monitors:
+            if group in config.groups and progress.monitor in (*config.monitors, NO_MONITOR):
                 cluster.failovers[group] = progress
+        for server, value in get(FENCE, {}).items():
+            if config.bmc_of(server) is not None:
+                cluster.fences[server] = _fence.validate_python(value)
+        for server, value in get(DOWN, {}).items():
+            if server in config.servers:
+                view.down[server] = _down.validate_python(value)
+                view.alive.discard(server)
         view.moving &= set(cluster.failovers)
         decided: dict[str, OrderedDict[str, Decision]] = {}
         for key, value in get(DECIDED, {}).items():

@@ -13,10 +13,10 @@ from datetime import datetime
 from mrwbus.config.model import ActiveTiming, ClusterConfig, ExcludeRule, MonitorConfig
 from mrwbus.core import events
 from mrwbus.core.decision import Decision, LadderStep, NoStep, recovery_command
-from mrwbus.core.failover import failover_command
+from mrwbus.core.failover import FenceRequest, failover_command
 from mrwbus.core.monitor import MonitorServerState, Status, Step, count_step, next_step
 from mrwbus.core.placement import ClusterView, choose_failover_destination, target_groups
-from mrwbus.core.progress import FailoverInProgress, FaultFacts, Phase
+from mrwbus.core.progress import FailoverInProgress, FaultFacts, FenceIncident, Phase
 from mrwbus.messages import (
     Action,
     CommandStep,
@@ -24,6 +24,7 @@ from mrwbus.messages import (
     FaultNotification,
     FinalAction,
     RecoveryCommand,
+    derived_id,
 )
 
 
@@ -38,6 +39,8 @@ class Situation:
     protect_last_healthy_server: bool = True
     rule: ExcludeRule = "any_error"
     """`service.exclude_destinations`, named in the reasons."""
+    fence: FenceRequest | None = None
+    """Starts a fence through a BMC: a BMC final action is carried out by a peer."""
 
 
 def decide_fault(
@@ -77,6 +80,8 @@ class _Planner:
         self.moves: dict[str, str | None] = {}
         self.failovers: list[FailoverInProgress] = []
         self.step: LadderStep | None = None
+        self.fenced = Decision()
+        """A fence this decision starts (a BMC final action), made by `core.fencing`."""
 
     def emit(self, kind: events.EventType, **facts: object) -> None:
         facts.setdefault("group", None)
@@ -95,13 +100,16 @@ class _Planner:
         step = self.step
         if why is not None:
             step = LadderStep.none(why)
-        return Decision(
-            commands=tuple(self.commands),
-            events=tuple(self.events),
-            step=step,
-            state=state,
-            moves=self.moves,
-            failovers=tuple(self.failovers),
+        return (
+            Decision(
+                commands=tuple(self.commands),
+                events=tuple(self.events),
+                step=step,
+                state=state,
+                moves=self.moves,
+                failovers=tuple(self.failovers),
+            )
+            + self.fenced
         )
 
     def not_taken(self, why: NoStep, detail: str = "") -> None:
@@ -288,6 +296,8 @@ class _Planner:
                 self.emit(events.FINAL_ACTION_SUPPRESSED, final_action=final.value, reason=reason)
                 self.not_taken(NoStep.SUPPRESSED, f"{final.value}: {reason}")
                 return False
+        if final.fence_action is not None and self.through_bmc(final):
+            return True
         for group in groups if final is FinalAction.STOP_GROUP else [None]:
             self.issue(
                 Action.FINAL_ACTION,
@@ -297,6 +307,28 @@ class _Planner:
             )
             if group is not None:
                 self.moves[group] = None
+        return True
+
+    def through_bmc(self, final: FinalAction) -> bool:
+        """A BMC final action on a server with a `bmc`: a peer fences it (`core.fencing`);
+        False when the server has none and its own agent's handler must do it."""
+        if self.situation.fence is None or self.config.bmc_of(self.server) is None:
+            return False
+        assert final.fence_action is not None
+        incident = FenceIncident(
+            id=derived_id("fence", self.fault.id, self.monitor, self.server),
+            target=self.server,
+            action=final.fence_action,
+            cause="final_action",
+            reason=f"{self.monitor}: final action {final.value}",
+            recover_groups=self.recovery.move_groups_after_final_action,
+            deadline=self.now,
+            monitor=self.monitor,
+            fault_id=self.fault.id,
+            final_action=final,
+            fault=FaultFacts.of(self.fault),
+        )
+        self.fenced = self.situation.fence(incident, self.now)
         return True
 
     def issue(

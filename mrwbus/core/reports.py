@@ -25,6 +25,11 @@ def learn_from_report(
     if report.server not in config.servers or now - sent > config.service.heartbeat_timeout:
         # Unknown, or a report that waited in the queue (an outage): it proves nothing now.
         return found
+    down = view.down.get(report.server)
+    if down is not None:
+        if sent <= down.at:
+            return found  # sent before it went down: it says nothing of the server now
+        del view.down[report.server]  # it came back: a destination again
     if report.server not in view.alive:
         view.alive.add(report.server)
         found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))

@@ -10,7 +10,14 @@ from mrwbus.config.model import ActiveTiming
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.monitor import Status
 from mrwbus.core.placement import target_groups
-from mrwbus.messages import GroupRow, MonitorStatusRow, ServerRow, ShownStatus, StatusReport
+from mrwbus.messages import (
+    DownRow,
+    GroupRow,
+    MonitorStatusRow,
+    ServerRow,
+    ShownStatus,
+    StatusReport,
+)
 
 
 def shown_status(cluster: ClusterState, monitor: str, server: str) -> ShownStatus:
@@ -56,7 +63,23 @@ def status_report(cluster: ClusterState) -> StatusReport:
                 server_group=config.server_group(name),
                 alive=name in cluster.view.alive,
                 agent_node=cluster.agent_nodes.get(name),
+                down=_down_row(cluster, name),
+                fencing=_fencing(cluster, name),
             )
             for name in config.servers
         ],
     )
+
+
+def _down_row(cluster: ClusterState, server: str) -> DownRow | None:
+    down = cluster.view.down.get(server)
+    return DownRow(how=down.how, at=down.at, by=down.by) if down else None
+
+
+def _fencing(cluster: ClusterState, server: str) -> str | None:
+    incident = cluster.fences.get(server)
+    if incident is None:
+        return None
+    if incident.fencer is not None:
+        return f"{incident.action.value} asked of {incident.fencer} ({incident.reason})"
+    return f"{incident.action.value} failed {incident.rounds}x, next try at {incident.deadline.isoformat()}"

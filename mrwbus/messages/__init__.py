@@ -1,6 +1,6 @@
 """The wire contract: every message that crosses the bus, as pydantic models.
 
-One package, one concept per module (`base`, `recovery`, `agents`, `control`, `parsing`);
+One package, one concept per module (`base`, `commands`, `agents`, `control`, `bus`, `parsing`);
 everything is imported from here.
 
 Relays publish `FaultNotification`s; the service publishes `RecoveryCommand`s and `EventBatch`es;
@@ -26,11 +26,13 @@ from mrwbus.messages.base import (
     NAME_PATTERN,
     Action,
     Category,
+    FenceAction,
     FinalAction,
     Keyword,
     M,
     MessageId,
     Name,
+    PowerState,
     Timestamp,
     WireModel,
     derived_id,
@@ -50,6 +52,7 @@ from mrwbus.messages.control import (
     ControlReply,
     ControlRequest,
     ControlVerb,
+    DownRow,
     GroupRow,
     MonitorStatusRow,
     ServerRow,
@@ -80,10 +83,12 @@ __all__ = [
     "ControlReply",
     "ControlRequest",
     "ControlVerb",
+    "DownRow",
     "Event",
     "EventBatch",
     "EventKind",
     "FaultNotification",
+    "FenceAction",
     "FinalAction",
     "GroupRow",
     "Keyword",
@@ -92,6 +97,7 @@ __all__ = [
     "MonitorStatusRow",
     "Name",
     "Outcome",
+    "PowerState",
     "RecoveryCommand",
     "ReportReason",
     "ReportRequest",

@@ -12,6 +12,7 @@ from pydantic import (
 from mrwbus.messages.base import (
     MessageId,
     Name,
+    PowerState,
     Timestamp,
     WireModel,
 )
@@ -40,6 +41,10 @@ class CommandResult(WireModel):
         default=None, description="Set when the command had a before_script: how it went."
     )
     finished_at: Timestamp = Field(description="When the command finished.")
+    power: PowerState | None = Field(
+        default=None,
+        description="A fence: the target's power as its BMC reported it afterwards, if read.",
+    )
 
     @property
     def routing_key(self) -> str:

@@ -59,6 +59,8 @@ class Action(StrEnum):
     RESTART = "restart"
     FAILOVER = "failover"
     FINAL_ACTION = "final_action"
+    FENCE = "fence"
+    """Not a monitor's choice: a peer's agent drives another server's BMC (docs/fencing.md)."""
 
 
 class FinalAction(StrEnum):
@@ -81,6 +83,50 @@ class FinalAction(StrEnum):
     def takes_server_down(self) -> bool:
         """True when the action removes the whole server from the cluster."""
         return self not in (FinalAction.NONE, FinalAction.STOP_GROUP)
+
+    @property
+    def fence_action(self) -> FenceAction | None:
+        """What a peer asks the server's BMC for, when this final action goes through it."""
+        return _BMC_FENCE_ACTIONS.get(self)
+
+
+class FenceAction(StrEnum):
+    """What a fence agent is asked to do to a server's power (its `action=` line)."""
+
+    OFF = "off"
+    ON = "on"
+    REBOOT = "reboot"
+    STATUS = "status"
+    DIAG = "diag"
+
+    @property
+    def proves_stopped(self) -> bool:
+        """Whether a verified success means nothing that ran on the server runs any more."""
+        return self in (FenceAction.OFF, FenceAction.REBOOT, FenceAction.DIAG)
+
+    @property
+    def expected_power(self) -> PowerState | None:
+        """The power state read back after success (a reboot and an NMI leave it on)."""
+        return {
+            FenceAction.OFF: PowerState.OFF,
+            FenceAction.ON: PowerState.ON,
+            FenceAction.REBOOT: PowerState.ON,
+        }.get(self)
+
+
+class PowerState(StrEnum):
+    """A server's power as its BMC reports it (`action=status`)."""
+
+    ON = "on"
+    OFF = "off"
+
+
+_BMC_FENCE_ACTIONS = {
+    FinalAction.BMC_POWER_OFF: FenceAction.OFF,
+    FinalAction.BMC_RESET: FenceAction.REBOOT,
+    FinalAction.BMC_POWER_CYCLE: FenceAction.REBOOT,
+    FinalAction.BMC_NMI: FenceAction.DIAG,
+}
 
 
 def _max_utf8_bytes(limit: int) -> AfterValidator:

@@ -15,6 +15,7 @@ from pydantic import (
 from mrwbus.messages.base import (
     Action,
     Category,
+    FenceAction,
     FinalAction,
     Keyword,
     MessageId,
@@ -58,8 +59,13 @@ class RecoveryCommand(WireModel):
     id: MessageId = Field(description="Deterministic from the fault, monitor, server and step.")
     fault_id: MessageId = Field(description="The notification that caused it.")
     monitor: Name = Field(description="The monitor resource that decided it.")
-    server: Name = Field(description="The server that must act.")
-    action: Action = Field(description="restart, failover, final_action or script.")
+    server: Name = Field(description="The server whose agent carries it out.")
+    action: Action = Field(description="restart, failover, final_action, script or fence.")
+    target: Name | None = Field(
+        default=None,
+        description="The server acted on, when it is not `server`: for a fence, the server "
+        "whose BMC the agent drives (never the agent's own).",
+    )
     group: Name | None = Field(default=None, description="The failover group acted on.")
     resource: Name | None = Field(
         default=None, description="The group resource, if the target is one."
@@ -67,7 +73,13 @@ class RecoveryCommand(WireModel):
     step: CommandStep | None = Field(default=None, description="Failover only: stop or start.")
     from_server: Name | None = Field(default=None, description="Failover only: the server left.")
     to_server: Name | None = Field(default=None, description="Failover only: the destination.")
-    final_action: FinalAction | None = Field(default=None, description="For action final_action.")
+    final_action: FinalAction | None = Field(
+        default=None,
+        description="For action final_action; for a fence, the BMC final action it carries out.",
+    )
+    fence_action: FenceAction | None = Field(
+        default=None, description="For action fence: off, on, reboot, status or diag."
+    )
     script: str | None = Field(default=None, description="For action script: what to run.")
     before_script: str | None = Field(default=None, description="Run before the action itself.")
     category: Category | None = Field(
@@ -85,6 +97,11 @@ class RecoveryCommand(WireModel):
     def routing_key(self) -> str:
         return f"{self.server}.{self.action.value}"
 
+    @property
+    def acted_on(self) -> str:
+        """The server the command concerns: its target, or the server that runs it."""
+        return self.target or self.server
+
 
 class EventKind(StrEnum):
     """The first word of an event's routing key `<kind>.<monitor>`."""
@@ -101,6 +118,7 @@ class EventKind(StrEnum):
     SERVER = "server"  # a server's agent went silent or came back
     DEAD_LETTER = "dead_letter"  # an operator listed, replayed or purged dead letters
     REFUSED = "refused"  # a message from a sender not allowed to send it was dead-lettered
+    FENCE = "fence"  # a server was fenced through its BMC, or could not be
 
 
 NO_MONITOR = "_"

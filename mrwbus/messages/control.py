@@ -12,6 +12,7 @@ from pydantic import (
 
 from mrwbus.messages.base import (
     Category,
+    FenceAction,
     MessageId,
     Name,
     Timestamp,
@@ -31,6 +32,7 @@ class ControlVerb(StrEnum):
     PLACE = "place"
     DEAD_LETTERS = "dead_letters"
     REPLAY = "replay"
+    FENCE = "fence"
 
 
 class ControlRequest(WireModel):
@@ -57,6 +59,12 @@ class ControlRequest(WireModel):
     )
     replay: DeadLetterReplay | None = Field(
         default=None, description="replay: which dead letters the service replays."
+    )
+    fence_action: FenceAction | None = Field(
+        default=None, description="fence: off, on, reboot or status of `server` through its BMC."
+    )
+    force: bool = Field(
+        default=False, description="fence: even if `server` is the last healthy server."
     )
 
     @property
@@ -86,12 +94,24 @@ class GroupRow(WireModel):
     server: str | None = None  # a default: `to_body` leaves None out (a stopped group)
 
 
+class DownRow(WireModel):
+    how: str
+    """`fenced (off)`, `final action shutdown`, ..."""
+    at: Timestamp
+    by: str
+    """The server whose agent fenced it, or the monitor whose final action took it down."""
+
+
 class ServerRow(WireModel):
     server: str
     server_group: str | None = None  # a default: `to_body` leaves None out
     alive: bool
     agent_node: str | None = None
     """The broker node the server's agent said it is connected to, in its last report."""
+    down: DownRow | None = None
+    """Set while the server is fenced or taken down, until its agent reports after it came back."""
+    fencing: str | None = None
+    """Set while a fence of the server is under way or waits to be tried again: its state."""
 
 
 class StatusReport(WireModel):

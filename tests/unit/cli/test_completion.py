@@ -25,7 +25,7 @@ needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is no
 @needs_bash
 def test_bash_completes_verbs_options_and_choices() -> None:
     assert _complete("mrwbus", "wat") == ["watch"]
-    assert _complete("mrwbus", "watch", "--kind", "f") == ["fault"]
+    assert _complete("mrwbus", "watch", "--kind", "f") == ["fault", "fence"]
     assert _complete("mrwbus", "run", "--log-level", "W") == ["WARNING"]
     assert "--reset-counts" in _complete("mrwbus", "clear", "--")
     assert _complete("mrwbus", "completion", "") == ["bash", "zsh"]
