@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from mrwbus.alerting.config import AlertingConfig
 from mrwbus.bus.topology import DeadLetterLimits
 from mrwbus.config_yaml import yaml_data
 from mrwbus.errors import ConfigError, ConfigIssue
@@ -196,6 +197,7 @@ class ClusterConfig(Strict):
     agent: AgentConfig = AgentConfig()
     relay: RelayConfig = RelayConfig()
     security: SecurityConfig = SecurityConfig()
+    alerting: AlertingConfig = AlertingConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 
