@@ -228,7 +228,10 @@ def _annotations(kind: AlertKind, event: Event, presentation: Presentation) -> d
         value = getattr(event, name)
         if value and value != "_":
             found[name] = str(value)
-    for name in ("final_action", "target_server", "to_server", "reason", "why", "outcome"):
+    facts = ("final_action", "target_server", "to_server", "reason", "why", "outcome")
+    for name in facts:
         if name in event.detail:
             found[name] = str(event.detail[name])
+    if event.code == "MRW-201":  # "final action shutdown": what was sent, for people
+        found["command"] = str(event.detail.get("description", ""))
     return found

@@ -22,12 +22,27 @@ def exported_metric_names(config: ClusterConfig) -> set[str]:
     service.queues.latest = BusReport(
         read_at=datetime.now(UTC),
         queues=[
-            QueueDepth(queue=f"mrwbus.{role}", role=role, ready=0, unacked=0, consumers=1,
-                       oldest_age_seconds=0.0)
+            QueueDepth(
+                queue=f"mrwbus.{role}",
+                role=role,
+                ready=0,
+                unacked=0,
+                consumers=1,
+                oldest_age_seconds=0.0,
+            )
             for role in ("faults", "results", "control", "dead")
         ]
-        + [QueueDepth(queue="mrwbus.agent.x", role="agent", server="x", ready=0, unacked=0,
-                      consumers=1, oldest_age_seconds=0.0)],
+        + [
+            QueueDepth(
+                queue="mrwbus.agent.x",
+                role="agent",
+                server="x",
+                ready=0,
+                unacked=0,
+                consumers=1,
+                oldest_age_seconds=0.0,
+            )
+        ],
         dead_letters=0,
         source="management",
     )
