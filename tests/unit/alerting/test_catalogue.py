@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from mrwbus.alerting.catalogue import (
     KINDS,
@@ -132,3 +134,9 @@ def test_events_that_need_no_person_change_nothing() -> None:
         at=AT, cause="f", monitor="am", server="server1", category="HA/AM", device="app1"
     )
     assert alert_changes([received], SHOWN) == []
+
+
+def test_every_pushed_alert_has_a_runbook_section() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "alerting.md").read_text()
+    sections = set(re.findall(r"^### (\S+)$", doc, flags=re.MULTILINE))
+    assert {kind.name for kind in KINDS} <= sections
