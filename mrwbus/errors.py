@@ -10,7 +10,8 @@ MrwbusError
  ├── JournalFailed      a journal (the service's stream, an agent's ledger) cannot be written
  ├── JournalLocked      another agent process already uses the same command ledger
  ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
- └── AgentError         `mrwbus agent` cannot serve its --http address
+ ├── AgentError         `mrwbus agent` cannot serve its --http address
+ └── AlertRejected      Alertmanager refused an alert as malformed; it is dead-lettered
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
@@ -100,3 +101,10 @@ class RelayError(MrwbusError):
 
 class AgentError(MrwbusError):
     """Raised when `mrwbus agent` cannot start: its `--http` address cannot be served."""
+
+
+class AlertRejected(MrwbusError):
+    """Raised when Alertmanager answers a post of alerts with a 4xx status other than 429:
+    the alerts are malformed and retrying cannot help. The forwarder dead-letters the events
+    (`mrwbus dead list`) with Alertmanager's answer as the reason. A 5xx, a 429, a timeout or
+    a refused connection is no rejection: the post is retried."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mrwbus.messages import RecoveryCommand
 
 STUCK_AFTER = 60.0
 """Seconds a consumer may hold a message without finishing any before `/healthz` fails: far
@@ -76,3 +80,26 @@ class Counters:
     dead_lettered: int = 0
     commands_by_action: Counter[str] = field(default_factory=Counter)
     results_by_outcome: Counter[str] = field(default_factory=Counter)
+    commands_sent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """By (server, monitor, action): what the dashboard and the final-action alert read."""
+    command_outcomes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    """By (server, monitor, action, outcome); monitor and action `unknown` for a result of a
+    command this replica no longer remembers."""
+    journal_failures: int = 0
+    """Times the journal could not be written and the replica stepped down."""
+    fence_failures: Counter[str] = field(default_factory=Counter)
+    """By server: rounds in which every peer failed to fence it."""
+    alerts_posted: int = 0
+    """Alerts (firing or resolved) Alertmanager accepted from the forwarder (mrwbus.alerting)."""
+    alertmanager_failures: int = 0
+    """Posts to Alertmanager that failed and were retried, or were refused."""
+
+    def command_sent(self, server: str, monitor: str, action: str) -> None:
+        self.commands_by_action[action] += 1
+        self.commands_sent[(server, monitor, action)] += 1
+
+    def result(self, server: str, outcome: str, command: RecoveryCommand | None) -> None:
+        """A result of `command` (None: a command this replica does not remember)."""
+        self.results_by_outcome[outcome] += 1
+        monitor, action = (command.monitor, command.action.value) if command else ("unknown",) * 2
+        self.command_outcomes[(server, monitor, action, outcome)] += 1

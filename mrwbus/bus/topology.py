@@ -35,6 +35,11 @@ SNAPSHOT = "mrwbus.snapshot"
 """The newest snapshot of the service's state: a quorum queue of length one."""
 LEADER = "mrwbus.leader"
 """The leader lock: an exclusive queue, held by the active replica's connection."""
+ALERTING = "mrwbus.alerting"
+"""The events that may fire or resolve an alert, waiting for the Alertmanager forwarder
+(`mrwbus.alerting`); declared only while `alerting.alertmanager_url` is set."""
+ALERTING_MAX_LENGTH = 100_000
+"""Beyond this (Alertmanager down for days) the oldest go to `mrwbus.dead`, not the disk."""
 
 
 def journal_arguments() -> FieldTable:
@@ -178,6 +183,26 @@ async def declare_service_topology(
         await declare_agent_queue(channel, exchanges, server)
     await declare_journal(channel)
     return Topology(exchanges=exchanges, faults=faults, control=control, results=results)
+
+
+async def declare_alert_queue(
+    channel: AbstractChannel, exchanges: dict[str, AbstractExchange], bindings: Iterable[str]
+) -> AbstractQueue:
+    """The forwarder's durable queue, bound to the events by `bindings`. One active consumer
+    at a time keeps the order (an alert's resolve never overtakes its firing) whatever the
+    number of service replicas."""
+    queue = await channel.declare_queue(
+        ALERTING,
+        durable=True,
+        arguments={
+            **_quorum(single_active_consumer=True),
+            "x-max-length": ALERTING_MAX_LENGTH,
+            "x-overflow": "drop-head",
+        },
+    )
+    for key in bindings:
+        await queue.bind(exchanges[EVENTS], routing_key=key)
+    return queue
 
 
 async def declare_journal(channel: AbstractChannel) -> None:

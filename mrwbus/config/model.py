@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from mrwbus.config.alerting import AlertingConfig
 from mrwbus.config.durations import Duration
 from mrwbus.config.relay import RelayConfig
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
@@ -215,6 +216,7 @@ class ClusterConfig(Strict):
     agent: AgentConfig = AgentConfig()
     relay: RelayConfig = RelayConfig()
     security: SecurityConfig = SecurityConfig()
+    alerting: AlertingConfig = AlertingConfig()
 
     # --- derived lookups, used by the core ---------------------------------------------
 

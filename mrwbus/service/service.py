@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
+from mrwbus.alerting.forwarder import declare_alerting, forwarder_for, serve_beside
 from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
 from mrwbus.bus.identity import effective_sender
@@ -29,6 +30,7 @@ from mrwbus.bus.session import Session, SessionLost, SessionRunner
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.config.model import ClusterConfig
 from mrwbus.config.settings import ServiceSettings
+from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
@@ -97,6 +99,8 @@ class Service:
         """Journal, publish, ack (`mrwbus.service.outbox`); rebuilt with the state on becoming active."""
         self._agent_queues: set[str] = set()
         """Servers whose agent queue this session declared (before its first command)."""
+        self.alerting = forwarder_for(config.alerting, settings.amqp_url, self.counters)
+        """Pushes events that need a person to Alertmanager (`alerting:`); None when off."""
 
     def status_report(self) -> StatusReport:
         """The cluster's status with the bus as last read and this replica's broker node
@@ -109,7 +113,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; survive broker outages by starting a new session."""
-        await self.session.run(stop, lambda session: self._session(session, stop))
+        serving = self.session.run(stop, lambda session: self._session(session, stop))
+        await serve_beside(self.alerting, serving, stop)  # the forwarder, when configured
 
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
         # Agent queues are declared before a server's first command (`_publish`), not here: a
@@ -119,6 +124,8 @@ class Service:
         )
         self._agent_queues = set()
         session.use_exchanges(topology.exchanges)
+        if self.alerting is not None:  # before any event is published: the forwarder misses none
+            await declare_alerting(session.channel, topology.exchanges)
         if not await self._wait_for_leadership(session.connection, stop):
             return
         await self._become_active(session.connection)
@@ -129,6 +136,7 @@ class Service:
             # Not a broker outage: stop deciding, release the lock (the connection closes),
             # stand by; the next session leads again only with the state rebuilt.
             log.error("the journal failed (%s); stepping down to standby", exc)
+            self.counters.journal_failures += 1
             self.health.last_error = str(exc)
             self.health.role = "standby"
         finally:
@@ -237,7 +245,8 @@ class Service:
             await self._dead_letter(message, wrong)
             return
         if isinstance(found, CommandResult):
-            self.counters.results_by_outcome[found.outcome.value] += 1
+            issued = self.cluster.issued.get(found.command_id)
+            self.counters.result(found.server, found.outcome.value, issued)
             reaction = self.cluster.handle_result(found, now)
         else:
             reaction = self.cluster.handle_report(found, now)
@@ -313,8 +322,10 @@ class Service:
             self._agent_queues.add(server)
         await publisher.all(commands, found)
         for command in commands:
-            self.counters.commands_by_action[command.action.value] += 1
+            self.counters.command_sent(command.server, command.monitor, command.action.value)
         for event in found:
+            if event.code == events.FENCE_FAILED.code and event.server:
+                self.counters.fence_failures[event.server] += 1
             log_event(event)
             self.events.published(event)
 

@@ -13,7 +13,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -117,6 +117,24 @@ def labelled(
     )
     for key in sorted({*known, *values}):
         family.add_metric([key], values.get(key, 0))
+    return family
+
+
+def multi_labelled(
+    name: str,
+    type: MetricType,
+    help: str,
+    labels: Sequence[str],
+    values: Mapping[Any, float],
+) -> Metric:
+    """One sample per tuple of label values, in the order of `labels`."""
+    family: CounterMetricFamily | GaugeMetricFamily = (
+        CounterMetricFamily(name, help, labels=list(labels))
+        if type == "counter"
+        else GaugeMetricFamily(name, help, labels=list(labels))
+    )
+    for key in sorted(values):
+        family.add_metric(list(key), values[key])
     return family
 
 

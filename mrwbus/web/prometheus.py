@@ -7,6 +7,7 @@ so the tests need no server.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +22,7 @@ from mrwbus.telemetry.exposition import (
     gauge,
     histogram,
     labelled,
+    multi_labelled,
     render,
     render_text,
 )
@@ -144,11 +146,108 @@ def service_families(
     ]
 
 
+def cluster_families(health: Health, report: StatusReport) -> list[MetricFamily]:
+    """The cluster as this replica sees it, per monitor, group and server: only from the
+    active replica (a standby's view is stale), so alerting rules need no role filter."""
+    if health.role != "active":
+        return []
+    return [
+        multi_labelled(
+            "mrwbus_monitor_in_error",
+            "gauge",
+            "1 while the monitor is in Error on the server.",
+            ("monitor", "server"),
+            {(row.monitor, row.server): row.status == "Error" for row in report.monitors},
+        ),
+        labelled(
+            "mrwbus_group_running",
+            "gauge",
+            "1 while the group runs on a server, 0 while it runs nowhere.",
+            "group",
+            {row.group: row.server is not None for row in report.groups},
+        ),
+        labelled(
+            "mrwbus_server_alive",
+            "gauge",
+            "0 once the server's agent fell silent for service.heartbeat_timeout.",
+            "server",
+            {row.server: row.alive for row in report.servers},
+        ),
+        labelled(
+            "mrwbus_servers_fenced",
+            "gauge",
+            "1 while the server is fenced or taken down, until its agent reports again.",
+            "server",
+            {row.server: row.down is not None for row in report.servers},
+        ),
+    ]
+
+
+def operator_families(counters: Counters, health: Health) -> list[MetricFamily]:
+    """What the alerting rules and the dashboard read besides the totals above."""
+    return [
+        gauge(
+            "mrwbus_service_active",
+            "1 while this replica holds the leader lock and decides; 0 on a standby.",
+            health.role == "active",
+        ),
+        multi_labelled(
+            "mrwbus_commands_sent_total",
+            "counter",
+            "Recovery commands confirmed by the broker, by server, monitor and action.",
+            ("server", "monitor", "action"),
+            counters.commands_sent,
+        ),
+        multi_labelled(
+            "mrwbus_command_outcomes_total",
+            "counter",
+            "Command results reported by node agents, by server, monitor, action and outcome.",
+            ("server", "monitor", "action", "outcome"),
+            counters.command_outcomes,
+        ),
+        labelled(
+            "mrwbus_fence_failures_total",
+            "counter",
+            "Rounds in which every peer failed to fence the server (MRW-1004).",
+            "server",
+            counters.fence_failures,
+        ),
+        counter(
+            "mrwbus_journal_failures_total",
+            "Times the journal could not be written and this replica stepped down.",
+            counters.journal_failures,
+        ),
+        labelled(
+            "mrwbus_consumer_stuck",
+            "gauge",
+            "1 while the queue's consumer holds a message and finishes none (as /healthz says).",
+            "queue",
+            dict.fromkeys(health.stuck(time.monotonic()), 1),
+            known=sorted(health.consumers),
+        ),
+        counter(
+            "mrwbus_alerts_posted_total",
+            "Alerts (firing or resolved) Alertmanager accepted from the forwarder.",
+            counters.alerts_posted,
+        ),
+        counter(
+            "mrwbus_alertmanager_failures_total",
+            "Posts to Alertmanager that failed (retried) or were refused (dead-lettered).",
+            counters.alertmanager_failures,
+        ),
+    ]
+
+
 def report_families(
     counters: Counters, health: Health, metrics: Metrics, report: StatusReport
 ) -> list[MetricFamily]:
     """Everything `/metrics` shows: the service's own figures and the bus as last read."""
-    return [*service_families(counters, health, metrics, report), *bus_families(report.bus)]
+    return [
+        *service_families(counters, health, metrics, report),
+        *operator_families(counters, health),
+        *cluster_families(health, report),
+        *bus_families(report.bus),
+    ]
 
 
 def render_metrics(

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import socket
+import time
 from importlib import resources
 from types import TracebackType
 from typing import Any
@@ -160,7 +161,11 @@ class StatusServer:
 
     async def _health_handler(self, request: web.Request) -> web.Response:
         report = assess(self.service.health)
-        return _json(report.as_json(), status=report.http_status)
+        body = report.as_json()
+        if (forwarder := getattr(self.service, "alerting", None)) is not None:
+            # Shown, not judged: an Alertmanager that is down does not make the service unready.
+            body["alerting"] = forwarder.health_json(time.monotonic())
+        return _json(body, status=report.http_status)
 
     async def _stream_handler(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
