@@ -199,8 +199,11 @@ class QueueWatcher:
                 channel = await connection.channel()
             return channel
 
+        task = asyncio.current_task()
         try:
-            while True:
+            # `cancelling()`: a cancellation a library swallowed (Python 3.11's wait_for can,
+            # when its inner call finishes at the same moment) still ends the loop.
+            while task is None or not task.cancelling():
                 try:
                     await self.read(open_channel)
                 except asyncio.CancelledError:

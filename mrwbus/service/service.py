@@ -27,6 +27,7 @@ from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
+from mrwbus.bus.stopping import cancel_within
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.config.model import ClusterConfig
 from mrwbus.config.settings import ServiceSettings
@@ -140,8 +141,7 @@ class Service:
             self.health.last_error = str(exc)
             self.health.role = "standby"
         finally:
-            queues.cancel()
-            await asyncio.gather(queues, return_exceptions=True)
+            await cancel_within(queues)
             if self.journal is not None:
                 await self.journal.close()
 
