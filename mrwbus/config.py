@@ -25,6 +25,7 @@ from mrwbus.bus.topology import DeadLetterLimits
 from mrwbus.config_yaml import yaml_data
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
+from mrwbus.ocf.config import ResourceConfig
 from mrwbus.relay.config import RelayConfig
 
 ALL_GROUPS = "all_groups"
@@ -191,6 +192,8 @@ class SecurityConfig(Strict):
 class ClusterConfig(Strict):
     servers: dict[Name, ServerConfig | None] = Field(min_length=1)
     groups: dict[Name, GroupConfig] = Field(default_factory=dict)
+    resources: dict[Name, ResourceConfig] = Field(default_factory=dict)
+    """Group resources run by OCF resource agents (docs/resources.md)."""
     monitors: dict[Name, MonitorConfig] = Field(default_factory=dict)
     service: ServiceConfig = ServiceConfig()
     agent: AgentConfig = AgentConfig()

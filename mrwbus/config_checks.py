@@ -24,6 +24,7 @@ from mrwbus.config import (
 )
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action
+from mrwbus.ocf.config import check_resources
 from mrwbus.relay.config import check_relay
 
 UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
@@ -42,7 +43,7 @@ UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
 counted, so it never reaches a final action and has no counts to expire."""
 
 
-NAMED_ENTRIES = ("groups", "monitors")
+NAMED_ENTRIES = ("groups", "monitors", "resources")
 """Sections whose entries other entries name: one with a type error is left out whole."""
 
 
@@ -136,6 +137,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
+    yield from check_resources(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(

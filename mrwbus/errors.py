@@ -10,7 +10,8 @@ MrwbusError
  ├── JournalFailed      a journal (the service's stream, an agent's ledger) cannot be written
  ├── JournalLocked      another agent process already uses the same command ledger
  ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
- └── AgentError         `mrwbus agent` cannot serve its --http address
+ ├── AgentError         `mrwbus agent` cannot serve its --http address
+ └── ResourceAgentError an OCF resource agent is not installed or its meta-data is unreadable
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
@@ -100,3 +101,8 @@ class RelayError(MrwbusError):
 
 class AgentError(MrwbusError):
     """Raised when `mrwbus agent` cannot start: its `--http` address cannot be served."""
+
+
+class ResourceAgentError(MrwbusError):
+    """Raised when an OCF resource agent cannot be found under `OCF_ROOT`, or its `meta-data`
+    action fails or prints no resource-agent XML (`mrwbus.ocf`)."""
