@@ -96,18 +96,22 @@ class OcfGroupHandler:
         self.resources = list(resources)
 
     async def __call__(self, command: RecoveryCommand) -> HandlerResult:
+        return await self.run(command.resource)
+
+    async def run(self, resource: str | None = None) -> HandlerResult:
+        """Carry the handler out: for one resource of the group only, when named."""
         steps = _Steps()
-        if self.name == "failover.start":
-            return steps.result(await start_all(self.resources, steps))
-        if self.name in ("failover.stop", "final_action.stop_group"):
-            return steps.result(await stop_all(self.resources, steps))
         chosen = self.resources
-        if command.resource is not None:
-            chosen = [r for r in self.resources if r.name == command.resource]
+        if resource is not None:
+            chosen = [r for r in self.resources if r.name == resource]
             if not chosen:
                 return HandlerResult(
-                    Outcome.REFUSED, f"resource {command.resource!r} is not in group {self.group}"
+                    Outcome.REFUSED, f"resource {resource!r} is not in group {self.group}"
                 )
+        if self.name == "failover.start":
+            return steps.result(await start_all(chosen, steps))
+        if self.name in ("failover.stop", "final_action.stop_group"):
+            return steps.result(await stop_all(chosen, steps))
         outcome = await stop_all(chosen, steps)
         if outcome is not Outcome.SUCCEEDED:
             steps.note("not started again, since the stop failed")

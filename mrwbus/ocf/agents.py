@@ -50,7 +50,9 @@ def read_metadata(agent: AgentName, root: str) -> AgentMetadata:
             f"no OCF agent {agent} under {root}/resource.d (is resource-agents installed, "
             "or OCF_ROOT set?)"
         )
-    environment = {**os.environ, **agent_environment(root, agent, "meta-data", {}, 5.0)}
+    variables = agent_environment(root, agent, "", {}, METADATA_TIMEOUT)
+    del variables["OCF_RESOURCE_INSTANCE"]  # none: defaults show as the agent writes them
+    environment = {**os.environ, **variables}
     try:
         done = subprocess.run(
             [path, OcfAction.META_DATA.value],

@@ -22,6 +22,7 @@ agents are installed: by `mrwbus check-config` and by the agent at its start
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,7 +55,17 @@ def _agent_name(value: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
-ParamName = Annotated[str, Field(pattern=PARAM_PATTERN)]
+
+
+def _param_name(value: str) -> str:
+    if not re.fullmatch(PARAM_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a parameter name (letters, digits and _, as in OCF_RESKEY_<name>)"
+        )
+    return value
+
+
+ParamName = Annotated[str, AfterValidator(_param_name)]
 ParamValue = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
 Params = dict[ParamName, ParamValue]
 

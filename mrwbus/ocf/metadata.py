@@ -151,3 +151,30 @@ def type_problem(spec: Parameter, value: ParamValue) -> str | None:
     if kind == "select" and spec.options and text not in spec.options:
         return f"{text!r} is not one of: {', '.join(spec.options)}"
     return None
+
+
+def describe_agent(agent: str, metadata: AgentMetadata) -> str:
+    """What an agent accepts, for `mrwbus resource-agents describe`: its parameters (required
+    first) with type, default and what each is, and its advised timeouts."""
+    lines = [f"{agent}: {metadata.shortdesc}" if metadata.shortdesc else agent, "", "parameters:"]
+    ordered = sorted(metadata.parameters.values(), key=lambda spec: not spec.required)
+    for spec in ordered:
+        kind = spec.type + (f" ({', '.join(spec.options)})" if spec.options else "")
+        facts = ["required" if spec.required else "optional", kind]
+        if spec.default not in (None, ""):
+            facts.append(f"default {spec.default}")
+        if spec.unique:
+            facts.append("unique")
+        lines.append(f"  {spec.name}: {', '.join(facts)}")
+        if spec.shortdesc:
+            lines.append(f"      {spec.shortdesc}")
+    if not metadata.parameters:
+        lines.append("  (none)")
+    if metadata.timeouts:
+        lines += ["", "advised timeouts:"]
+        lines += [f"  {name}: {_seconds(value)}" for name, value in metadata.timeouts.items()]
+    return "\n".join(lines)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
