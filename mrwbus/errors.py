@@ -12,6 +12,7 @@ MrwbusError
  ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
  ├── AgentError         `mrwbus agent` cannot serve its --http address
  └── ResourceAgentError an OCF resource agent is not installed or its meta-data is unreadable
+      └── MetadataError (mrwbus.ocf.metadata) its meta-data is no resource-agent XML
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker

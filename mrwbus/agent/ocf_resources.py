@@ -85,10 +85,10 @@ def resources_on(
     Raises `ConfigError` when an agent is missing or a parameter does not fit its meta-data:
     an agent that would fail at the first failover should not start at all.
     """
-    issues = check_agents(config, root, [server])
+    cache = MetadataCache(root)
+    issues = check_agents(config, root, [server], cache)
     if issues:
         raise ConfigError(source, issues)
-    cache = MetadataCache(root)
     groups: dict[str, list[OcfResource]] = {}
     for group, names in ocf_groups(config).items():
         if server not in config.groups[group].servers:

@@ -90,11 +90,14 @@ class MetadataCache:
 
 
 def check_agents(
-    config: ClusterConfig, root: str, servers: Iterable[str] | None = None
+    config: ClusterConfig,
+    root: str,
+    servers: Iterable[str] | None = None,
+    cache: MetadataCache | None = None,
 ) -> list[ConfigIssue]:
     """The resources' agents and parameters checked against the installed agents (on the
     servers given, else every server of each resource's group)."""
-    cache = MetadataCache(root)
+    cache = cache if cache is not None else MetadataCache(root)
     wanted = set(servers) if servers is not None else None
     issues: dict[tuple[str, str], ConfigIssue] = {}
     for name, resource in config.resources.items():
