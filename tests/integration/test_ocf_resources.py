@@ -234,8 +234,14 @@ async def test_check_config_refuses_a_missing_required_parameter(
     assert (
         ran.stderr.strip() == f"{config}: resources.vip.params.ip: is required by heartbeat:IPaddr2"
     )
-    ok = await mrwbus("check-config", str(tmp_path / "good.yaml"), cwd=tmp_path)
-    assert ok.status == 1  # no such file: the command still answers in one sentence
+    # The agent makes the same check for its server, and refuses to start.
+    agent = await mrwbus(
+        "agent", "--once", "--server", "db2", "--config", str(config), cwd=tmp_path
+    )
+    assert agent.status == 1
+    assert agent.stderr.strip() == (
+        f"{config}: resources.vip.params.ip: is required by heartbeat:IPaddr2"
+    )
     (tmp_path / "good.yaml").write_text(walkthrough_yaml(tmp_path, ns))
     good = await mrwbus("check-config", str(tmp_path / "good.yaml"), cwd=tmp_path)
     assert (good.status, good.stdout.strip()) == (0, "OK")
