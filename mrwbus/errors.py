@@ -11,7 +11,9 @@ MrwbusError
  ├── JournalLocked      another agent process already uses the same command ledger
  ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
  ├── AgentError         `mrwbus agent` cannot serve its --http address
- └── AlertRejected      Alertmanager refused an alert as malformed; it is dead-lettered
+ ├── AlertRejected      Alertmanager refused an alert as malformed; it is dead-lettered
+ └── ResourceAgentError an OCF resource agent is not installed or its meta-data is unreadable
+      └── MetadataError (mrwbus.ocf.metadata) its meta-data is no resource-agent XML
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
@@ -108,3 +110,8 @@ class AlertRejected(MrwbusError):
     the alerts are malformed and retrying cannot help. The forwarder dead-letters the events
     (`mrwbus dead list`) with Alertmanager's answer as the reason. A 5xx, a 429, a timeout or
     a refused connection is no rejection: the post is retried."""
+
+
+class ResourceAgentError(MrwbusError):
+    """Raised when an OCF resource agent cannot be found under `OCF_ROOT`, or its `meta-data`
+    action fails or prints no resource-agent XML (`mrwbus.ocf`)."""

@@ -10,6 +10,8 @@ cluster configuration's `agent` section.
 - `probe` (generic, or a group's own) is no command handler: it asks the system whether a
   group runs here (`agent.probes`), at start, after every command and every
   `agent.probe_interval`; what it sees replaces the journal's belief.
+- A group whose resources are OCF agents (`resources:`) gets their start, stop and monitor
+  as its own handlers and probe (`agent.ocf`), unless `agent.groups.<group>` names one.
 - The groups initially active (on the journal's first start) are those whose priority list
   starts with this server: where the cluster starts them, until a probe says otherwise.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from mrwbus.agent.acceptance import refusal
 from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
+from mrwbus.agent.ocf import ocf_handlers, resource_lines
 from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
@@ -83,6 +86,12 @@ def build_reference_agent(
                 agent.add_probe(ShellProbe.from_config(handler, server), group=group)
             else:
                 agent.add_handler(name, wrap(name, ShellHandler.from_config(handler)), group=group)
+    ocf, ocf_probes = ocf_handlers(config, server, source=source)
+    for group, by_name in ocf.items():
+        for name, ocf_handler in by_name.items():
+            agent.add_handler(name, ocf_handler, group=group)
+    for group, ocf_probe in ocf_probes.items():
+        agent.add_probe(ocf_probe, group=group)
     timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
     for name in ("script", BEFORE_SCRIPT):
         if name not in settings.handlers:
@@ -119,6 +128,8 @@ def print_probes(config: ClusterConfig, server: str, *, source: str = "configura
         else:
             state = "running" if seen[group] else "not running"
         print(f"{server} {group}: {state}")
+        for line in resource_lines(agent.probes.find(group)):
+            print(f"  {line}")
 
 
 def _named_scripts(config: ClusterConfig, server: str, field: str) -> frozenset[str]:

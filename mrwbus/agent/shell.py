@@ -15,7 +15,8 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from mrwbus.agent.execution import clip
 from mrwbus.agent.handlers import Handler, HandlerResult
@@ -140,10 +141,39 @@ async def run_shell(
     kill_grace: float = KILL_GRACE,
 ) -> HandlerResult:
     """Run `line` with `/bin/sh -c` and the variables added to this process's environment."""
+    ran = await run_program([SHELL, "-c", line], variables, timeout, kill_grace=kill_grace)
+    if ran.status is None:
+        detail = f"did not finish within {timeout:g} s; its process group was killed"
+        return HandlerResult(Outcome.TIMED_OUT, _with_output(detail, ran.output))
+    if ran.status == 0:
+        return HandlerResult.succeeded(_last_lines(ran.output))
+    detail = f"killed by signal {-ran.status}" if ran.status < 0 else f"exit status {ran.status}"
+    return HandlerResult.failed(_with_output(detail, ran.output))
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """How a program ended: its exit status (negative: the signal; None: it timed out and its
+    process group was killed), and its last words (stderr if it wrote any, else stdout)."""
+
+    status: int | None
+    output: str
+
+    def last_lines(self) -> str:
+        return _last_lines(self.output)
+
+
+async def run_program(
+    argv: Sequence[str],
+    variables: Mapping[str, str],
+    timeout: float,
+    *,
+    kill_grace: float = KILL_GRACE,
+) -> ProgramRun:
+    """Run `argv` with the variables added to this process's environment, in a process group
+    of its own that is killed on timeout (and on cancellation)."""
     process = await asyncio.create_subprocess_exec(
-        SHELL,
-        "-c",
-        line,
+        *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -168,15 +198,7 @@ async def run_shell(
         stderr.cancel()
         raise
     output = await _output(stdout, stderr)
-    if timed_out:
-        detail = f"did not finish within {timeout:g} s; its process group was killed"
-        return HandlerResult(Outcome.TIMED_OUT, _with_output(detail, output))
-    status = process.returncode
-    if status == 0:
-        return HandlerResult.succeeded(_last_lines(output))
-    assert status is not None
-    detail = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
-    return HandlerResult.failed(_with_output(detail, output))
+    return ProgramRun(None if timed_out else process.returncode, output)
 
 
 async def _kill_group(process: asyncio.subprocess.Process, grace: float) -> None:

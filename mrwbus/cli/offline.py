@@ -15,6 +15,11 @@ from mrwbus.config.loading import load_config
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = add_verb(verbs, "check-config", check_config, broker=False)
     check.add_argument("path", metavar="PATH", help="the cluster configuration (YAML)")
+    check.add_argument(
+        "--skip-agents",
+        action="store_true",
+        help="do not check resources against the OCF agents installed here (their meta-data)",
+    )
 
     sim = add_verb(verbs, "simulate", simulate_fault, broker=False)
     sim.add_argument(
@@ -72,14 +77,23 @@ def check_config(args: argparse.Namespace) -> int:
 
     Type errors and wrong names are reported together, in one run (exit status 1). A valid
     configuration prints OK (exit status 0), after a warning for each action that no
-    configured agent handler would carry out on a server the monitor watches.
+    configured agent handler would carry out on a server the monitor watches. Resources run
+    by OCF agents are checked against each agent's own meta-data, as installed under OCF_ROOT
+    (default /usr/lib/ocf): the agent, and each parameter's name, type and presence.
 
     Examples:
         mrwbus check-config /etc/mrwbus/cluster.yaml
+        mrwbus check-config cluster.yaml --skip-agents   # on a machine without the OCF agents
     """
+    from mrwbus.agent.resource_agents import check_agents, ocf_root
+    from mrwbus.errors import ConfigError
     from mrwbus.operators.config_warnings import unhandled_actions
 
     config = load_config(args.path)
+    if config.resources and not args.skip_agents:
+        issues = check_agents(config, ocf_root())
+        if issues:
+            raise ConfigError(args.path, issues)
     for warning in unhandled_actions(config):
         print(f"{args.path}: warning: {warning}")
     print("OK")

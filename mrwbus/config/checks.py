@@ -43,7 +43,7 @@ UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
 counted, so it never reaches a final action and has no counts to expire."""
 
 
-NAMED_ENTRIES = ("groups", "monitors")
+NAMED_ENTRIES = ("groups", "monitors", "resources")
 """Sections whose entries other entries name: one with a type error is left out whole."""
 
 
@@ -138,6 +138,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
     yield from _check_bmcs(config)
+    yield from check_resources(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(
@@ -263,3 +264,29 @@ def _check_bmcs(config: ClusterConfig) -> Iterator[ConfigIssue]:
                 yield ConfigIssue(f"{where}.fenced_by.{index}", "a server never fences itself")
         if server.bmc.fenced_by == [] or len(config.servers) < 2:
             yield ConfigIssue(f"{where}", "no other server could fence it")
+
+
+def check_resources(config: ClusterConfig) -> Iterator[ConfigIssue]:
+    """Every resource in a group, every server named a server of that group, and a group
+    either wholly run by OCF agents or not at all."""
+    for group_name, members in config.ocf_groups().items():
+        for index, member in enumerate(members):
+            if member not in config.resources:
+                yield ConfigIssue(
+                    f"groups.{group_name}.resources.{index}",
+                    f"{member!r} has no entry under resources: every resource of a group "
+                    "with OCF resources needs one",
+                )
+    for name, resource in config.resources.items():
+        group = config.group_of_resource(name)
+        if group is None:
+            yield ConfigIssue(
+                f"resources.{name}", "is in no group's resources, so nothing would ever run it"
+            )
+            continue
+        for server in resource.servers:
+            if server not in config.groups[group].servers:
+                yield ConfigIssue(
+                    f"resources.{name}.servers.{server}",
+                    f"{server!r} is not a server of group {group!r}",
+                )

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from mrwbus.config.alerting import AlertingConfig
 from mrwbus.config.durations import Duration
 from mrwbus.config.relay import RelayConfig
+from mrwbus.config.resources import ResourceConfig
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
 
 ALL_GROUPS = "all_groups"
@@ -217,12 +218,22 @@ class ClusterConfig(Strict):
     relay: RelayConfig = RelayConfig()
     security: SecurityConfig = SecurityConfig()
     alerting: AlertingConfig = AlertingConfig()
+    resources: dict[Name, ResourceConfig] = Field(default_factory=dict)
+    """Group resources run by OCF resource agents (docs/resources.md)."""
 
     # --- derived lookups, used by the core ---------------------------------------------
 
     def server_group(self, server: str) -> str | None:
         config = self.servers.get(server)
         return config.server_group if config else None
+
+    def ocf_groups(self) -> dict[str, list[str]]:
+        """Group -> its resources, for every group whose resources are run by OCF agents."""
+        return {
+            name: list(group.resources)
+            for name, group in self.groups.items()
+            if any(resource in self.resources for resource in group.resources)
+        }
 
     def bmc_of(self, server: str) -> BmcConfig | None:
         config = self.servers.get(server)

@@ -5,7 +5,8 @@ included): a monitor whose final action is `shutdown` with no `final_action.shut
 validates, and fails the day it matters. `check-config` prints these warnings and still exits
 0: an agent written with the Python API may bring handlers the configuration does not list.
 Only servers the monitor watches count (and, for a failover's start, its group's other
-servers). `script` and `before_script` need no handler: the agent runs the named script.
+servers). `script` and `before_script` need no handler: the agent runs the named script; the
+groups whose resources are OCF agents need none for restart, failover and stop_group.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mrwbus.config.model import ClusterConfig
+from mrwbus.config.resources import OCF_HANDLERS
 from mrwbus.core.placement import target_groups
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action, FinalAction
@@ -59,6 +61,8 @@ def _need(
     config: ClusterConfig, path: str, handler: str, server: str, group: str | None
 ) -> Iterator[ConfigIssue]:
     agent = config.agent
+    if group is not None and handler in OCF_HANDLERS and group in config.ocf_groups():
+        return  # its OCF resources carry it out
     if handler in agent.handlers or (group is not None and handler in agent.groups.get(group, {})):
         return
     where = "agent.handlers" + (f" or agent.groups.{group}" if group else "")
