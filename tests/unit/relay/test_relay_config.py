@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from mrwbus.config.loading import parse_config
 from mrwbus.errors import ConfigError
+from mrwbus.relay.registry import for_server, parse_config
 
 BASE = """
 servers: {server1: {}, server2: {}}
@@ -37,7 +37,7 @@ def test_per_server_keys_replace_the_common_ones() -> None:
         ),
         "cluster.yaml",
     )
-    one, two = config.relay.for_server("server1"), config.relay.for_server("server2")
+    one, two = for_server(config.relay, "server1"), for_server(config.relay, "server2")
     assert one.nic is not None and one.nic.interfaces == ["eth0", "bond0.100"]
     assert two.nic is not None and two.nic.interfaces == ["eth1"]
     assert (one.debounce, two.debounce) == (timedelta(seconds=0.5), timedelta(seconds=3))
@@ -45,7 +45,7 @@ def test_per_server_keys_replace_the_common_ones() -> None:
 
 
 def test_no_relay_section_is_fine_and_debounces_two_seconds() -> None:
-    settings = parse_config(BASE).relay.for_server("server1")
+    settings = for_server(parse_config(BASE).relay, "server1")
     assert settings.debounce == timedelta(seconds=2)
     assert (settings.nic, settings.fc, settings.logs, settings.exec) == (None, None, {}, {})
 
