@@ -68,6 +68,8 @@ class Links(Protocol):
 class DeliveryStatus:
     confirmed: int = 0
     attempts_failed: int = 0
+    failing: bool = False
+    """The last attempt to send failed, and none has worked since."""
     health: Health = field(default_factory=Health)
     """Shared with the session runner and the daemon: one `last_error` for `/healthz`."""
 
@@ -109,6 +111,7 @@ class Delivery:
         """One link's life: send everything pending, wait for more, until stopped or lost."""
         while not stop.is_set():
             if not self.spool.pending:
+                self.status.failing = False
                 link.proven()
             for fault in self.spool.pending:
                 if stop.is_set():
@@ -133,6 +136,7 @@ class Delivery:
                     ) from exc
                 self.spool.done(fault.id)
                 self.status.confirmed += 1
+                self.status.failing = False
                 link.proven()
                 log.info("fault %s (%s %s) confirmed", fault.id, fault.routing_key, fault.device)
             if not self.spool.pending:
@@ -141,6 +145,7 @@ class Delivery:
 
     def _failed(self, reason: str, cause: BaseException) -> SessionLost:
         self.status.attempts_failed += 1
+        self.status.failing = True
         if reason != self.status.health.last_error:
             log.warning(
                 "%d fault(s) spooled, not sent: %s (%s); retrying with back-off",

@@ -1,7 +1,7 @@
 """`mrwbus relay --http HOST:PORT`: `/healthz` and `/metrics` of a running relay.
 
-Healthy means every source and every task of the relay is running and the relay is connected
-to the broker (it connects at start, so a wrong password or a missing topology shows at once,
+Healthy means every source and every task of the relay is running, the relay is connected
+to the broker, and the broker took the last fault offered (it connects at start, so a wrong password or a missing topology shows at once,
 not only when a fault waits). Read-only, no authentication: it binds to 127.0.0.1 unless told
 otherwise.
 """
@@ -23,7 +23,7 @@ def health(relay: Relay) -> tuple[int, dict[str, Any]]:
     waiting = len(relay.spool.pending)
     connected = relay.delivery.connected
     tasks_up = all(relay.supervision.up.values())
-    ok = all(relay.running.values()) and tasks_up and connected
+    ok = all(relay.running.values()) and tasks_up and connected and not status.failing
     body = {
         "status": "ok" if ok else "degraded",
         "server": relay.settings.server,
