@@ -101,3 +101,29 @@ def test_unknown_keys_are_refused() -> None:
     assert refusal("relay: {nic: {interface: [eth0]}}") == [
         "relay.nic.interface: is not a known key"
     ]
+
+
+def test_the_sources_keys_are_checked_by_their_own_models_everywhere_with_the_rest() -> None:
+    # The configuration keeps the sources' keys as written (it sits below the relay); the
+    # relay's registry checks them, in the same run as every other problem of the file.
+    issues = refusal(
+        """
+        monitors: {m1: {category: NOPE, recovery: {restart: 1}}}
+        relay:
+          nics: {interfaces: [eth0]}
+          servers:
+            server1: {exec: {t: {run: x, restart_min: 2m, restart_max: 1m}}, fc: {poll: never}}
+        """
+    )
+    assert "relay.nics: is not a known key" in issues
+    assert "relay.servers.server1.exec.t.restart_min: must not be longer than restart_max" in issues
+    assert any(i.startswith("relay.servers.server1.fc.poll: ") for i in issues)
+    assert any(i.startswith("monitors.m1.") for i in issues)
+
+
+def test_a_kind_is_one_module_and_one_registration() -> None:
+    from mrwbus.relay import fc, logfile, nic, program
+    from mrwbus.relay.registry import KINDS
+
+    assert [kind.key for kind in KINDS] == ["nic", "fc", "logs", "exec"]
+    assert [kind for kind in KINDS] == [nic.KIND, fc.KIND, logfile.KIND, program.KIND]
