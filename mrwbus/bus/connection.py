@@ -1,6 +1,10 @@
-"""Connecting to RabbitMQ: retried with backoff over one URL or several (a cluster's nodes, in a
-shuffled order so that clients spread), with short heartbeats, URLs logged without their
-passwords. A running session (reconnects, consumers, drain) is `bus.session`."""
+"""Connecting to RabbitMQ: one attempt to one node (`open_connection`), or a one-shot client's
+connection tried once on each of a cluster's nodes in a shuffled order so that clients spread
+(`connect`, `connect_any`), with short heartbeats, URLs logged without their passwords.
+
+There is no back-off here: a long-running client (the service, an agent, the relay) runs its
+sessions through `bus.session.SessionRunner`, the one place that retries with back-off; a
+one-shot verb tries each node once and reports what it met."""
 
 from __future__ import annotations
 
@@ -11,17 +15,9 @@ from collections.abc import Sequence
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_never,
-    wait_exponential,
-)
 from yarl import URL
 
-from mrwbus.config.settings import connection_parameters, heartbeat
+from mrwbus.config.settings import connection_parameters, heartbeat, split_urls
 from mrwbus.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -50,9 +46,10 @@ def redact(url: str) -> str:
 
 
 def url_list(urls: Urls, *, shuffle: bool = False) -> list[str]:
-    """One URL or several, as a list; several are tried in turn (a cluster's nodes). Shuffled,
-    each client starts on a different node and the cluster's connections spread."""
-    found = [urls] if isinstance(urls, str) else list(urls)
+    """One URL or several (each value may hold several separated by commas, read by
+    `config.settings.split_urls`), as a list; several are tried in turn (a cluster's nodes).
+    Shuffled, each client starts on a different node and the cluster's connections spread."""
+    found = split_urls(urls)
     if not found:
         raise ValueError("no broker URL given")
     return random.sample(found, len(found)) if shuffle else found
@@ -87,39 +84,28 @@ async def open_connection(url: str, name: str) -> AbstractConnection:
 
 async def connect_any(urls: Urls, name: str) -> AbstractConnection:
     """A one-shot client's connection: each node tried once, in a shuffled order."""
-    return await connect(urls, attempts=len(url_list(urls)), name=name)
+    return await connect(urls, name=name)
 
 
 async def connect(
     urls: Urls, *, attempts: int | None = None, name: str = "mrwbus"
 ) -> AbstractConnection:
-    """Connect, retrying with exponential backoff (forever unless `attempts` is given); each
-    attempt takes the next of `urls`, in a shuffled order."""
+    """Connect to the first of `urls` (shuffled) that answers, making `attempts` attempts in
+    all (default: one per URL), at once and without back-off: a one-shot verb reports a broker
+    it cannot reach instead of waiting for it; `BrokerUnavailable` names the last failure."""
     candidates = url_list(urls, shuffle=True)
-
-    def before_sleep(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        url = candidates[(state.attempt_number - 1) % len(candidates)]
-        log.warning("broker %s unreachable (%s); retrying", redact(url), error)
-
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(CONNECT_ERRORS),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_attempt(attempts) if attempts else stop_never,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    error: BaseException | None = None
     url = candidates[0]
-    try:
-        async for attempt in retrying:
-            with attempt:
-                url = candidates[(attempt.retry_state.attempt_number - 1) % len(candidates)]
-                return await open_connection(url, name)
-    except CONNECT_ERRORS as exc:
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {redact(url)}: {exc or type(exc).__name__}"
-        ) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    for attempt in range(attempts or len(candidates)):
+        url = candidates[attempt % len(candidates)]
+        try:
+            return await open_connection(url, name)
+        except CONNECT_ERRORS as exc:
+            error = exc
+            log.warning("broker %s unreachable (%s)", redact(url), exc or type(exc).__name__)
+    raise BrokerUnavailable(
+        f"cannot reach RabbitMQ at {redact(url)}: {error or type(error).__name__}"
+    ) from error
 
 
 def connection_user(channel: AbstractChannel) -> str | None:

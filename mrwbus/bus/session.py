@@ -1,4 +1,6 @@
-"""One runner for a broker session, used by the service and the agent (and the relay to come).
+"""One runner for broker sessions, used by every long-running client: the service, the agent
+and the relay (`relay.link`). It is the one place that retries with back-off (one-shot verbs
+try each node once, `bus.connection.connect`).
 
 A session is one connection and one channel with publisher confirms. `SessionRunner.run`
 connects (tenacity back-off, trying each of several URLs in turn), hands a `Session` to the
@@ -70,6 +72,8 @@ or returned a message."""
 
 
 _SESSION_OR_RUNTIME: tuple[type[BaseException], ...] = (*SESSION_ERRORS, RuntimeError)
+"""aiormq says that a channel cannot be opened on a connection it has closed with a bare
+`RuntimeError`; `_as_lost` decides on the connection's public state, never on that error alone."""
 
 
 class _EndedEarly(Exception):
@@ -359,16 +363,21 @@ class SessionRunner:
 
 
 def _as_lost(exc: BaseException, connection: AbstractConnection) -> BaseException:
-    """A session error as it is; a RuntimeError of a closed connection (aiormq raises one when
-    a channel is opened on it, as in a node's shutdown) as `SessionLost`; any other
-    RuntimeError is a bug and raised again."""
+    """A session error as it is; any other error (aiormq's bare RuntimeError when a channel is
+    opened on a connection it closed, as in a node's shutdown) as `SessionLost` when the
+    connection is closed by its public state, else raised again: a bug."""
     if isinstance(exc, SESSION_ERRORS):
         return exc
-    # aiormq's own words ("<Connection ...> closed") cover the moment before aio-pika's
-    # connection object has heard of the close.
-    if connection.is_closed or str(exc).endswith(" closed"):
+    if connection_closed(connection):
         return SessionLost(f"the connection closed: {exc}")
     raise exc
+
+
+def connection_closed(connection: AbstractConnection) -> bool:
+    """Closed as aio-pika sees it, or as aiormq under it already does (aio-pika's object hears
+    of a close a moment after aiormq's)."""
+    transport = connection.transport
+    return connection.is_closed or transport is None or transport.connection.is_closed
 
 
 async def _unless_stopped(

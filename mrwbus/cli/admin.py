@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mrwbus.cli.common import add_verb, broker_url, run
-from mrwbus.config.loading import load_config
+from mrwbus.relay.registry import load_config
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

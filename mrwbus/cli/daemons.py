@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from mrwbus import sd_notify
 from mrwbus.cli.common import Verb, add_log_level, add_verb, broker_url
-from mrwbus.config.loading import load_config
 from mrwbus.config.settings import ServiceSettings, management_url
+from mrwbus.relay.registry import load_config
 
 COLLECTOR_THRESHOLDS = (50_000, 20, 100)
 """The cyclic collector's generation thresholds in the service. With Python's default (700, 10,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mrwbus.cli.common import add_verb
-from mrwbus.config.loading import load_config
+from mrwbus.relay.registry import load_config
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

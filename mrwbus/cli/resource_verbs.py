@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from mrwbus.cli.common import add_group, add_verb
-from mrwbus.config.loading import load_config
+from mrwbus.relay.registry import load_config
 from mrwbus.errors import MrwbusError
 
 if TYPE_CHECKING:

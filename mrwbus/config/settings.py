@@ -81,7 +81,7 @@ def amqp_urls(
         if not url and (path := os.environ.get("MRWBUS_AMQP_URL_FILE")):
             url = _read_url_file(path)
         values = [url or DEFAULT_AMQP_URL]
-    urls = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    urls = split_urls(values)
     if not urls:
         raise _config_error("--amqp-url / MRWBUS_AMQP_URL", "names no broker URL")
     extra: dict[str, str] = {}
@@ -96,6 +96,13 @@ def amqp_urls(
     if not extra:
         return urls
     return [str(URL(url).update_query(extra)) for url in urls]
+
+
+def split_urls(values: str | Sequence[str]) -> list[str]:
+    """The one reading of broker URLs: each value may hold several separated by commas (a
+    cluster's nodes, as `MRWBUS_AMQP_URL` takes them); blanks around them are dropped."""
+    given = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for value in given for part in value.split(",") if part.strip()]
 
 
 def heartbeat() -> int:

@@ -8,15 +8,15 @@ import contextlib
 
 from mrwbus.bus.connection import Urls
 from mrwbus.config.model import ClusterConfig
-from mrwbus.config.relay import RelaySettings
 from mrwbus.errors import ConfigError, ConfigIssue, RelayError
 from mrwbus.relay.daemon import Relay, snapshot
+from mrwbus.relay.registry import RelaySettings, for_server
 
 
 def relay_settings(config: ClusterConfig, source: str, server: str) -> RelaySettings:
     if server not in config.servers:
         raise ConfigError(source, [ConfigIssue("servers", f"has no server {server!r} (--server)")])
-    return config.relay.for_server(server)
+    return for_server(config.relay, server)
 
 
 def print_once(settings: RelaySettings) -> None:

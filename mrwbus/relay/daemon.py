@@ -4,7 +4,11 @@ Every observation goes through `observe`: a level is debounced, and a change tha
 a fault (or a recovery notice); a notice becomes one at once. Each fault is written to the
 spool before anything is sent, with an id made from what it reports (server, source, device,
 state and the time of the change), so a fault sent again after a crash or a restart keeps its
-id. The delivery then sends the spool in order.
+id. The delivery then sends the spool in order, over the shared broker session runner.
+
+Every task (each source, the debounce, the delivery) runs under `supervise.Supervision`: a
+failure is logged, counted and shown, and the task starts again; a stop ends them all within
+`STOP_WITHIN` seconds.
 """
 
 from __future__ import annotations
@@ -14,22 +18,26 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mrwbus.bus.connection import Urls
-from mrwbus.config.relay import RelaySettings
+from mrwbus.bus.health import Health
+from mrwbus.errors import RelayError
 from mrwbus.messages import Category, FaultNotification, derived_id
 from mrwbus.relay.debounce import Debouncer, Transition
-from mrwbus.relay.delivery import Delivery, LinkFactory, PublisherLink, broker_urls
-from mrwbus.relay.sources import Level, Notice, Observation, Source, build_sources
+from mrwbus.relay.delivery import Delivery, Links, SessionLinks
+from mrwbus.relay.registry import RelaySettings
+from mrwbus.relay.sources import Level, Notice, Observation, Source
 from mrwbus.relay.spool import Spool, SpoolState, replay
+from mrwbus.relay.supervise import SOURCE_RESTART, Supervision, fixed
 
 log = logging.getLogger(__name__)
 
-SOURCE_RESTART = 5.0
-"""Seconds before a source that failed (netlink socket error, unreadable log) starts again."""
+STOP_WITHIN = 4.0
+"""Seconds a stop waits for the relay's tasks to end after cancelling them."""
 
 
 def spool_path(settings: RelaySettings) -> Path:
@@ -47,7 +55,6 @@ class RelayCounters:
     seen: Counter[str] = field(default_factory=Counter)
     """Faults and recovery notices made, per source."""
     spooled: int = 0
-    source_failures: Counter[str] = field(default_factory=Counter)
 
 
 class Relay:
@@ -56,29 +63,36 @@ class Relay:
         settings: RelaySettings,
         url: Urls,
         *,
-        open_link: LinkFactory | None = None,
+        links: Links | None = None,
         sources: list[Source] | None = None,
     ) -> None:
         self.settings = settings
-        self.sources = build_sources(settings) if sources is None else sources
+        self.sources = settings.build_sources() if sources is None else sources
         self.spool = Spool(spool_path(settings))
         # Levels reported before a restart stand: a link still down is not announced again.
         self.debouncer = Debouncer(settings.debounce.total_seconds(), reported=self.spool.levels)
         self.counters = RelayCounters()
-        self.running: dict[str, bool] = {source.name: False for source in self.sources}
+        self.health = Health()
+        """One for the whole relay: the session runner's, the delivery's and the tasks'."""
+        self.supervision = Supervision(self.health)
         self._categories: dict[str, Category] = {}
         self._changed = asyncio.Event()
-
-        urls = broker_urls(url)
-
-        async def publisher_link() -> PublisherLink:
-            # A node that cannot be reached sends the next attempt to the next node.
-            urls.append(urls.pop(0))
-            return await PublisherLink.open(
-                urls[-1], settings.server, set_user_id=settings.publish_user_id
+        if links is None:
+            links = SessionLinks(
+                url, settings.server, set_user_id=settings.publish_user_id, health=self.health
             )
+        self.delivery = Delivery(self.spool, links, self.health)
 
-        self.delivery = Delivery(self.spool, open_link or publisher_link)
+    @property
+    def running(self) -> dict[str, bool]:
+        """Source name -> running now."""
+        up = self.supervision.up
+        return {source.name: up.get(source.name, False) for source in self.sources}
+
+    @property
+    def source_failures(self) -> dict[str, int]:
+        names = {source.name for source in self.sources}
+        return {k: v for k, v in self.supervision.failures.items() if k in names}
 
     # --- observations -> faults -------------------------------------------------------------
 
@@ -150,25 +164,8 @@ class Relay:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             self._changed.clear()
 
-    async def _watch(self, source: Source) -> None:
-        while True:
-            self.running[source.name] = True
-            try:
-                await source.run(self.observe)
-                log.error("source %s stopped; starting it again", source.name)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error(
-                    "source %s failed (%s: %s); starting it again in %gs",
-                    source.name,
-                    type(exc).__name__,
-                    exc,
-                    SOURCE_RESTART,
-                )
-            self.running[source.name] = False
-            self.counters.source_failures[source.name] += 1
-            await asyncio.sleep(SOURCE_RESTART)
+    def _watch(self, source: Source) -> Callable[[], Awaitable[None]]:
+        return lambda: source.run(self.observe)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -181,26 +178,48 @@ class Relay:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch and deliver until `stop` is set."""
+        """Watch and deliver until `stop` is set; every task is supervised, and all of them end
+        within `STOP_WITHIN` seconds of the stop. Raises `RelayError` (the process exits
+        non-zero) only if a supervisor itself ends, which is a bug."""
         log.info(self.describe())
-        tasks = [asyncio.create_task(self._watch(source)) for source in self.sources]
-        tasks.append(asyncio.create_task(self._debounce()))
-        tasks.append(asyncio.create_task(self.delivery.run()))
+        supervise = self.supervision.supervise
+        tasks = {
+            asyncio.create_task(
+                supervise(source.name, self._watch(source), stop, fixed(SOURCE_RESTART)),
+                name=f"relay-{source.name}",
+            )
+            for source in self.sources
+        }
+        tasks.add(asyncio.create_task(supervise("debounce", self._debounce, stop)))
+        tasks.add(asyncio.create_task(supervise("delivery", lambda: self.delivery.run(stop), stop)))
         if self.spool.pending:
             self.delivery.wake()
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.spool.close()
+            stopping.cancel()
+            await self._end(tasks)
+        ended = [task for task in done if task is not stopping]
+        if ended and not stop.is_set():
+            raise RelayError(f"a relay task ended: {ended[0].get_name()}")
+
+    async def _end(self, tasks: set[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        _, late = await asyncio.wait(tasks, timeout=STOP_WITHIN)
+        for task in late:
+            log.error("relay task %s did not end within %gs", task.get_name(), STOP_WITHIN)
+        for task in tasks - late:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("relay task %s failed", task.get_name(), exc_info=task.exception())
+        self.spool.close()
 
 
 async def snapshot(settings: RelaySettings) -> list[str]:
     """What every source sees now, and what the spool holds, one line each (`--once`)."""
     lines = [f"relay of {settings.server}, debounce {settings.debounce.total_seconds():g}s"]
-    sources = build_sources(settings)
+    sources = settings.build_sources()
     if not sources:
         lines.append("no sources configured for this server")
     for source in sources:

@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from mrwbus.config.relay import FcSourceConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from mrwbus.config.relay import Duration
 from mrwbus.messages import Category
-from mrwbus.relay.sources import Emit, Level
+from mrwbus.relay.sources import Emit, Level, Source, SourceKind
 
 ONLINE = "Online"
+
+
+class FcSourceConfig(BaseModel):
+    """`relay.fc`: Fibre Channel HBAs, from `<sysfs>/class/fc_host/<host>/port_state`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sysfs: str = "/sys"
+    hosts: list[Annotated[str, Field(pattern=r"^host[0-9]+$")]] = Field(default_factory=list)
+    """Empty: every fc_host found."""
+    poll: Duration = timedelta(seconds=1)
+    """sysfs attributes cannot be watched with inotify, so they are read this often."""
 
 
 class FcSource:
@@ -66,3 +82,10 @@ class FcSource:
             for level in self.levels():
                 emit(level)
             await asyncio.sleep(self.poll)
+
+
+def _build(config: FcSourceConfig) -> list[Source]:
+    return [FcSource(config)]
+
+
+KIND = SourceKind("fc", FcSourceConfig, _build)

@@ -15,17 +15,30 @@ import logging
 import os
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from mrwbus.config.relay import LogSourceConfig
-from mrwbus.relay.patterns import CompiledPattern, kmsg_text, match_line
-from mrwbus.relay.sources import Emit, Notice
+from pydantic import BaseModel, ConfigDict, Field
+
+from mrwbus.errors import ConfigIssue
+from mrwbus.messages import Name
+from mrwbus.relay.patterns import CompiledPattern, PatternConfig, kmsg_text, match_line
+from mrwbus.relay.sources import Emit, Notice, Source, SourceKind
 
 log = logging.getLogger(__name__)
 
 FILE_POLL = 0.2
 """Seconds between reads of a followed file."""
+
+
+class LogSourceConfig(BaseModel):
+    """`relay.logs.<name>`: lines of `/dev/kmsg` or of a file that is appended to, matched
+    against patterns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = "/dev/kmsg"
+    patterns: list[PatternConfig] = Field(min_length=1)
 
 
 class LogSource:
@@ -134,3 +147,21 @@ async def _follow_file(path: Path) -> AsyncIterator[tuple[str, str]]:
     finally:
         if handle is not None:
             handle.close()
+
+
+def _build(configs: dict[str, LogSourceConfig]) -> list[Source]:
+    return [LogSource(name, config) for name, config in configs.items()]
+
+
+def _check(configs: dict[str, LogSourceConfig], where: str) -> Iterator[ConfigIssue]:
+    for name, config in configs.items():
+        for index, pattern in enumerate(config.patterns):
+            if pattern.device_group not in pattern.compiled().groupindex:
+                yield ConfigIssue(
+                    f"{where}.{name}.patterns.{index}.regex",
+                    f"has no named group {pattern.device_group!r} for the device "
+                    f"(write it as (?P<{pattern.device_group}>...))",
+                )
+
+
+KIND = SourceKind("logs", dict[Name, LogSourceConfig], _build, empty={}, check=_check)

@@ -8,13 +8,26 @@ link. The relay subscribes before it reads the current state, so no change falls
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from pyroute2 import AsyncIPRoute
+from pydantic import BaseModel, ConfigDict, Field
 
-from mrwbus.config.relay import NicSourceConfig
 from mrwbus.messages import Category
-from mrwbus.relay.sources import Emit, Level
+from mrwbus.relay.sources import Emit, Level, Source, SourceKind
+
+IFNAME_PATTERN = r"^[^\s/:]{1,15}$"
+"""A Linux interface name: at most 15 bytes (IFNAMSIZ - 1), no blank, `/` or `:`."""
+
+InterfaceName = Annotated[str, Field(pattern=IFNAME_PATTERN)]
+
+
+class NicSourceConfig(BaseModel):
+    """`relay.nic`: interfaces watched over netlink; bonds and VLANs are devices of their own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interfaces: list[InterfaceName] = Field(default_factory=list)
+
 
 UNHEALTHY_OPERSTATES = frozenset({"DOWN", "LOWERLAYERDOWN", "NOTPRESENT"})
 
@@ -40,7 +53,7 @@ class NicSource:
     def describe(self) -> str:
         return f"interfaces {', '.join(self.interfaces)} over netlink"
 
-    async def _current(self, route: AsyncIPRoute) -> dict[str, Level]:
+    async def _current(self, route: Any) -> dict[str, Level]:
         now = time.time()
         found: dict[str, Level] = {}
         async for message in await route.link("dump"):
@@ -54,6 +67,8 @@ class NicSource:
         return found
 
     async def snapshot(self) -> list[str]:
+        from pyroute2 import AsyncIPRoute  # imported when used: the CLI loads this module
+
         async with AsyncIPRoute() as route:
             current = await self._current(route)
         return [
@@ -62,6 +77,8 @@ class NicSource:
         ]
 
     async def run(self, emit: Emit) -> None:
+        from pyroute2 import AsyncIPRoute
+
         async with AsyncIPRoute() as route:
             await route.bind()
             for level in (await self._current(route)).values():
@@ -73,3 +90,10 @@ class NicSource:
                     level = link_level(message, time.time())
                     if level.device in self.interfaces:
                         emit(level)
+
+
+def _build(config: NicSourceConfig) -> list[Source]:
+    return [NicSource(config)] if config.interfaces else []
+
+
+KIND = SourceKind("nic", NicSourceConfig, _build)

@@ -1,4 +1,4 @@
-"""Kernel-log lines against configured patterns. Pure: text in, matches out.
+"""Kernel-log lines against configured patterns. Pure: text in, matches out; `PatternConfig` is a pattern as configured.
 
 `/dev/kmsg` gives one record per read, `PRIORITY,SEQUENCE,MICROSECONDS,FLAGS;TEXT` followed by
 continuation lines that start with a blank (`SUBSYSTEM=...`, `DEVICE=...`); `kmsg_text` keeps
@@ -10,9 +10,39 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
-from mrwbus.config.relay import PatternConfig
-from mrwbus.messages import Category
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from mrwbus.messages import Category, Name
+
+
+class PatternConfig(BaseModel):
+    """A regular expression over kernel-log lines; a match is a fault of `category`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    category: Category
+    regex: str
+    device_group: str = "device"
+    """The named group of `regex` that holds the device."""
+    device_prefix: str = ""
+    """Put before the device found: qla2xxx logs the SCSI host number `3`, the HBA is `host3`."""
+    state: Literal["error", "recovered"] = "error"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return value
+
+    def compiled(self) -> re.Pattern[str]:
+        return re.compile(self.regex)
+
 
 _KMSG_PREFIX = re.compile(r"^\d+,\d+,\d+,[^;]*;")
 

@@ -2,7 +2,8 @@
 
 Each line is `{"category": "NIC", "device": "eth0", "message": "...", "state": "error"}`
 (`message` and `state` optional; state `error` or `recovered`). A line that is not that is
-logged and skipped. When the program exits it is started again after a back-off that doubles
+logged and skipped; so is a line longer than `MAX_LINE` bytes (the program keeps running and
+its next line counts). When the program exits it is started again after a back-off that doubles
 from `restart_min` to `restart_max`, and starts again from `restart_min` once the program has
 run for `restart_max` without dying.
 """
@@ -15,15 +16,71 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mrwbus.config.relay import ExecSourceConfig
-from mrwbus.messages import Category, Keyword, describe_validation_error
-from mrwbus.relay.sources import Emit, Notice
+from mrwbus.config.relay import Duration
+from mrwbus.errors import ConfigIssue
+from mrwbus.messages import Category, Keyword, Name, describe_validation_error
+from mrwbus.relay.sources import Emit, Notice, Source, SourceKind
 
 log = logging.getLogger(__name__)
+
+
+MAX_LINE = 64 * 1024
+"""Bytes: a longer line is skipped (a fault's message is cut at 4096 characters anyway)."""
+READ_CHUNK = 64 * 1024
+
+
+class LineSplitter:
+    """Bytes as they come -> complete lines of at most `limit` bytes; a longer line is dropped
+    whole and counted in `skipped` (with its length), and the lines after it still come.
+    Pure: asyncio's own reader gives up on the whole stream at its limit instead."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self.skipped: list[int] = []
+        """The length of each line dropped, in bytes (at least `limit + 1`)."""
+        self._partial = bytearray()
+        self._dropping = 0
+        """Bytes of an over-long line dropped so far (0: not in one)."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            start = len(data) if end < 0 else end + 1
+            if self._dropping:
+                self._dropping += len(piece)
+            elif len(self._partial) + len(piece) > self.limit:
+                self._dropping = len(self._partial) + len(piece)
+                self._partial.clear()
+            else:
+                self._partial += piece
+            if end >= 0:
+                if self._dropping:
+                    self.skipped.append(self._dropping)
+                    self._dropping = 0
+                else:
+                    lines.append(bytes(self._partial))
+                    self._partial.clear()
+        return lines
+
+
+class ExecSourceConfig(BaseModel):
+    """`relay.exec.<name>`: a program printing JSON lines (category, device, message, state);
+    restarted if it dies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: str = Field(min_length=1)
+    restart_min: Duration = timedelta(seconds=1)
+    restart_max: Duration = timedelta(seconds=60)
 
 
 class ProgramLine(BaseModel):
@@ -77,6 +134,21 @@ class ProgramSource:
             )
             await asyncio.sleep(wait)
 
+    def _line(self, raw: bytes, emit: Emit) -> None:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            return
+        try:
+            line = parse_program_line(text)
+        except ValueError as exc:
+            log.warning("%s printed a line that is not a fault: %s", self.name, exc)
+            return
+        emit(
+            Notice(
+                self.name, line.category, line.device, line.state, line.message, time.time(), text
+            )
+        )
+
     async def _run_once(self, emit: Emit) -> int | None:
         self.starts += 1
         process = await asyncio.create_subprocess_shell(
@@ -86,27 +158,18 @@ class ProgramSource:
             start_new_session=True,
         )
         assert process.stdout is not None
+        splitter = LineSplitter()
         try:
-            async for raw in process.stdout:
-                text = raw.decode("utf-8", errors="replace").strip()
-                if not text:
-                    continue
-                try:
-                    line = parse_program_line(text)
-                except ValueError as exc:
-                    log.warning("%s printed a line that is not a fault: %s", self.name, exc)
-                    continue
-                emit(
-                    Notice(
+            while chunk := await process.stdout.read(READ_CHUNK):
+                for raw in splitter.feed(chunk):
+                    self._line(raw, emit)
+                while splitter.skipped:
+                    log.warning(
+                        "%s printed a line of %d bytes, longer than %d: skipped",
                         self.name,
-                        line.category,
-                        line.device,
-                        line.state,
-                        line.message,
-                        time.time(),
-                        text,
+                        splitter.skipped.pop(0),
+                        MAX_LINE,
                     )
-                )
             return await process.wait()
         finally:
             if process.returncode is None:
@@ -114,3 +177,16 @@ class ProgramSource:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+
+
+def _build(configs: dict[str, ExecSourceConfig]) -> list[Source]:
+    return [ProgramSource(name, config) for name, config in configs.items()]
+
+
+def _check(configs: dict[str, ExecSourceConfig], where: str) -> Iterator[ConfigIssue]:
+    for name, config in configs.items():
+        if config.restart_min > config.restart_max:
+            yield ConfigIssue(f"{where}.{name}.restart_min", "must not be longer than restart_max")
+
+
+KIND = SourceKind("exec", dict[Name, ExecSourceConfig], _build, empty={}, check=_check)

@@ -1,7 +1,9 @@
 """`mrwbus relay --http HOST:PORT`: `/healthz` and `/metrics` of a running relay.
 
-Healthy means every source is running and nothing waits in the spool for a broker that cannot
-be reached. Read-only, no authentication: it binds to 127.0.0.1 unless told otherwise.
+Healthy means every source and every task of the relay is running, the relay is connected
+to the broker, and the broker took the last fault offered (it connects at start, so a wrong password or a missing topology shows at once,
+not only when a fault waits). Read-only, no authentication: it binds to 127.0.0.1 unless told
+otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def health(relay: Relay) -> tuple[int, dict[str, Any]]:
     status = relay.delivery.status
     waiting = len(relay.spool.pending)
     connected = relay.delivery.connected
-    ok = all(relay.running.values()) and (connected or waiting == 0)
+    tasks_up = all(relay.supervision.up.values())
+    ok = all(relay.running.values()) and tasks_up and connected and not status.failing
     body = {
         "status": "ok" if ok else "degraded",
         "server": relay.settings.server,
@@ -28,7 +31,7 @@ def health(relay: Relay) -> tuple[int, dict[str, Any]]:
         "broker_connected": connected,
         "spooled": waiting,
         "confirmed": status.confirmed,
-        "last_error": status.last_error,
+        "last_error": relay.health.last_error,
     }
     return (200 if ok else 503), body
 
@@ -70,8 +73,27 @@ def families(relay: Relay) -> list[MetricFamily]:
             "counter",
             "Times a source failed and was started again, by source.",
             "source",
-            counters.source_failures,
+            relay.source_failures,
             known=names,
+        ),
+        labelled(
+            "mrwbus_relay_task_failures_total",
+            "counter",
+            "Times a task of the relay (a source, the debounce, the delivery) failed and was "
+            "started again, by task.",
+            "task",
+            relay.supervision.failures,
+            known=[*names, "debounce", "delivery"],
+        ),
+        counter(
+            "mrwbus_relay_delivery_failures_total",
+            "Attempts to send the spool that the broker did not take (away, returned, refused).",
+            relay.delivery.status.attempts_failed,
+        ),
+        counter(
+            "mrwbus_relay_broker_outages_total",
+            "Broker sessions lost or refused since the relay started.",
+            relay.health.outages,
         ),
     ]
 

@@ -9,15 +9,20 @@ Two kinds of observation:
 Each source has a `name` that becomes part of the fault ids (`nic`, `fc`, `logs.<name>`,
 `exec.<name>`), says in one line what it watches, shows what it sees now (`--once`), and runs
 until cancelled, handing every observation to `emit`.
+
+A kind of source is one module that declares a `SourceKind`: its key in the `relay:` section,
+the pydantic model of that key (the configuration lives with its source), how the configured
+section becomes sources, and any cross-check pydantic cannot make. `mrwbus.relay.registry`
+lists the kinds; adding one is a module and a line there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from mrwbus.config.relay import RelaySettings
+from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Category
 
 State = Literal["error", "recovered"]
@@ -70,18 +75,23 @@ class Source(Protocol):
         ...
 
 
-def build_sources(settings: RelaySettings) -> list[Source]:
-    """The sources configured for a server, in a fixed order: nic, fc, logs, exec."""
-    from mrwbus.relay.fc import FcSource
-    from mrwbus.relay.logfile import LogSource
-    from mrwbus.relay.nic import NicSource
-    from mrwbus.relay.program import ProgramSource
+def no_checks(section: Any, where: str) -> Iterator[ConfigIssue]:
+    """For a kind whose model says everything."""
+    return iter(())
 
-    sources: list[Source] = []
-    if settings.nic is not None and settings.nic.interfaces:
-        sources.append(NicSource(settings.nic))
-    if settings.fc is not None:
-        sources.append(FcSource(settings.fc))
-    sources += [LogSource(name, config) for name, config in settings.logs.items()]
-    sources += [ProgramSource(name, config) for name, config in settings.exec.items()]
-    return sources
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A kind of source, as its module declares it."""
+
+    key: str
+    """Its key under `relay:` (and `relay.servers.<name>:`)."""
+    section: Any
+    """The type of that key's value, validated by pydantic: a model, or `dict[Name, model]` for
+    a kind configured by name (`logs`, `exec`)."""
+    build: Callable[[Any], list[Source]]
+    """The section as validated -> the sources it asks for (none is fine)."""
+    empty: Any = None
+    """What a server that does not configure the kind has (None, or `{}` for named kinds)."""
+    check: Callable[[Any, str], Iterator[ConfigIssue]] = no_checks
+    """Cross-checks of the validated section at its key path."""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mrwbus.config.loading import parse_config
 from mrwbus.relay.daemon import Relay
+from mrwbus.relay.registry import for_server, parse_config
 from tests.integration.relay.bus import FaultCollector
 from tests.integration.relay.kernel import VethPair, veth_pair
 
@@ -43,7 +43,7 @@ async def start_relay(amqp_url: str, tmp_path: Path) -> AsyncIterator[StartRelay
 
     async def start(relay_section: str) -> Relay:
         config = parse_config(relay_yaml(relay_section, tmp_path), "test.yaml")
-        relay = Relay(config.relay.for_server("server1"), amqp_url)
+        relay = Relay(for_server(config.relay, "server1"), amqp_url)
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(relay.run(stop))))
         await asyncio.sleep(0.5)  # the sources read the current state before the test acts

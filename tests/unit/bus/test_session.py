@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import aiormq
 import pytest
 
@@ -54,12 +56,20 @@ async def test_no_publisher_outside_a_session() -> None:
 
 
 class _Connection:
-    def __init__(self, closed: bool) -> None:
+    """aio-pika's connection as `_as_lost` reads it: its own `is_closed`, and aiormq's under it
+    (`transport.connection.is_closed`), which knows of a close a moment earlier; aiormq's bare
+    RuntimeError "<Connection ...> closed" comes from that one."""
+
+    def __init__(self, closed: bool, aiormq_closed: bool | None = None) -> None:
         self.is_closed = closed
+        underlay = SimpleNamespace(is_closed=closed if aiormq_closed is None else aiormq_closed)
+        self.transport = SimpleNamespace(connection=underlay)
 
 
 def test_a_closed_connection_s_runtime_error_is_a_lost_session() -> None:
-    found = _as_lost(RuntimeError('<Connection: "amqp://b/" at 0x1> closed'), _Connection(False))  # type: ignore[arg-type]
+    found = _as_lost(
+        RuntimeError('<Connection: "amqp://b/" at 0x1> closed'), _Connection(False, True)
+    )  # type: ignore[arg-type]
     assert isinstance(found, SessionLost)
     found = _as_lost(RuntimeError("anything"), _Connection(True))  # type: ignore[arg-type]
     assert isinstance(found, SessionLost)

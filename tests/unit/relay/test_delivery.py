@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from mrwbus.bus.connection import url_list
 from mrwbus.messages import FaultNotification
-from mrwbus.relay.delivery import Delivery, broker_urls
+from mrwbus.relay.delivery import Delivery, LinkBody
 from mrwbus.relay.spool import Spool
 from tests.unit.relay.test_spool import fault
+
+
+def broker_urls(url: str) -> list[str]:
+    return url_list(url, shuffle=True)
+
+
+class RetryAtOnce:
+    """`Links` for a test: a new link at once after each one lost (the session runner's
+    back-off is tested with the broker)."""
+
+    def __init__(self, open_link: Callable[[], Awaitable[FlakyLink]]) -> None:
+        self.open_link = open_link
+
+    async def run(self, stop: asyncio.Event, body: LinkBody) -> None:
+        while not stop.is_set():
+            try:
+                await body(await self.open_link())
+            except ConnectionError:
+                continue
 
 
 class FlakyLink:
@@ -30,6 +51,12 @@ class FlakyLink:
     def is_open(self) -> bool:
         return True
 
+    async def idle(self, until: asyncio.Event) -> None:
+        await until.wait()
+
+    def proven(self) -> None:
+        pass
+
 
 async def test_a_lost_broker_resends_from_the_oldest_unconfirmed_fault(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "server1.spool")
@@ -42,12 +69,13 @@ async def test_a_lost_broker_resends_from_the_oldest_unconfirmed_fault(tmp_path:
         links.append(FlakyLink(sent, "fault-2" if not links else None))
         return links[-1]
 
-    delivery = Delivery(spool, open_link)
-    task = asyncio.create_task(delivery.run())
+    delivery = Delivery(spool, RetryAtOnce(open_link))
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run(stop))
     while spool.pending:
         await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    stop.set()
+    await asyncio.wait_for(task, 5)
     assert sent == ["fault-1", "fault-2", "fault-3"]
     assert len(links) == 2
     assert delivery.status.confirmed == 3

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mrwbus.config.loading import load_config
-from mrwbus.config.relay import PatternConfig
 from mrwbus.messages import Category
-from mrwbus.relay.patterns import CompiledPattern, kmsg_text, match_line
+from mrwbus.relay.patterns import CompiledPattern, PatternConfig, kmsg_text, match_line
+from mrwbus.relay.registry import for_server, load_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -62,7 +61,7 @@ EXAMPLES = {
 
 @pytest.mark.parametrize("line", list(EXAMPLES))
 def test_the_shipped_examples_match_real_kernel_messages(line: str) -> None:
-    relay = load_config(REPO / "config" / "cluster.yaml").relay
+    relay = for_server(load_config(REPO / "config" / "cluster.yaml").relay, "server1")
     assert relay.logs is not None
     patterns = [CompiledPattern.of(p) for source in relay.logs.values() for p in source.patterns]
     hits = match_line(patterns, line)
@@ -70,7 +69,7 @@ def test_the_shipped_examples_match_real_kernel_messages(line: str) -> None:
 
 
 def test_the_docs_show_the_same_patterns_as_the_example_configuration() -> None:
-    relay = load_config(REPO / "config" / "cluster.yaml").relay
+    relay = for_server(load_config(REPO / "config" / "cluster.yaml").relay, "server1")
     docs = (REPO / "docs" / "relay.md").read_text()
     assert relay.logs is not None
     for source in relay.logs.values():

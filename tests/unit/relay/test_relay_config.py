@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from mrwbus.config.loading import parse_config
 from mrwbus.errors import ConfigError
+from mrwbus.relay.registry import for_server, parse_config
 
 BASE = """
 servers: {server1: {}, server2: {}}
@@ -37,7 +37,7 @@ def test_per_server_keys_replace_the_common_ones() -> None:
         ),
         "cluster.yaml",
     )
-    one, two = config.relay.for_server("server1"), config.relay.for_server("server2")
+    one, two = for_server(config.relay, "server1"), for_server(config.relay, "server2")
     assert one.nic is not None and one.nic.interfaces == ["eth0", "bond0.100"]
     assert two.nic is not None and two.nic.interfaces == ["eth1"]
     assert (one.debounce, two.debounce) == (timedelta(seconds=0.5), timedelta(seconds=3))
@@ -45,7 +45,7 @@ def test_per_server_keys_replace_the_common_ones() -> None:
 
 
 def test_no_relay_section_is_fine_and_debounces_two_seconds() -> None:
-    settings = parse_config(BASE).relay.for_server("server1")
+    settings = for_server(parse_config(BASE).relay, "server1")
     assert settings.debounce == timedelta(seconds=2)
     assert (settings.nic, settings.fc, settings.logs, settings.exec) == (None, None, {}, {})
 
@@ -101,3 +101,29 @@ def test_unknown_keys_are_refused() -> None:
     assert refusal("relay: {nic: {interface: [eth0]}}") == [
         "relay.nic.interface: is not a known key"
     ]
+
+
+def test_the_sources_keys_are_checked_by_their_own_models_everywhere_with_the_rest() -> None:
+    # The configuration keeps the sources' keys as written (it sits below the relay); the
+    # relay's registry checks them, in the same run as every other problem of the file.
+    issues = refusal(
+        """
+        monitors: {m1: {category: NOPE, recovery: {restart: 1}}}
+        relay:
+          nics: {interfaces: [eth0]}
+          servers:
+            server1: {exec: {t: {run: x, restart_min: 2m, restart_max: 1m}}, fc: {poll: never}}
+        """
+    )
+    assert "relay.nics: is not a known key" in issues
+    assert "relay.servers.server1.exec.t.restart_min: must not be longer than restart_max" in issues
+    assert any(i.startswith("relay.servers.server1.fc.poll: ") for i in issues)
+    assert any(i.startswith("monitors.m1.") for i in issues)
+
+
+def test_a_kind_is_one_module_and_one_registration() -> None:
+    from mrwbus.relay import fc, logfile, nic, program
+    from mrwbus.relay.registry import KINDS
+
+    assert [kind.key for kind in KINDS] == ["nic", "fc", "logs", "exec"]
+    assert [kind for kind in KINDS] == [nic.KIND, fc.KIND, logfile.KIND, program.KIND]
