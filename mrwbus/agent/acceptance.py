@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mrwbus.config.model import ALL_GROUPS, ClusterConfig
-from mrwbus.messages import RecoveryCommand
+from mrwbus.messages import Action, RecoveryCommand
 
 SERVICE_USER = "mrwbus-service"
 """The only broker user that may send commands (`mrwbus provision` creates it)."""
@@ -38,7 +38,23 @@ def refusal(
         return f"issued {_seconds(age)} ago, longer than agent.max_command_age ({_seconds(limit)})"
     if -age > CLOCK_SKEW:
         return f"issued {_seconds(-age)} in the future (at {command.issued_at.isoformat()})"
+    if command.action is Action.FENCE or command.target is not None:
+        return _fence_refusal(command, config, server)
     return _unknown_target(command, config, server)
+
+
+def _fence_refusal(command: RecoveryCommand, config: ClusterConfig, server: str) -> str | None:
+    """A fence runs only against another server this one is configured to fence."""
+    target = command.target
+    if command.action is not Action.FENCE or target is None:
+        return "only a fence acts on another server than the one that runs it"
+    if target == server:
+        return "a server never fences itself"
+    if config.bmc_of(target) is None:
+        return f"{target!r} has no bmc in the configuration"
+    if not config.may_fence(server, target):
+        return f"{server!r} is not in servers.{target}.bmc.fenced_by"
+    return None
 
 
 def _unknown_target(command: RecoveryCommand, config: ClusterConfig, server: str) -> str | None:

@@ -24,6 +24,7 @@ from mrwbus.messages import (
     CommandStep,
     FinalAction,
     Outcome,
+    PowerState,
     RecoveryCommand,
     derived_id,
     utc_now,
@@ -46,6 +47,7 @@ def make_result(
     outcome: Outcome,
     detail: str,
     before_script_outcome: Outcome | None = None,
+    power: PowerState | None = None,
 ) -> CommandResult:
     return CommandResult(
         id=result_id(command_id),
@@ -55,6 +57,7 @@ def make_result(
         detail=clip(detail, MAX_DETAIL),
         before_script_outcome=before_script_outcome,
         finished_at=utc_now(),
+        power=power,
     )
 
 
@@ -119,7 +122,8 @@ async def carry_out(command: RecoveryCommand, server: str, handlers: HandlerTabl
     if before is not None and before.outcome is not Outcome.SUCCEEDED:
         # Said first: the action's own detail is clipped from the front when too long.
         detail = f"before_script {before.outcome.value}: {before.detail}\n{detail}"
-    return make_result(command.id, server, done.outcome, detail, before.outcome if before else None)
+    before_outcome = before.outcome if before else None
+    return make_result(command.id, server, done.outcome, detail, before_outcome, done.power)
 
 
 def groups_after(

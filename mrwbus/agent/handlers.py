@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from mrwbus.config.model import HANDLER_NAMES
-from mrwbus.messages import Action, FinalAction, Outcome, RecoveryCommand
+from mrwbus.messages import Action, FinalAction, Outcome, PowerState, RecoveryCommand
 
 BEFORE_SCRIPT = "before_script"
+FENCE = "fence"
+"""The handler of a fence through another server's BMC (`agent.fencing`); no configured one."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class HandlerResult:
 
     outcome: Outcome
     detail: str = ""
+    power: PowerState | None = None
+    """A fence: the target's power as its BMC reported it afterwards."""
 
     @classmethod
     def succeeded(cls, detail: str = "") -> HandlerResult:
@@ -58,6 +62,10 @@ def handler_name(command: RecoveryCommand) -> str:
             if command.final_action is FinalAction.NONE:
                 raise NoHandlerName("final action none has nothing to run")
             return f"final_action.{command.final_action.value}"
+        case Action.FENCE:
+            if command.target is None or command.fence_action is None:
+                raise NoHandlerName("a fence command must name its target and fence action")
+            return FENCE
     raise NoHandlerName(f"unknown action {command.action!r}")  # pragma: no cover
 
 
@@ -87,7 +95,7 @@ class HandlerTable:
     def add(self, name: str, handler: Handler, *, group: str | None = None) -> None:
         if name == "probe":
             raise ValueError("a probe is no command handler: use Agent.add_probe")
-        if name not in HANDLER_NAMES:
+        if name not in (*HANDLER_NAMES, FENCE):
             raise ValueError(f"{name!r} is not a handler name; known: {', '.join(HANDLER_NAMES)}")
         table = self._generic if group is None else self._by_group.setdefault(group, {})
         table[name] = handler
@@ -102,4 +110,4 @@ class HandlerTable:
         found = set(self._generic)
         if group is not None:
             found |= set(self._by_group.get(group, {}))
-        return sorted(found, key=HANDLER_NAMES.index)
+        return sorted(found, key=(*HANDLER_NAMES, FENCE).index)

@@ -12,6 +12,8 @@ cluster configuration's `agent` section.
   `agent.probe_interval`; what it sees replaces the journal's belief.
 - A group whose resources are OCF agents (`resources:`) gets their start, stop and monitor
   as its own handlers and probe (`agent.ocf`), unless `agent.groups.<group>` names one.
+- `fence`: when this server may fence another (`servers.<s>.bmc`, `fenced_by`), the agent
+  runs that server's fence agent for the service (`agent.fencing`); nothing to configure here.
 - The groups initially active (on the journal's first start) are those whose priority list
   starts with this server: where the cluster starts them, until a probe says otherwise.
 """
@@ -23,7 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from mrwbus.agent.acceptance import refusal
-from mrwbus.agent.handlers import BEFORE_SCRIPT, Handler
+from mrwbus.agent.fencing import FenceAgentHandler, fence_readiness
+from mrwbus.agent.handlers import BEFORE_SCRIPT, FENCE, Handler
 from mrwbus.agent.ocf import ocf_handlers, resource_lines
 from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
@@ -92,6 +95,8 @@ def build_reference_agent(
             agent.add_handler(name, ocf_handler, group=group)
     for group, ocf_probe in ocf_probes.items():
         agent.add_probe(ocf_probe, group=group)
+    if any(config.may_fence(server, target) for target in config.servers):
+        agent.add_handler(FENCE, FenceAgentHandler(config, server))
     timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
     for name in ("script", BEFORE_SCRIPT):
         if name not in settings.handlers:
@@ -130,6 +135,9 @@ def print_probes(config: ClusterConfig, server: str, *, source: str = "configura
         print(f"{server} {group}: {state}")
         for line in resource_lines(agent.probes.find(group)):
             print(f"  {line}")
+    for target in config.servers:
+        if config.may_fence(server, target):
+            print(f"{server} may fence {target}: {fence_readiness(config, target)}")
 
 
 def _named_scripts(config: ClusterConfig, server: str, field: str) -> frozenset[str]:

@@ -169,12 +169,14 @@ async def run_program(
     timeout: float,
     *,
     kill_grace: float = KILL_GRACE,
+    stdin: bytes | None = None,
 ) -> ProgramRun:
     """Run `argv` with the variables added to this process's environment, in a process group
-    of its own that is killed on timeout (and on cancellation)."""
+    of its own that is killed on timeout (and on cancellation); `stdin` is written to it (a
+    fence agent's settings, its BMC password among them: never in argv or the environment)."""
     process = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # The agent's broker URL carries its password: a handler has no business seeing it.
@@ -182,6 +184,10 @@ async def run_program(
         start_new_session=True,  # its own process group, killed as one
     )
     assert process.stdout is not None and process.stderr is not None
+    if stdin is not None:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()  # not drained: a program that reads nothing must not block us
     stdout = asyncio.create_task(_tail(process.stdout))
     stderr = asyncio.create_task(_tail(process.stderr))
     timed_out = False

@@ -40,7 +40,8 @@ class EventType:
             id=derived_id("event", self.code, cause, monitor, server or "", group or ""),
             kind=self.kind,
             code=self.code,
-            text=self.template.format(**facts),
+            # An event no monitor caused (a silent server's fence) does not open with "_: ".
+            text=self.template.format(**facts).removeprefix(f"{NO_MONITOR}: "),
             monitor=monitor,
             server=server,
             fault_id=fault_id,

@@ -202,14 +202,16 @@ class FailoverRules:
             fault_id=progress.fault_id,
             fault=progress.fault,
         )
+        started = self.fence(incident, now)
+        awaited = started.fences[0].id if started.fences else incident.id  # or the one under way
         fencing = replace(
             progress,
             phase=Phase.FENCING,
-            awaiting=incident.id,
+            awaiting=awaited,
             deadline=now + self.timeout(Phase.FENCING),
         )
         event = self._event(events.FENCING, progress, now, why=why, final_action="its BMC (off)")
-        return _going_on(fencing, event) + self.fence(incident, now)
+        return _going_on(fencing, event) + started
 
     def start(
         self,

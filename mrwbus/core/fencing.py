@@ -65,10 +65,10 @@ class Fencing:
     ) -> Decision:
         """Fence `incident.target`, unless a fence of it is under way already (one per
         server at a time: the later cause joins it, asking for the groups to follow if it does)."""
-        if existing is not None:
+        if existing is not None:  # the decision names it, so a failover can wait for it
             if incident.recover_groups and not existing.recover_groups:
-                return Decision(fences=(replace(existing, recover_groups=True),))
-            return Decision()
+                existing = replace(existing, recover_groups=True)
+            return Decision(fences=(existing,))
         started = events.FENCE_STARTED.make(
             at=now,
             cause=incident.id,
@@ -238,7 +238,7 @@ class Fencing:
         rules = FailoverRules(
             self.config, view, self.servers_in_error, self.config.service.exclude_destinations
         )
-        for progress in self._waiting_failovers(incident):
+        for progress in self._stopped_by(incident):
             decision += rules.start(progress, now)
         down = ServerDown(
             server=incident.target,
@@ -249,6 +249,16 @@ class Fencing:
             fault=incident.fault,
         )
         return decision + follow_downed_server(self.config, view, down, self.servers_in_error, now)
+
+    def _stopped_by(self, incident: FenceIncident) -> list[FailoverInProgress]:
+        """The failovers the fence lets start: those waiting for it, and those still waiting
+        for their stop on the fenced server (nothing runs there any more)."""
+        return [
+            progress
+            for progress in self.failovers.values()
+            if (progress.phase is Phase.FENCING and progress.awaiting == incident.id)
+            or (progress.phase is Phase.STOPPING and progress.from_server == incident.target)
+        ]
 
     def _waiting_failovers(self, incident: FenceIncident) -> list[FailoverInProgress]:
         return [
