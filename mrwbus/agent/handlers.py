@@ -18,7 +18,7 @@ from mrwbus.messages import Action, FinalAction, Outcome, PowerState, RecoveryCo
 
 BEFORE_SCRIPT = "before_script"
 FENCE = "fence"
-"""The handler of a fence through another server's BMC (`agent.fencing`); no configured one."""
+"""The handler of a fence through another server's BMC (`agent.fence_agents`); no configured one."""
 
 
 @dataclass(frozen=True)

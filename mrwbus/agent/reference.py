@@ -13,7 +13,7 @@ cluster configuration's `agent` section.
 - A group whose resources are OCF agents (`resources:`) gets their start, stop and monitor
   as its own handlers and probe (`agent.ocf`), unless `agent.groups.<group>` names one.
 - `fence`: when this server may fence another (`servers.<s>.bmc`, `fenced_by`), the agent
-  runs that server's fence agent for the service (`agent.fencing`); nothing to configure here.
+  runs that server's fence agent for the service (`agent.fence_agents`); nothing to configure here.
 - The groups initially active (on the journal's first start) are those whose priority list
   starts with this server: where the cluster starts them, until a probe says otherwise.
 """
@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mrwbus.agent.acceptance import refusal
-from mrwbus.agent.fencing import FenceAgentHandler, fence_readiness
+from mrwbus.agent.fence_agents import FenceAgentHandler, fence_readiness
 from mrwbus.agent.handlers import BEFORE_SCRIPT, FENCE, Handler
 from mrwbus.agent.ocf import ocf_handlers, resource_lines
 from mrwbus.agent.probes import ShellProbe

@@ -16,11 +16,12 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import connect
+from mrwbus.bus.health import Health
 from mrwbus.bus.topology import FAULTS, declare_service_topology
 from mrwbus.config.loading import parse_config
 from mrwbus.errors import BrokerUnavailable
 from mrwbus.relay import make_fault, publish_fault
-from mrwbus.relay.delivery import PublisherLink
+from mrwbus.relay.delivery import FaultLink, SessionLinks
 from tests.integration.broker import unique_vhost
 from tests.integration.conftest import running_service
 from tests.integration.test_agent_runtime import Calls, make_agent, running
@@ -135,12 +136,15 @@ async def test_the_relay_daemon_delivers_over_tls_with_a_password_file(
     try:
         channel = await connection.channel()
         await declare_service_topology(channel, ["server1"])
-        link = await PublisherLink.open(url, "server1", set_user_id=True)
-        try:
-            fault = make_fault("server1", "NIC", "eth0")
+        fault = make_fault("server1", "NIC", "eth0")
+        stop = asyncio.Event()
+
+        async def deliver(link: FaultLink) -> None:
             await link.publish(fault)  # returns once the broker confirmed it
-        finally:
-            await link.close()
+            stop.set()
+
+        links = SessionLinks(url, "server1", set_user_id=True, health=Health())
+        await asyncio.wait_for(links.run(stop, deliver), 30)
         queue = await channel.get_queue(FAULTS, ensure=False)
         received: asyncio.Future[AbstractIncomingMessage] = (
             asyncio.get_running_loop().create_future()
