@@ -158,11 +158,16 @@ def color_enabled(stream: IO[str]) -> bool:
 
 def ask(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
     """One request to the running service; `ServiceError` when it refuses."""
+    return run(ask_async(args, verb, **fields))
+
+
+async def ask_async(args: argparse.Namespace, verb: ControlVerb, **fields: Any) -> Any:
+    """`ask`, inside a running event loop."""
     from mrwbus.bus.rpc import ask_service
     from mrwbus.errors import ServiceError
 
     request = ControlRequest(id=new_id(), verb=verb, by=operator(), **fields)
-    reply = run(ask_service(broker_url(args), request))
+    reply = await ask_service(broker_url(args), request)
     if not reply.ok:
         raise ServiceError(reply.error or "the service refused the request")
     return reply

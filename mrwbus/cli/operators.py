@@ -1,5 +1,5 @@
 """The operators' one-shot verbs against a running service: status, clear, suspend, resume,
-place, watch, and notify (a fault published exactly as a driver relay would)."""
+place, fence, watch, and notify (a fault published exactly as a driver relay would)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 import signal
 import sys
 
-from mrwbus.cli.common import add_verb, ask, broker_url, color_enabled, run
-from mrwbus.messages import Category, ControlVerb, Event, EventKind
+from mrwbus.cli.common import add_verb, ask, ask_async, broker_url, color_enabled, run
+from mrwbus.messages import Category, ControlVerb, Event, EventKind, FenceAction
 from mrwbus.terminal import printable
 
 
@@ -73,6 +73,23 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     place.add_argument(
         "--reason", required=True, help="why the service's view was wrong, for the event log"
+    )
+
+    fence = add_verb(verbs, "fence", fence_server)
+    fence.add_argument("server", metavar="SERVER", help="the server whose BMC a peer drives")
+    fence.add_argument(
+        "--action",
+        choices=[action.value for action in FenceAction if action is not FenceAction.DIAG],
+        default=FenceAction.OFF.value,
+        help="what to ask its BMC (default: off; status only reads the power)",
+    )
+    fence.add_argument("--force", action="store_true", help="even if it is the last healthy server")
+    fence.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the outcome (default: 120)",
     )
 
     watch = add_verb(verbs, "watch", watch_events)
@@ -192,3 +209,59 @@ def watch_events(args: argparse.Namespace) -> int:
 
     run(tail())
     return 0
+
+
+FENCE_OUTCOMES = {"MRW-1002": 0, "MRW-1004": 1}
+"""The events that end `mrwbus fence`, and its exit status for each."""
+
+
+def fence_server(args: argparse.Namespace) -> int:
+    """power a server off (or on, reboot it, read its power) through its BMC, by a peer's agent
+
+    The service picks a peer whose agent runs the server's fence agent, and believes only the
+    power state the BMC reports back; once a server is fenced off or rebooted, its groups fail
+    over. Operators only; the last healthy server only with --force. Exit 0 once the BMC
+    confirmed, 1 when every peer failed (the service keeps trying).
+
+    Examples:
+        mrwbus fence server1 --action status     # test the BMC settings: nothing changes
+        mrwbus fence server1                     # off; its groups then fail over
+        mrwbus fence server1 --action on
+    """
+    from mrwbus.bus.watch import format_event, watch_events
+
+    async def fence() -> int:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def show(event: Event) -> None:
+            if event.server != args.server or outcome.done():
+                return
+            print(printable(format_event(event)), flush=True)
+            if event.code in FENCE_OUTCOMES:
+                outcome.set_result(FENCE_OUTCOMES[event.code])
+
+        url = broker_url(args)
+        watching = asyncio.create_task(
+            watch_events(url, show, stop, kind=EventKind.FENCE.value, ready=ready)
+        )
+        try:
+            await asyncio.wait_for(ready.wait(), 30)
+            reply = await ask_async(
+                args,
+                ControlVerb.FENCE,
+                server=args.server,
+                fence_action=args.action,
+                force=args.force,
+            )
+            print(printable(reply.text), flush=True)
+            return await asyncio.wait_for(outcome, args.wait)
+        except TimeoutError:
+            print(f"no outcome within {args.wait:g} s; see `mrwbus status`", file=sys.stderr)
+            return 1
+        finally:
+            stop.set()
+            await asyncio.gather(watching, return_exceptions=True)
+
+    result: int = run(fence())
+    return result

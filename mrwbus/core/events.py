@@ -258,7 +258,7 @@ FENCE_STARTED = EventType(
 FENCED = EventType(
     "MRW-1002",
     EventKind.FENCE,
-    "{server}: fenced ({action}) by {fencer}'s agent; its BMC reports the power {power}.",
+    "{server}: {done} by {fencer}'s agent; its BMC reports the power {power}.",
 )
 FENCE_ATTEMPT_FAILED = EventType(
     "MRW-1003", EventKind.FENCE, "{server}: {fencer}'s agent could not fence it ({why})."

@@ -39,6 +39,15 @@ from mrwbus.messages import (
 RETRY_CAP = timedelta(minutes=5)
 """The longest wait between two rounds of fencers."""
 
+DONE = {
+    FenceAction.OFF: "fenced (power off)",
+    FenceAction.REBOOT: "fenced (reboot)",
+    FenceAction.DIAG: "fenced (NMI)",
+    FenceAction.ON: "powered on",
+    FenceAction.STATUS: "power status read",
+}
+"""What a verified fence action did, in words (MRW-1002)."""
+
 ANSWER_GRACE = timedelta(seconds=10)
 """Beyond the BMC's own `timeout`: the command's trip to the agent and its result's back."""
 
@@ -219,6 +228,7 @@ class Fencing:
             server=incident.target,
             fault_id=incident.fault_id,
             action=incident.action.value,
+            done=DONE[incident.action],
             fencer=fencer,
             power=result.power.value if result.power else "as it was",
         )

@@ -1,4 +1,5 @@
-"""Warnings about a valid configuration: actions no configured agent handler would carry out.
+"""Warnings about a valid configuration: actions no configured agent handler would carry out,
+and BMCs that could not be driven from here.
 
 The reference agent refuses a command it has no handler for (the dangerous final actions
 included): a monitor whose final action is `shutdown` with no `final_action.shutdown` handler
@@ -11,6 +12,8 @@ groups whose resources are OCF agents need none for restart, failover and stop_g
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 
 from mrwbus.config.model import ClusterConfig
@@ -21,11 +24,31 @@ from mrwbus.messages import Action, FinalAction
 
 
 def unhandled_actions(config: ClusterConfig) -> list[ConfigIssue]:
-    """One warning per (key, handler, server) that no agent handler covers."""
+    """One warning per (key, handler, server) that no agent handler covers; then the BMCs
+    this machine could not drive."""
     found: dict[tuple[str, str], ConfigIssue] = {}
     for issue in _unhandled(config):
         found.setdefault((issue.path, issue.problem), issue)
-    return list(found.values())
+    return [*found.values(), *_fencing(config)]
+
+
+def _fencing(config: ClusterConfig) -> Iterator[ConfigIssue]:
+    """A fence agent not installed here, and fences that trust every broker user."""
+    for name, server in config.servers.items():
+        if server is None or server.bmc is None:
+            continue
+        program = server.bmc.fence_agent
+        if shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None:
+            yield ConfigIssue(
+                f"servers.{name}.bmc.fence_agent",
+                f"{program} is not installed here; the agents that fence {name} need it"
+                " (Debian: fence-agents)",
+            )
+        if not config.security.verify_senders:
+            yield ConfigIssue(
+                f"servers.{name}.bmc",
+                "security.verify_senders is false: any broker user could have it fenced",
+            )
 
 
 def _unhandled(config: ClusterConfig) -> Iterator[ConfigIssue]:

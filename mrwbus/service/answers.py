@@ -12,8 +12,17 @@ from datetime import datetime
 from mrwbus.core import events, operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
+from mrwbus.core.progress import FenceIncident
 from mrwbus.core.status import status_report
-from mrwbus.messages import ControlReply, ControlRequest, ControlVerb, Event, StatusReport
+from mrwbus.messages import (
+    ControlReply,
+    ControlRequest,
+    ControlVerb,
+    Event,
+    FenceAction,
+    StatusReport,
+    derived_id,
+)
 
 _DEAD_LETTER_EVENTS = {
     "list": events.DEAD_LETTERS_LISTED,
@@ -69,6 +78,8 @@ def _answer(
         return ControlReply(id=request.id, ok=True, status=status()), Decision()
     if request.verb is ControlVerb.PLACE:
         return _place(cluster, request, now)
+    if request.verb is ControlVerb.FENCE:
+        return _fence(cluster, request, now)
     if request.verb is ControlVerb.DEAD_LETTERS:
         if request.dead_letters is None:
             return refuse("dead_letters: say what was done (the dead_letters field)")
@@ -160,3 +171,40 @@ def _place(cluster: ClusterState, request: ControlRequest, now: datetime) -> Ans
     return ControlReply(
         id=request.id, ok=True, text=f"{group}: placed on {server or 'no server'}."
     ), placed
+
+
+def _fence(cluster: ClusterState, request: ControlRequest, now: datetime) -> Answer:
+    """An operator's fence of a server through its BMC, by a peer (`core.fencing`)."""
+    config, server = cluster.config, request.server
+    action = request.fence_action or FenceAction.OFF
+
+    def refuse(error: str) -> Answer:
+        return ControlReply(id=request.id, ok=False, error=error), Decision()
+
+    if server is None or server not in config.servers:
+        return refuse(f"there is no server {server!r} (known: {', '.join(config.servers)})")
+    if config.bmc_of(server) is None:
+        return refuse(f"{server} has no bmc in the configuration: nobody can fence it")
+    if action.proves_stopped and not request.force:
+        healthy = set(cluster.view.alive) - cluster.servers_in_error() - set(cluster.view.down)
+        if not healthy - {server}:
+            return refuse(f"{server} is the last healthy server; --force to fence it anyway")
+    fencer = cluster.fencing().fencer_for(server)
+    if fencer is None and server not in cluster.fences:
+        return refuse(f"no peer can fence {server} now (none alive, healthy and allowed)")
+    incident = FenceIncident(
+        id=derived_id("fence", "operator", request.id),
+        target=server,
+        action=action,
+        cause="operator",
+        reason=f"asked by {request.by}",
+        recover_groups=action.proves_stopped,
+        deadline=now,
+    )
+    decision = cluster.request_fence(incident, now)
+    under_way = decision.fences[0]
+    if under_way.id != incident.id:
+        text = f"{server}: a fence ({under_way.action.value}) is under way already: {under_way.reason}."
+    else:
+        text = f"{server}: {action.value} through its BMC asked of {under_way.fencer}'s agent."
+    return ControlReply(id=request.id, ok=True, text=text), decision

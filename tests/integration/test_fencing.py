@@ -5,7 +5,9 @@ then its group runs elsewhere; never before the power-off, and one power-off per
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from mrwbus.messages import Event
 from mrwbus.relay import make_fault
-from tests.integration.bmc import Bmcs
+from tests.integration.bmc import PASSWORD, Bmcs
 from tests.integration.broker import BusProbe
 from tests.integration.processes import Process, Processes
 from tests.integration.test_closed_loop import placement, status_of, wait_status
@@ -206,4 +208,39 @@ async def test_a_takeover_in_the_middle_of_a_fence_fences_once_and_starts_the_gr
     await cluster.power_lost("server1")
     await wait_for(probe, "MRW-320", 60, group="app")
     assert standby.running
+    cluster.assert_started_only_after_the_power_off("server1", "server2")
+
+
+async def mrwbus(amqp_url: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mrwbus",
+        *args,
+        env={**os.environ, "MRWBUS_AMQP_URL": amqp_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_an_operator_checks_a_bmc_then_fences_a_hung_server(
+    start_cluster: Start, probe: BusProbe, amqp_url: str
+) -> None:
+    cluster = await start_cluster()
+    code, out = await mrwbus(amqp_url, "fence", "server1", "--action", "status")
+    assert code == 0, out
+    assert "power status read by server2's agent; its BMC reports the power on" in out
+    assert cluster.bmcs.power_offs("server1") == []
+    assert placement(await status_of(amqp_url))["app"] == "server1"  # nothing moved
+
+    cluster.freeze("server1")
+    code, out = await mrwbus(amqp_url, "fence", "server1")
+    assert code == 0, out
+    assert "fenced (power off) by server2's agent" in out
+    assert PASSWORD not in out + cluster.processes.logs()
+    await cluster.power_lost("server1")
+    await wait_for(probe, "MRW-320", RECOVERED_WITHIN, group="app")
     cluster.assert_started_only_after_the_power_off("server1", "server2")

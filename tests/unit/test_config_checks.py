@@ -83,3 +83,25 @@ def test_outside_server_group_when_the_group_stays_in_one_server_group_is_refuse
     data["groups"][group]["servers"] = ["server1", "server2"]  # both in site-a
     problem = issues(data)["monitors.mrw2.recovery.outside_server_group"]
     assert problem.startswith("no failover of") and "same server group" in problem
+
+
+def test_a_bmc_names_real_peers_and_leaves_the_password_to_its_file() -> None:
+    text = """
+servers:
+  s1:
+    bmc:
+      fence_agent: fence_redfish
+      address: 127.0.0.1
+      username: admin
+      password_file: /etc/mrwbus/bmc/s1
+      options: {password: oops, ssl_insecure: "1"}
+      fenced_by: [s1, s9]
+  s2: {bmc: {fence_agent: fence_ipmilan, address: 127.0.0.1, username: admin}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cluster.yaml")
+    found = {issue.path: issue.problem for issue in caught.value.issues}
+    assert found["servers.s1.bmc.options.password"].startswith("is written by mrwbus")
+    assert found["servers.s1.bmc.fenced_by.0"] == "a server never fences itself"
+    assert found["servers.s1.bmc.fenced_by.1"] == "unknown server 's9'"
+    assert found["servers.s2.bmc.password_file"] == "is required"

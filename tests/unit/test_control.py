@@ -88,3 +88,43 @@ def test_a_dead_letters_request_must_say_what_was_done() -> None:
     cluster = ClusterState.for_config(parse_config(CONFIG, "test.yaml"))
     reply, found = answer(cluster, ControlRequest(id="r-2", verb=ControlVerb.DEAD_LETTERS), NOW)
     assert not reply.ok and found == []
+
+
+FENCED = """
+servers:
+  s1: {bmc: {fence_agent: fence_ipmilan, address: 127.0.0.1, username: a, password_file: /p/s1}}
+  s2: {bmc: {fence_agent: fence_ipmilan, address: 127.0.0.2, username: a, password_file: /p/s2}}
+groups: {g1: {servers: [s1, s2]}}
+monitors: {m1: {category: NIC, recovery: {action: restart, target: g1}}}
+"""
+
+
+def fence(server: str, action: str = "off", *, force: bool = False) -> ControlRequest:
+    return ControlRequest.model_validate(
+        {"id": "r-9", "verb": "fence", "server": server, "fence_action": action, "force": force}
+    )
+
+
+def test_an_operator_fence_goes_to_a_peer() -> None:
+    cluster = ClusterState.for_config(parse_config(FENCED))
+    reply, decided = handle_control(cluster, fence("s1"), T0)
+    assert reply.ok and reply.text == "s1: off through its BMC asked of s2's agent."
+    [command] = decided.commands
+    assert (command.server, command.target, command.fence_action) == ("s2", "s1", "off")
+    assert cluster.fences["s1"].cause == "operator"
+
+
+def test_fencing_the_last_healthy_server_needs_force() -> None:
+    cluster = ClusterState.for_config(parse_config(FENCED))
+    cluster.view.alive.discard("s2")
+    reply, _ = answer(cluster, fence("s1"), T0)
+    assert (
+        not reply.ok and reply.error == "s1 is the last healthy server; --force to fence it anyway"
+    )
+    reply, _ = answer(cluster, fence("s1", "status"), T0)  # reading the power harms nothing
+    assert reply.error == "no peer can fence s1 now (none alive, healthy and allowed)"
+
+
+def test_a_server_without_a_bmc_cannot_be_fenced() -> None:
+    reply, _ = answer(ClusterState.for_config(parse_config(CONFIG)), fence("s1"), T0)
+    assert reply.error == "s1 has no bmc in the configuration: nobody can fence it"
