@@ -1,9 +1,10 @@
 """Reading a configuration file: YAML in, a validated `ClusterConfig` out, or a `ConfigError`
-that lists every problem with its key path.
+that lists every problem with its line and key path, in the order of the file.
 
-Validation runs in two passes: pydantic checks each value's shape (`config.model`), then
-`config.checks.check_references` checks that every name used is defined and that no setting
-would silently do nothing.
+The same reader serves every verb that reads a configuration. The YAML is read with limits
+(`config.yaml_reader`); then validation runs in two passes: pydantic checks each value's shape
+(`config.model`), then `config.checks.check_references` checks that every name used is defined
+and that no setting would silently do nothing, on whatever part of the file had the right shape.
 """
 
 from __future__ import annotations
@@ -11,26 +12,36 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from mrwbus.config.checks import check_references, references_despite
 from mrwbus.config.model import ClusterConfig
-from mrwbus.config.yaml_reader import yaml_data
-from mrwbus.errors import ConfigError, ConfigIssue
+from mrwbus.config.yaml_reader import DEFAULT_LIMITS, Position, YamlRefused, read_yaml
+from mrwbus.errors import ConfigError, ConfigIssue, one_line
 
 
 def load_config(path: str | Path) -> ClusterConfig:
     """Read and validate a configuration file; raise `ConfigError` listing every problem."""
     source = str(path)
+    limit = DEFAULT_LIMITS.max_file_bytes
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            raw = file.read(limit + 1)
     except OSError as exc:
         raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror}")]) from exc
+    if len(raw) > limit:
+        raise ConfigError(
+            source,
+            [ConfigIssue("", f"is over {limit:,} bytes: is this the cluster configuration?")],
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(source, [ConfigIssue("", "is not valid UTF-8")]) from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(source, [ConfigIssue("", "is not valid UTF-8", line)]) from exc
     return parse_config(text, source)
 
 
@@ -54,9 +65,10 @@ def _collector_paused() -> Iterator[None]:
 
 def _parse_config(text: str, source: str) -> ClusterConfig:
     try:
-        data, duplicates = yaml_data(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"is not valid YAML: {exc}")]) from exc
+        document = read_yaml(text)
+    except YamlRefused as exc:
+        raise ConfigError(source, [exc.issue]) from None
+    data, duplicates = document.data, document.duplicates
     if not isinstance(data, dict):
         raise ConfigError(
             source,
@@ -69,11 +81,32 @@ def _parse_config(text: str, source: str) -> ClusterConfig:
         # once the entries with type errors are taken out.
         shape = _issues_from(exc)
         names = references_despite(data, [error["loc"] for error in exc.errors()])
-        raise ConfigError(source, [*duplicates, *shape, *names]) from exc
+        raise ConfigError(
+            source, in_file_order([*duplicates, *shape, *names], document.positions)
+        ) from exc
     issues = [*duplicates, *check_references(config)]
     if issues:
-        raise ConfigError(source, issues)
+        raise ConfigError(source, in_file_order(issues, document.positions))
     return config
+
+
+def in_file_order(issues: list[ConfigIssue], positions: dict[str, Position]) -> list[ConfigIssue]:
+    """Each issue with the line and column of its key path (or of the nearest key above it
+    that was written), sorted as they come in the file; issues of the whole file first."""
+    located = [_locate(issue, positions) for issue in issues]
+    return sorted(located, key=lambda issue: (issue.line or 0, issue.column or 0))
+
+
+def _locate(issue: ConfigIssue, positions: dict[str, Position]) -> ConfigIssue:
+    if issue.line is not None:
+        return issue
+    path = issue.path
+    while path:
+        if path in positions:
+            line, column = positions[path]
+            return replace(issue, line=line, column=column)
+        path = path.rpartition(".")[0]
+    return issue
 
 
 def _issues_from(error: ValidationError) -> list[ConfigIssue]:
@@ -86,11 +119,16 @@ def _issues_from(error: ValidationError) -> list[ConfigIssue]:
         elif detail["type"] == "missing":
             problem = "is required"
         elif detail["type"] == "string_pattern_mismatch":
-            problem = f"{detail['input']!r} is not a valid name (letters, digits, _ and -)"
+            problem = f"{_short(detail['input'])} is not a valid name (letters, digits, _ and -)"
         elif detail["type"] == "enum":
-            problem = f"{detail['input']!r} is not one of: {detail['ctx']['expected']}"
+            problem = f"{_short(detail['input'])} is not one of: {detail['ctx']['expected']}"
         issues.append(ConfigIssue(path, problem))
     return _dedupe(issues)
+
+
+def _short(value: object) -> str:
+    """A value from the file as it may be quoted in an error: never longer than a word or two."""
+    return one_line(repr(value), 40)
 
 
 def _is_union_tag(part: int | str) -> bool:
