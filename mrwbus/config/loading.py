@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mrwbus.config.checks import check_references, references_despite
+from mrwbus.config.checks import check_references, key_path, references_despite
 from mrwbus.config.model import ClusterConfig
 from mrwbus.config.yaml_reader import DEFAULT_LIMITS, Position, YamlRefused, read_yaml
 from mrwbus.errors import ConfigError, ConfigIssue, one_line
@@ -112,7 +112,7 @@ def _locate(issue: ConfigIssue, positions: dict[str, Position]) -> ConfigIssue:
 def _issues_from(error: ValidationError) -> list[ConfigIssue]:
     issues = []
     for detail in error.errors():
-        path = ".".join(str(part) for part in detail["loc"] if not _is_union_tag(part))
+        path = ".".join(str(part) for part in key_path(detail["loc"]))
         problem = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
             problem = "is not a known key"
@@ -120,6 +120,8 @@ def _issues_from(error: ValidationError) -> list[ConfigIssue]:
             problem = "is required"
         elif detail["type"] == "string_pattern_mismatch":
             problem = f"{_short(detail['input'])} is not a valid name (letters, digits, _ and -)"
+        elif path.endswith(".timing") or ".timing." in path:
+            problem = "must be always, or {active: GROUP-OR-RESOURCE}"
         elif detail["type"] == "enum":
             problem = f"{_short(detail['input'])} is not one of: {detail['ctx']['expected']}"
         issues.append(ConfigIssue(path, problem))
@@ -129,13 +131,6 @@ def _issues_from(error: ValidationError) -> list[ConfigIssue]:
 def _short(value: object) -> str:
     """A value from the file as it may be quoted in an error: never longer than a word or two."""
     return one_line(repr(value), 40)
-
-
-def _is_union_tag(part: int | str) -> bool:
-    # pydantic names the union member tried (e.g. `literal['always']`); it is not a key.
-    return isinstance(part, str) and (
-        "[" in part or part in {"ActiveTiming", "MonitorServerConfig"}
-    )
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:

@@ -475,7 +475,9 @@ def test_error_message_names_the_file_on_every_line(data: dict[str, Any]) -> Non
         "/etc/mrwbus/cluster.yaml:27:5: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed"
         in lines
     )
-    assert "/etc/mrwbus/cluster.yaml:38:7: monitors.mrw1.recovery.colour: is not a known key" in lines
+    assert (
+        "/etc/mrwbus/cluster.yaml:38:7: monitors.mrw1.recovery.colour: is not a known key" in lines
+    )
 
 
 def test_load_config_names_the_file(tmp_path: Path, data: dict[str, Any]) -> None:
