@@ -10,7 +10,7 @@ transport, never a decision, are listed in `OUTPUT_ONLY` (docs/configuration.md 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -34,7 +34,7 @@ OUTPUT_ONLY = (
     "security.verify_senders",  # who may send, checked before any decision
 )
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 ALTERNATIVES: dict[str, list[Any]] = {
     "action": ["script", "restart", "failover", "final_action"],
@@ -108,7 +108,6 @@ def run(config: ClusterConfig, gap: timedelta, ending: str) -> list[object]:
     notice, an operator's clear, or nothing); ticks in between. What was decided, in order."""
     cluster = ClusterState.for_config(config)
     seen: list[object] = []
-    serial = 0
 
     def note(decision: Decision) -> list[Any]:
         step = decision.step.text if decision.step else None
@@ -157,8 +156,7 @@ def run(config: ClusterConfig, gap: timedelta, ending: str) -> list[object]:
                 now,
             )
         )
-    for _ in range(10):
-        serial += 1
+    for serial in range(1, 11):
         server = "s3" if ending == "on_s3" else cluster.view.placement.get("g1") or "s1"
         fault = FaultNotification(
             id=f"f{serial}", server=server, category=Category.NIC, device="eth0", occurred_at=now
