@@ -84,6 +84,9 @@ class Decision:
     """Failovers started or moved on by this decision."""
     ended: tuple[str, ...] = ()
     """Groups whose failover is over (done or given up)."""
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    """For a failover: group -> how its destination was chosen (the servers passed over and
+    why), for `simulate` to print as the decision made it. Never journaled."""
     confirmed: bool = False
     """Set by the outbox once the broker confirmed every message (journal records only)."""
 
@@ -107,6 +110,7 @@ class Decision:
             moves={**self.moves, **other.moves},
             failovers=self.failovers + other.failovers,
             ended=self.ended + other.ended,
+            destinations={**self.destinations, **other.destinations},
         )
 
     # --- as a journal record: its messages, and whether they are out --------------------

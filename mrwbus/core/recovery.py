@@ -76,6 +76,7 @@ class _Planner:
         self.commands: list[RecoveryCommand] = []
         self.moves: dict[str, str | None] = {}
         self.failovers: list[FailoverInProgress] = []
+        self.destinations: dict[str, str] = {}
         self.step: LadderStep | None = None
 
     def emit(self, kind: events.EventType, **facts: object) -> None:
@@ -102,6 +103,7 @@ class _Planner:
             state=state,
             moves=self.moves,
             failovers=tuple(self.failovers),
+            destinations=self.destinations,
         )
 
     def not_taken(self, why: NoStep, detail: str = "") -> None:
@@ -247,6 +249,7 @@ class _Planner:
             outside_server_group=self.recovery.outside_server_group,
             rule=self.situation.rule,
         )
+        self.destinations[group] = destination.explained()
         if destination.server is None:
             self.emit(events.NO_DESTINATION, group=group, reason=destination.reason)
             return False
