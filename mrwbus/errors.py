@@ -31,13 +31,35 @@ class MrwbusError(Exception):
 
 @dataclass(frozen=True)
 class ConfigIssue:
-    """One problem in a configuration file: where (a dotted key path) and what."""
+    """One problem in a configuration file: where (a dotted key path, and the line and column
+    when known, both from 1) and what."""
 
     path: str
     problem: str
+    line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.problem}" if self.path else self.problem
+        problem = one_line(self.problem)
+        return f"{self.path}: {problem}" if self.path else problem
+
+    def located(self, source: str) -> str:
+        """`source:line:column: path: problem`, the form editors and compilers use."""
+        if self.line is None:
+            return f"{source}: {self}"
+        column = f":{self.column}" if self.column is not None else ""
+        return f"{source}:{self.line}{column}: {self}"
+
+
+LINE_LIMIT = 300
+"""No problem is printed longer than this: a value from the file is never echoed whole."""
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """`text` on one line (runs of white space, newlines included, become one space), cut to
+    `limit` characters with `...`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class ConfigError(MrwbusError):
@@ -49,7 +71,7 @@ class ConfigError(MrwbusError):
     def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
         self.source = source
         self.issues = issues
-        lines = [f"{source}: {issue}" for issue in issues]
+        lines = [issue.located(source) for issue in issues]
         super().__init__("\n".join(lines))
 
 

@@ -7,25 +7,26 @@ Each problem is a `ConfigIssue` with its key path; `parse_config` reports them w
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from mrwbus.config.bmc_checks import check_bmcs
 from mrwbus.config.model import (
     ALL_GROUPS,
     HANDLER_NAMES,
-    RESERVED_FENCE_OPTIONS,
     ActiveTiming,
     AgentConfig,
     ClusterConfig,
     GroupConfig,
     MonitorConfig,
+    RecoveryConfig,
 )
 from mrwbus.config.relay import check_relay
 from mrwbus.errors import ConfigIssue
-from mrwbus.messages import Action
+from mrwbus.messages import Action, FinalAction
 
 UNREAD_BY_ACTION: dict[Action, tuple[str, ...]] = {
     Action.SCRIPT: (
@@ -53,15 +54,17 @@ def references_despite(
     """The cross-reference issues of a configuration that has type errors (at `errors`, as
     pydantic locates them): checked on the rest, without the entries in error, so that one run
     of `check-config` tells everything. Issues about a left-out entry are not repeated."""
-    rest = copy.deepcopy(data)
+    rest = _unshared(data)
     left_out: set[str] = set()
     leaves_taken: set[tuple[int | str, ...]] = set()
     for _ in range(10):  # each round takes out what failed; a few rounds always suffice
-        for loc in errors:
+        for loc in (key_path(loc) for loc in errors):
             # First only the key in error (its default takes its place); if that key is
             # required, the next round takes the whole entry out.
             if loc not in leaves_taken and _take_leaf(rest, loc):
                 leaves_taken.add(loc)
+            elif _stand_in(rest, loc):
+                continue
             else:
                 left_out |= _take_out(rest, loc)
         try:
@@ -78,6 +81,54 @@ def references_despite(
             )
         ]
     return []
+
+
+STAND_INS = {("monitors", "category"): "NIC"}
+"""A required key no cross-reference check reads: when it is missing or wrong, a stand-in
+takes its place, so that the rest of its entry (a monitor's recovery target) is still checked."""
+
+
+def _stand_in(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    if len(loc) != 3 or (loc[0], loc[2]) not in STAND_INS:
+        return False
+    entry = (
+        data.get(str(loc[0]), {}).get(loc[1]) if isinstance(data.get(str(loc[0])), dict) else None
+    )
+    if not isinstance(entry, dict):
+        return False
+    entry[loc[2]] = STAND_INS[(str(loc[0]), str(loc[2]))]
+    return True
+
+
+def key_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A pydantic error location as keys of the file: without the union members it names."""
+    return tuple(part for part in loc if not _is_union_tag(part))
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic names the union member tried (e.g. `literal['always']`); it is not a key.
+    return isinstance(part, str) and (
+        "[" in part or part in {"ActiveTiming", "MonitorServerConfig"}
+    )
+
+
+def _unshared(data: object) -> Any:
+    """A copy in which no two places share a mapping or list (an alias shares its anchor's):
+    taking out a key must take it out of one place only. Iterative: no recursion."""
+    root: list[Any] = [data]
+    pending: list[tuple[Any, int | str, Any]] = [(root, 0, data)]
+    while pending:
+        parent, key, value = pending.pop()
+        if isinstance(value, dict):
+            copy_: Any = {}
+            pending.extend((copy_, k, v) for k, v in value.items())
+        elif isinstance(value, list):
+            copy_ = [None] * len(value)
+            pending.extend((copy_, i, v) for i, v in enumerate(value))
+        else:
+            copy_ = value
+        parent[key] = copy_
+    return root[0]
 
 
 def _take_leaf(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
@@ -109,6 +160,8 @@ def _take_out(data: dict[str, Any], loc: tuple[int | str, ...]) -> set[str]:
         else:
             del section[name]
         return {f"{top}.{name}"} if top in NAMED_ENTRIES else set()
+    if len(loc) >= 2 and isinstance(section, dict):
+        return set()  # the entry is out already (an earlier error in it took it)
     del data[top]
     return set()
 
@@ -137,7 +190,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             else:
                 owners[resource] = group_name
     yield from _check_agent(config.agent, config.groups)
-    yield from _check_bmcs(config)
+    yield from check_bmcs(config)
     yield from check_resources(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
@@ -171,16 +224,17 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(f"{where}.recovery.script", "is required when action is script")
         if recovery.action is not Action.SCRIPT and recovery.script:
             yield ConfigIssue(f"{where}.recovery.script", "is only used when action is script")
-        if recovery.fence_first and recovery.action is not Action.FAILOVER:
+        written = recovery.model_fields_set
+        if "fence_first" in written and recovery.action is not Action.FAILOVER:
             yield ConfigIssue(
                 f"{where}.recovery.fence_first", "is only used when action is failover"
             )
-        if recovery.fence_first and not recovery.final_action.takes_server_down:
+        if "fence_first" in written and not recovery.final_action.takes_server_down:
             yield ConfigIssue(
                 f"{where}.recovery.fence_first",
                 "needs a final_action that takes the server down to fence with",
             )
-        if recovery.outside_server_group and recovery.action is not Action.FAILOVER:
+        if "outside_server_group" in written and recovery.action is not Action.FAILOVER:
             yield ConfigIssue(
                 f"{where}.recovery.outside_server_group", "is only used when action is failover"
             )
@@ -203,10 +257,61 @@ def _check_does_something(
                 f"{where}.recovery.{key}",
                 f"is never read when action is {recovery.action.value}; remove it",
             )
-    if recovery.outside_server_group and recovery.action is Action.FAILOVER:
+    yield from _check_inert_by_other_settings(f"{where}.recovery", recovery)
+    if "outside_server_group" in recovery.model_fields_set and recovery.action is Action.FAILOVER:
         yield from _check_outside_server_group(
             config, f"{where}.recovery.outside_server_group", recovery.target
         )
+
+
+def _check_inert_by_other_settings(where: str, recovery: RecoveryConfig) -> Iterator[ConfigIssue]:
+    """Keys the chosen action reads, that another setting makes inert."""
+    written = recovery.model_fields_set
+    action, final = recovery.action, recovery.final_action
+    if (
+        "move_groups_after_final_action" in written
+        and action is not Action.SCRIPT
+        and not final.takes_server_down
+    ):
+        yield ConfigIssue(
+            f"{where}.move_groups_after_final_action",
+            f"is never read: final_action {final.value} does not take the server down; remove it",
+        )
+    counted = (action is Action.RESTART and recovery.max_restarts > 0) or (
+        action is Action.FAILOVER and recovery.max_failovers > 0
+    )
+    if action is not Action.SCRIPT and not counted and final is FinalAction.NONE:
+        # No command is ever sent: nothing to run before, no recovery that could succeed.
+        for key in ("before_script", "rearm_after"):
+            if key in written:
+                yield ConfigIssue(
+                    f"{where}.{key}",
+                    f"is never read: no command is ever sent (no {action.value} allowed,"
+                    " final_action none); remove it or choose a final_action",
+                )
+    if action is Action.FAILOVER and recovery.max_failovers == 0:
+        for key in ("outside_server_group", "fence_first"):
+            if key in written:
+                yield ConfigIssue(
+                    f"{where}.{key}",
+                    "is never read: max_failovers is 0, so no failover is ever made",
+                )
+    rearm, reset = recovery.rearm_after, recovery.reset_counts_after
+    if rearm is not None and reset is not None and rearm >= reset and action is not Action.SCRIPT:
+        yield ConfigIssue(
+            f"{where}.rearm_after",
+            f"must be shorter than reset_counts_after ({_duration(reset)}): the counts expire"
+            " before the monitor re-arms, so every fault takes the first step and the final"
+            " action is never reached",
+        )
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{value.total_seconds():g}s"
 
 
 def _check_outside_server_group(
@@ -221,14 +326,21 @@ def _check_outside_server_group(
         groups = [target] if target in config.groups else [config.group_of_resource(target) or ""]
     groups = [group for group in groups if group in config.groups]  # unknown: reported above
     # A server with no server group counts as a server group of its own.
-    if groups and all(
-        len({config.server_group(server) or server for server in config.groups[group].servers}) < 2
+    sites = {
+        group: [config.server_group(server) or server for server in config.groups[group].servers]
         for group in groups
-    ):
+    }
+    if groups and all(len(set(sites[group])) < 2 for group in groups):
         yield ConfigIssue(
             where,
             f"no failover of {target} could ever be done: every server of "
             f"{' and '.join(groups)} is in the same server group",
+        )
+    elif groups and all(len(set(sites[group])) == len(sites[group]) for group in groups):
+        yield ConfigIssue(
+            where,
+            f"changes nothing: no two servers of {' and '.join(groups)} share a server_group"
+            " (a server without server_group is a server group of its own)",
         )
 
 
@@ -244,26 +356,6 @@ def _check_agent(agent: AgentConfig, groups: dict[str, GroupConfig]) -> Iterator
         for name in handlers:
             if name not in HANDLER_NAMES:
                 yield ConfigIssue(f"agent.groups.{group}.{name}", "is not a handler")
-
-
-def _check_bmcs(config: ClusterConfig) -> Iterator[ConfigIssue]:
-    """A BMC names real peers to fence from, and leaves the lines mrwbus writes to mrwbus."""
-    for name, server in config.servers.items():
-        if server is None or server.bmc is None:
-            continue
-        where = f"servers.{name}.bmc"
-        for key in sorted(set(server.bmc.options) & RESERVED_FENCE_OPTIONS):
-            yield ConfigIssue(
-                f"{where}.options.{key}",
-                "is written by mrwbus from the BMC's own keys (the password from password_file)",
-            )
-        for index, fencer in enumerate(server.bmc.fenced_by or ()):
-            if fencer not in config.servers:
-                yield ConfigIssue(f"{where}.fenced_by.{index}", f"unknown server {fencer!r}")
-            elif fencer == name:
-                yield ConfigIssue(f"{where}.fenced_by.{index}", "a server never fences itself")
-        if server.bmc.fenced_by == [] or len(config.servers) < 2:
-            yield ConfigIssue(f"{where}", "no other server could fence it")
 
 
 def check_resources(config: ClusterConfig) -> Iterator[ConfigIssue]:

@@ -91,6 +91,9 @@ class Decision:
     """Servers whose fence is over (verified)."""
     downs: Mapping[str, Down | None] = field(default_factory=dict)
     """Servers now known down (fenced, or taken down by a final action); None: back."""
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    """For a failover: group -> how its destination was chosen (the servers passed over and
+    why), for `simulate` to print as the decision made it. Never journaled."""
     confirmed: bool = False
     """Set by the outbox once the broker confirmed every message (journal records only)."""
 
@@ -119,6 +122,7 @@ class Decision:
             fences=self.fences + other.fences,
             fences_ended=self.fences_ended + other.fences_ended,
             downs={**self.downs, **other.downs},
+            destinations={**self.destinations, **other.destinations},
         )
 
     # --- as a journal record: its messages, and whether they are out --------------------

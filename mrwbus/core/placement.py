@@ -122,6 +122,15 @@ class Destination:
     server: str | None
     reason: str = ""
     skipped: dict[str, str] = field(default_factory=dict)
+    chosen_because: str = ""
+    """With `outside_server_group`: why the server chosen is in another server group."""
+
+    def explained(self) -> str:
+        """`server3 (server2: not alive; server3: server group site-b, not site-a)`."""
+        reasons = [f"{server}: {why}" for server, why in self.skipped.items()]
+        if self.server is not None and self.chosen_because:
+            reasons.append(f"{self.server}: {self.chosen_because}")
+        return f"{self.server or 'none'}" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def choose_failover_destination(
@@ -162,8 +171,19 @@ def choose_failover_destination(
             # A server without a server group is in a group of its own.
             skipped[candidate] = f"in the same server group ({leaving_group})"
         else:
-            return Destination(candidate, skipped=skipped)
+            because = ""
+            if outside_server_group:
+                because = _another_server_group(config.server_group(candidate), leaving_group)
+            return Destination(candidate, skipped=skipped, chosen_because=because)
     if not skipped:
         return Destination(None, f"group {group} has no server other than {leaving}")
     reasons = "; ".join(f"{server}: {why}" for server, why in skipped.items())
     return Destination(None, f"no eligible server for group {group} ({reasons})", skipped)
+
+
+def _another_server_group(candidate: str | None, leaving: str | None) -> str:
+    if leaving is None:
+        return "any server group will do: the source has no server_group"
+    if candidate is None:
+        return f"no server_group, so a server group of its own (not {leaving})"
+    return f"server group {candidate}, not {leaving}"

@@ -79,6 +79,7 @@ class _Planner:
         self.commands: list[RecoveryCommand] = []
         self.moves: dict[str, str | None] = {}
         self.failovers: list[FailoverInProgress] = []
+        self.destinations: dict[str, str] = {}
         self.step: LadderStep | None = None
         self.fenced = Decision()
         """A fence this decision starts (a BMC final action), made by `core.fencing`."""
@@ -108,6 +109,7 @@ class _Planner:
                 state=state,
                 moves=self.moves,
                 failovers=tuple(self.failovers),
+                destinations=self.destinations,
             )
             + self.fenced
         )
@@ -255,6 +257,7 @@ class _Planner:
             outside_server_group=self.recovery.outside_server_group,
             rule=self.situation.rule,
         )
+        self.destinations[group] = destination.explained()
         if destination.server is None:
             self.emit(events.NO_DESTINATION, group=group, reason=destination.reason)
             return False

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
-from mrwbus.core.matching import MonitorIndex
+from mrwbus.core.matching import FaultRoute, MonitorIndex, route_fault
 from mrwbus.core.monitor import MonitorServerState, Status
 from mrwbus.errors import ContractError
 from mrwbus.messages import FaultNotification, describe_validation_error, new_id
@@ -44,7 +44,9 @@ class SimulatedState(_Strict):
     """`--state`: anything left out is as at the service's start."""
 
     placement: dict[str, str | None] = Field(default_factory=dict)
-    alive: list[str] | None = None
+    alive: list[str] | dict[str, bool] | None = None
+    """The servers alive (a list), or some servers' liveness (`{"server2": false}`; the
+    others alive)."""
     suspended: list[str] = Field(default_factory=list)
     monitors: dict[str, dict[str, SimulatedMonitorState]] = Field(default_factory=dict)
 
@@ -66,6 +68,7 @@ class MonitorOutcome:
 class Simulation:
     fault: FaultNotification
     outcomes: list[MonitorOutcome]
+    route: FaultRoute
 
 
 def parse_fault_argument(data: dict[str, Any], now: datetime) -> FaultNotification:
@@ -87,7 +90,12 @@ def build_state(config: ClusterConfig, data: dict[str, Any]) -> ClusterState:
         if group not in config.groups:
             raise ContractError(f"--state: placement names unknown group {group!r}")
         cluster.view.placement[group] = server
-    if given.alive is not None:
+    if isinstance(given.alive, dict):
+        for server in given.alive:
+            if server not in config.servers:
+                raise ContractError(f"--state: alive names unknown server {server!r}")
+        cluster.view.alive = {s for s in config.servers if given.alive.get(s, True)}
+    elif given.alive is not None:
         cluster.view.alive = set(given.alive)
     cluster.suspended = set(given.suspended)
     for monitor, servers in given.monitors.items():
@@ -108,25 +116,35 @@ def simulate(
 ) -> Simulation:
     """What the service would do with `fault`: the very call its monitor actors make
     (`ClusterState.handle_fault`), for every monitor the fault matches, in the same order."""
+    route = route_fault(config, MonitorIndex(config), fault, now)  # the service's first step
     outcomes = []
-    for monitor in MonitorIndex(config).match(fault.server, fault.category, fault.device):
+    for monitor in route.monitors:
         before = cluster.state_of(monitor, fault.server)
         decision = cluster.handle_fault(monitor, fault, now)
         outcomes.append(MonitorOutcome(monitor, fault.server, before.status, decision))
-    return Simulation(fault, outcomes)
+    return Simulation(fault, outcomes, route)
 
 
 def render_simulation(simulation: Simulation) -> str:
     fault = simulation.fault
     lines = [f"fault: {fault.category.value} {fault.device!r} on {fault.server} ({fault.state})"]
-    if not simulation.outcomes:
-        lines.append("matches no monitor: acknowledged, nothing happens")
+    route = simulation.route
+    if route.dead_letter is not None:
+        lines.append(
+            f"dead-lettered: {route.dead_letter}; nothing happens"
+            " (`mrwbus dead replay` once it is configured)"
+        )
+    elif route.unmatched is not None:
+        lines.append("matches no monitor: acknowledged, nothing else happens")
+        lines.append(f"  event {route.unmatched.code}: {route.unmatched.text}")
     for outcome in simulation.outcomes:
         lines.append(
             f"{outcome.monitor} on {outcome.server}: {outcome.before.value} -> {outcome.after.value}"
         )
         step = outcome.decision.step
         lines.append(f"  ladder step: {step.text if step else '-'}")
+        for group, chosen in outcome.decision.destinations.items():
+            lines.append(f"  destination of {group}: {chosen}")
         for command in outcome.decision.commands:
             facts = ", ".join(
                 f"{key}={value}"

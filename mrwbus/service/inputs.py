@@ -11,17 +11,14 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from mrwbus.core import events
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
     ControlRequest,
-    Event,
     FaultNotification,
     MessageId,
     new_id,
     parse_message,
-    utc_now,
 )
 
 Input = TypeVar("Input", FaultNotification, CommandResult | AgentReport, ControlRequest)
@@ -42,15 +39,3 @@ def reply_id(message_id: str | None) -> str:
         return _MESSAGE_ID.validate_python(message_id)
     except ValueError:
         return new_id()
-
-
-def unmatched(fault: FaultNotification) -> Event:
-    """MRW-110: a fault no monitor watches."""
-    return events.FAULT_UNMATCHED.make(
-        at=utc_now(),
-        cause=fault.id,
-        server=fault.server,
-        fault_id=fault.id,
-        category=fault.category.value,
-        device=fault.device,
-    )

@@ -34,7 +34,7 @@ from mrwbus.config.settings import ServiceSettings
 from mrwbus.core import events
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
-from mrwbus.core.matching import MonitorIndex
+from mrwbus.core.matching import MonitorIndex, route_fault
 from mrwbus.core.status import status_report
 from mrwbus.errors import ContractError, JournalFailed, NotConnected
 from mrwbus.logs import log_event
@@ -57,7 +57,7 @@ from mrwbus.service import senders
 from mrwbus.service.actor import MonitorActor, decide, monitor_actors
 from mrwbus.service.answers import handle_control
 from mrwbus.service.event_feed import EventFeed
-from mrwbus.service.inputs import Input, parse_control, reply_id, unmatched
+from mrwbus.service.inputs import Input, parse_control, reply_id
 from mrwbus.service.outbox import Outbox
 from mrwbus.service.persistence import StateJournal
 from mrwbus.service.replay import replay_for
@@ -207,18 +207,15 @@ class Service:
         if taken is None:
             return
         fault, _ = taken
-        if fault.server not in self.config.servers:
-            # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
-            await self._dead_letter(message, f"server {fault.server!r} is not in the configuration")
+        route = route_fault(self.config, self.index, fault, utc_now())  # as `simulate` does
+        if route.dead_letter is not None:
+            await self._dead_letter(message, route.dead_letter)
             return
         self.counters.faults_by_category[fault.category.value] += 1
-        matched = [
-            self.actors[name]
-            for name in self.index.match(fault.server, fault.category, fault.device)
-        ]
-        if not matched:
+        matched = [self.actors[name] for name in route.monitors]
+        if route.unmatched is not None:
             self.counters.unmatched += 1
-            await self._publish([], [unmatched(fault)])
+            await self._publish([], [route.unmatched])
             await message.ack()
             return
         self.counters.matched += 1

@@ -29,11 +29,11 @@ def test_a_broken_copy_prints_every_error_with_its_key_path(
     assert cli.main(["check-config", str(broken)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert (
-        f"{broken}: monitors.mrw1.category: 'USB' is not one of: 'NIC', 'FC', 'HA/SS', 'HA/AM', 'HA/RS' or 'SPS'"
+        f"{broken}:144:5: monitors.mrw1.category: 'USB' is not one of: 'NIC', 'FC', 'HA/SS', 'HA/AM', 'HA/RS' or 'SPS'"
         in err
     )
-    assert f"{broken}: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed" in err
-    assert f"{broken}: monitors.mrw1.recovery.colour: is not a known key" in err
+    assert f"{broken}:145:5: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed" in err
+    assert f"{broken}:151:7: monitors.mrw1.recovery.colour: is not a known key" in err
 
 
 def test_a_missing_file_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

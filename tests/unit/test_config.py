@@ -472,10 +472,12 @@ def test_error_message_names_the_file_on_every_line(data: dict[str, Any]) -> Non
     lines = str(error).splitlines()
     assert len(lines) == 2
     assert (
-        "/etc/mrwbus/cluster.yaml: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed"
+        "/etc/mrwbus/cluster.yaml:27:5: monitors.mrw1.keyword: is 1100 bytes, at most 1023 allowed"
         in lines
     )
-    assert "/etc/mrwbus/cluster.yaml: monitors.mrw1.recovery.colour: is not a known key" in lines
+    assert (
+        "/etc/mrwbus/cluster.yaml:38:7: monitors.mrw1.recovery.colour: is not a known key" in lines
+    )
 
 
 def test_load_config_names_the_file(tmp_path: Path, data: dict[str, Any]) -> None:
@@ -485,7 +487,7 @@ def test_load_config_names_the_file(tmp_path: Path, data: dict[str, Any]) -> Non
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.source == str(path)
-    assert str(caught.value).startswith(f"{path}: monitors.mrw1.recovery.target: ")
+    assert str(caught.value).startswith(f"{path}:34:7: monitors.mrw1.recovery.target: ")
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

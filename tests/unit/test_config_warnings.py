@@ -65,8 +65,10 @@ def test_check_config_prints_type_and_reference_errors_in_one_run(
     )
     assert cli.main(["check-config", str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"{path}: monitors.sps.recovery.max_restarts: Input should be a valid integer" in err
     assert (
-        f"{path}: monitors.sps.recovery.target: 'pgx' is not a group, a group resource or all_groups"
+        f"{path}:8:46: monitors.sps.recovery.max_restarts: Input should be a valid integer" in err
+    )
+    assert (
+        f"{path}:8:33: monitors.sps.recovery.target: 'pgx' is not a group, a group resource or all_groups"
         in err
     )
