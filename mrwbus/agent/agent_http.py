@@ -61,27 +61,8 @@ def families(agent: Agent) -> list[MetricFamily]:
             "mrwbus_agent_outages_total", "Broker sessions lost and renewed.", agent.health.outages
         ),
     ]
-    for name, observed in sorted(stats.durations.items()):
-        family = histogram(
-            "mrwbus_agent_handler_seconds",
-            "How long commands ran, per handler.",
-            observed,
-        )
-        for sample in family.samples:
-            sample.labels["handler"] = name
-        found.append(family)
-    return _merged(found)
-
-
-def _merged(found: list[MetricFamily]) -> list[MetricFamily]:
-    """One family per name: the per-handler histograms become one, labelled by handler."""
-    merged: dict[str, MetricFamily] = {}
-    for family in found:
-        if family.name in merged:
-            merged[family.name].samples.extend(family.samples)
-        else:
-            merged[family.name] = family
-    return list(merged.values())
+    found.append(histogram(stats.durations))
+    return found
 
 
 async def serve_agent_http(agent: Agent, host: str, port: int) -> web.AppRunner:

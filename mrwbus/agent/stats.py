@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mrwbus.telemetry.exposition import Histogram
+from prometheus_client import Histogram
 
 HANDLER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 """Upper bounds in seconds: a probe takes milliseconds, a database restart minutes."""
@@ -16,7 +16,15 @@ HANDLER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 @dataclass
 class AgentStats:
     commands_by_outcome: Counter[str] = field(default_factory=Counter)
-    durations: dict[str, Histogram] = field(default_factory=dict)
+    durations: Histogram = field(
+        default_factory=lambda: Histogram(
+            "mrwbus_agent_handler_seconds",
+            "How long commands ran, per handler.",
+            labelnames=("handler",),
+            buckets=HANDLER_BUCKETS,
+            registry=None,
+        )
+    )
     """Per handler name (restart, failover.start, ...): how long its commands ran."""
     reports: int = 0
     last_report_at: float | None = None
@@ -24,7 +32,7 @@ class AgentStats:
 
     def command_done(self, handler: str, outcome: str, seconds: float) -> None:
         self.commands_by_outcome[outcome] += 1
-        self.durations.setdefault(handler, Histogram(HANDLER_BUCKETS)).observe(seconds)
+        self.durations.labels(handler).observe(seconds)
 
     def reported(self) -> None:
         self.reports += 1

@@ -123,11 +123,7 @@ def service_families(
             "Monitor resources in Error, counted once per server.",
             in_error,
         ),
-        histogram(
-            "mrwbus_fault_to_command_seconds",
-            "Seconds from a fault's delivery to the broker's confirm of the first commands it caused.",
-            metrics.fault_to_command,
-        ),
+        histogram(metrics.fault_to_command),
         gauge(
             "mrwbus_broker_connected",
             "1 while the service has a session with the broker.",

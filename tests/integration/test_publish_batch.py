@@ -65,3 +65,70 @@ async def test_a_publish_on_a_closed_channel_fails(amqp_url: str) -> None:
         )
         with pytest.raises(Exception):  # noqa: B017  # aiormq's reason or ours: it must not hang
             await asyncio.wait_for(queued, 5)
+
+
+PRIVATE_SURFACE = (
+    "_Channel__lock",
+    "lock",
+    "write_queue",
+    "confirmations",
+    "delivery_tag",
+    "message_id_delivery_tag",
+    "max_content_size",
+    "number",
+    "closing",
+)
+"""What `PublishBatch` reads and writes on aiormq's channel, beyond its public API. aiormq is
+pinned (`aiormq>=7.2,<8` in pyproject.toml); a release that renames any of these fails here,
+loudly, before a publish could go unconfirmed."""
+
+
+async def test_aiormqs_channel_still_has_what_the_batch_relies_on(amqp_url: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        underlay = await channel.get_underlay_channel()
+        missing = [name for name in PRIVATE_SURFACE if not hasattr(underlay, name)]
+        assert not missing, (
+            f"aiormq's Channel lacks {missing}: bus/publish_batch.py must follow aiormq "
+            "(or go back to aio-pika's publish) before this version is used"
+        )
+        assert isinstance(underlay._Channel__lock, asyncio.Lock)  # type: ignore[attr-defined]
+
+
+async def test_a_batch_written_while_aiormq_holds_its_lock_waits_its_turn(amqp_url: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(f"batch-{uuid.uuid4().hex}", exclusive=True)
+        underlay = await channel.get_underlay_channel()
+        batch = PublishBatch(underlay, timeout=10)
+
+        def send(n: int) -> asyncio.Future:
+            body, properties = f'{{"n": {n}}}'.encode(), json_properties(f"m-{n}", "T", None)
+            return batch.publish(
+                "", queue.name, body, properties, message_id=f"m-{n}", mandatory=True
+            )
+
+        lock: asyncio.Lock = underlay._Channel__lock  # type: ignore[attr-defined]
+        async with lock:  # as aiormq holds it mid-publish
+            confirms = [send(n) for n in range(5)]
+            await asyncio.sleep(0.05)  # the write's turn came and went: it waits for the lock
+            assert not any(confirm.done() for confirm in confirms)
+        await asyncio.gather(*confirms)
+        bodies = [(await queue.get(timeout=5)).body for _ in range(5)]
+        assert bodies == [f'{{"n": {n}}}'.encode() for n in range(5)]
+
+
+async def test_a_confirm_that_never_comes_fails_after_the_timeout(amqp_url: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        # Without confirm mode the broker never confirms: the batch's own timeout must end it.
+        channel = await connection.channel(publisher_confirms=False)
+        batch = PublishBatch(await channel.get_underlay_channel(), timeout=0.2)
+        properties = json_properties("m", "T", None)
+        confirm = batch.publish("", "nowhere", b"{}", properties, message_id="m", mandatory=False)
+        done, _ = await asyncio.wait({confirm}, timeout=30)
+        assert done == {confirm}
+        with pytest.raises(TimeoutError, match=r"no publisher confirm within 0\.2 s"):
+            confirm.result()
