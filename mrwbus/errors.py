@@ -11,13 +11,19 @@ MrwbusError
  ├── JournalLocked      another agent process already uses the same command ledger
  ├── RelayError         `mrwbus relay` cannot start: its spool or its --http address
  ├── AgentError         `mrwbus agent` cannot serve its --http address
+ ├── ProvisionError     the management API refused a step of `mrwbus provision`
  ├── AlertRejected      Alertmanager refused an alert as malformed; it is dead-lettered
- └── ResourceAgentError an OCF resource agent is not installed or its meta-data is unreadable
-      └── MetadataError (mrwbus.ocf.metadata) its meta-data is no resource-agent XML
+ ├── ResourceAgentError an OCF resource agent is not installed or its meta-data is unreadable
+ │    └── MetadataError its meta-data is no resource-agent XML
+ └── Passing            an answer worth retrying or reporting, never shown as a failure of mrwbus
+      ├── YamlRefused               a file is not YAML, or breaks a limit (becomes a ConfigError)
+      ├── ManagementUnreachable     the management API did not answer (AMQP figures only)
+      └── AlertmanagerUnavailable   Alertmanager cannot take alerts now (retried)
 
 None of them is a `ConnectionError`: the session's reconnect path (`bus.session`) catches
 connection and channel failures only, so a disk or journal problem never looks like a broker
-outage (see `JournalFailed` for what it does instead).
+outage (see `JournalFailed` for what it does instead). The one `ConnectionError` of mrwbus is
+`bus.session.SessionLost`, on purpose: a session that must be renewed.
 """
 
 from __future__ import annotations
@@ -137,3 +143,35 @@ class AlertRejected(MrwbusError):
 class ResourceAgentError(MrwbusError):
     """Raised when an OCF resource agent cannot be found under `OCF_ROOT`, or its `meta-data`
     action fails or prints no resource-agent XML (`mrwbus.ocf`)."""
+
+
+class ProvisionError(MrwbusError):
+    """Raised when the management API refuses a step of `mrwbus provision` (a user, a
+    permission, a topic permission); the text says which step and the API's answer."""
+
+
+class MetadataError(ResourceAgentError):
+    """Raised when an OCF agent's `meta-data` output is no resource-agent XML."""
+
+
+class Passing(MrwbusError):
+    """Base of the answers that are retried or turned into another error by whoever catches
+    them; none reaches an operator as it is."""
+
+
+class YamlRefused(Passing):
+    """Raised by `config.yaml_reader` when the text is not YAML or breaks a limit; `issue` says
+    where and what to do, and `config.loading` reports it as a `ConfigError`."""
+
+    def __init__(self, issue: ConfigIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
+
+
+class ManagementUnreachable(Passing):
+    """Raised when the management API does not answer (or not with a listing): the queue
+    figures fall back to what AMQP tells."""
+
+
+class AlertmanagerUnavailable(Passing):
+    """Raised when Alertmanager cannot take alerts now (unreachable, a 5xx, a 429): retried."""

@@ -16,15 +16,11 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from mrwbus.alerting.catalogue import AlertChange
-from mrwbus.errors import AlertRejected
+from mrwbus.errors import AlertmanagerUnavailable, AlertRejected
 
 log = logging.getLogger(__name__)
 
 ALERTS_PATH = "/api/v2/alerts"
-
-
-class AlertmanagerUnavailable(Exception):
-    """Alertmanager could not take the alerts now (unreachable, 5xx, 429): retried."""
 
 
 _RETRIED = (AlertmanagerUnavailable, aiohttp.ClientError, TimeoutError)

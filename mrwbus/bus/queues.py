@@ -26,6 +26,7 @@ from yarl import URL
 
 from mrwbus.bus.connection import Urls, url_list
 from mrwbus.bus.topology import CONTROL, DEAD, FAULTS, SERVICE_RESULTS, agent_queue
+from mrwbus.errors import ManagementUnreachable
 from mrwbus.messages import utc_now
 from mrwbus.messages.bus import BusReport, QueueDepth, QueueRole, RecentDeadLetter
 
@@ -136,10 +137,6 @@ def merge_management(
             update["oldest_age_seconds"] = max(0.0, now.timestamp() - float(head))
         merged.append(depth.model_copy(update=update))
     return merged
-
-
-class ManagementUnreachable(Exception):
-    """The management API did not answer (or not with a listing)."""
 
 
 async def read_management(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from mrwbus.config.checks import check_references, key_path, references_despite
 from mrwbus.config.model import ClusterConfig
-from mrwbus.config.yaml_reader import DEFAULT_LIMITS, Position, YamlRefused, read_yaml
-from mrwbus.errors import ConfigError, ConfigIssue, one_line
+from mrwbus.config.yaml_reader import DEFAULT_LIMITS, Position, read_yaml
+from mrwbus.errors import ConfigError, ConfigIssue, YamlRefused, one_line
 
 DocumentCheck = Callable[[Mapping[str, Any]], Iterable[ConfigIssue]]
 """A check of the parsed YAML document (before and whatever the model says of it): a layer

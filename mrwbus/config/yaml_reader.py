@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from mrwbus.errors import ConfigIssue, one_line
+from mrwbus.errors import ConfigIssue, YamlRefused, one_line
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,6 @@ class YamlDocument:
     duplicates: list[ConfigIssue] = field(default_factory=list)
     positions: dict[str, Position] = field(default_factory=dict)
     """Dotted key path -> where its key (or its list item) was written."""
-
-
-class YamlRefused(Exception):
-    """The text is not YAML, or breaks a limit: `issue` says where and what to do."""
-
-    def __init__(self, issue: ConfigIssue) -> None:
-        super().__init__(str(issue))
-        self.issue = issue
 
 
 def read_yaml(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDocument:

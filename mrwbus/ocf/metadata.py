@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from mrwbus.errors import ConfigIssue, ResourceAgentError
+from mrwbus.errors import ConfigIssue, MetadataError
 from mrwbus.ocf.contract import param_value
 
 BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"})
@@ -23,10 +23,6 @@ BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", 
 INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _TIMEOUT = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|min|h)?\s*$")
 _TIMEOUT_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}
-
-
-class MetadataError(ResourceAgentError):
-    """The agent's `meta-data` output is no resource-agent XML."""
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,11 @@ from mrwbus.bus.roles import SERVICE, Role, roles_for
 from mrwbus.bus.topology import declare_service_topology
 from mrwbus.config.model import DEFAULT_DEAD_LIMITS, DeadLetterLimits
 from mrwbus.config.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
-from mrwbus.errors import MrwbusError
+from mrwbus.errors import ProvisionError
 
 log = logging.getLogger(__name__)
 
 PASSWORD_BYTES = 32
-
-
-class ProvisionError(MrwbusError):
-    """Raised when the management API refuses a step of the provisioning."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import pytest
 
 from mrwbus import cli
 from mrwbus.config.loading import load_config, parse_config
-from mrwbus.config.yaml_reader import DEFAULT_LIMITS, YamlLimits, YamlRefused, read_yaml
-from mrwbus.errors import ConfigError
+from mrwbus.config.yaml_reader import DEFAULT_LIMITS, YamlLimits, read_yaml
+from mrwbus.errors import ConfigError, YamlRefused
 
 BOMB = "".join(
     f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from mrwbus.errors import ConfigIssue, ResourceAgentError
+from mrwbus.errors import ConfigIssue, MetadataError, ResourceAgentError
 from mrwbus.ocf.metadata import (
-    MetadataError,
     Parameter,
     check_params,
     describe_agent,
