@@ -78,15 +78,7 @@ class Fencing:
             if incident.recover_groups and not existing.recover_groups:
                 existing = replace(existing, recover_groups=True)
             return Decision(fences=(existing,))
-        started = events.FENCE_STARTED.make(
-            at=now,
-            cause=incident.id,
-            monitor=incident.monitor,
-            server=incident.target,
-            fault_id=incident.fault_id,
-            action=incident.action.value,
-            reason=incident.reason,
-        )
+        started = _event(events.FENCE_STARTED, incident, now, incident.id, reason=incident.reason)
         return self._ask_next(incident, now, (started,))
 
     def fencer_for(self, target: str, tried: Collection[str] = ()) -> str | None:
@@ -148,15 +140,13 @@ class Fencing:
             if incident.tried
             else "no peer can fence it now (none alive, healthy and allowed by bmc.fenced_by)"
         )
-        failed = events.FENCE_FAILED.make(
-            at=now,
-            cause=f"{incident.id}/{incident.rounds}",
-            monitor=incident.monitor,
-            server=incident.target,
-            fault_id=incident.fault_id,
+        failed = _event(
+            events.FENCE_FAILED,
+            incident,
+            now,
+            f"{incident.id}/{incident.rounds}",
             why=why,
             retry=f"{retry.total_seconds():g} s",
-            action=incident.action.value,
         )
         waiting = replace(
             incident,
@@ -208,12 +198,11 @@ class Fencing:
         return self._ask_next(incident, now)  # the next round
 
     def _attempt_failed(self, incident: FenceIncident, now: datetime, why: str) -> Decision:
-        failed = events.FENCE_ATTEMPT_FAILED.make(
-            at=now,
-            cause=incident.awaiting or incident.id,
-            monitor=incident.monitor,
-            server=incident.target,
-            fault_id=incident.fault_id,
+        failed = _event(
+            events.FENCE_ATTEMPT_FAILED,
+            incident,
+            now,
+            incident.awaiting or incident.id,
             fencer=incident.fencer or "no peer",
             why=why,
         )
@@ -221,13 +210,11 @@ class Fencing:
 
     def _fenced(self, incident: FenceIncident, result: CommandResult, now: datetime) -> Decision:
         fencer = incident.fencer or result.server
-        fenced = events.FENCED.make(
-            at=now,
-            cause=incident.id,
-            monitor=incident.monitor,
-            server=incident.target,
-            fault_id=incident.fault_id,
-            action=incident.action.value,
+        fenced = _event(
+            events.FENCED,
+            incident,
+            now,
+            incident.id,
             done=DONE[incident.action],
             fencer=fencer,
             power=result.power.value if result.power else "as it was",
@@ -276,6 +263,21 @@ class Fencing:
             for progress in self.failovers.values()
             if progress.phase is Phase.FENCING and progress.awaiting == incident.id
         ]
+
+
+def _event(
+    kind: events.EventType, incident: FenceIncident, now: datetime, cause: str, **facts: str
+) -> Event:
+    """An event about `incident`: its server, monitor, fault and action, and `facts`."""
+    return kind.make(
+        at=now,
+        cause=cause,
+        monitor=incident.monitor,
+        server=incident.target,
+        fault_id=incident.fault_id,
+        action=incident.action.value,
+        **facts,
+    )
 
 
 def fence_command(incident: FenceIncident, fencer: str, now: datetime) -> RecoveryCommand:
