@@ -80,6 +80,11 @@ class ClusterState:
     def __post_init__(self) -> None:
         self.dirty: set[Key] = set()
         """Monitor states changed since the journal last took them (`core.records`)."""
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Count again what the monitor states say (servers in Error, monitors to re-arm or to
+        summarise): after the states were set from outside, a journal's replay or `simulate`."""
         self._errors = Counter(
             server for (_, server), st in self.monitors.items() if st.status is Status.ERROR
         )

@@ -201,7 +201,7 @@ class RecordSet:
         outbox = OrderedDict(
             (key, Decision.from_value(value)) for key, value in get(OUTBOX, {}).items()
         )
-        cluster.__post_init__()  # recount the servers in Error
+        cluster.reindex()
         return RestoredState(cluster, decided, outbox)
 
 

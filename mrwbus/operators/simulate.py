@@ -107,7 +107,7 @@ def build_state(config: ClusterConfig, data: dict[str, Any]) -> ClusterState:
             cluster.monitors[(monitor, server)] = replace(
                 MonitorServerState(), **state.model_dump()
             )
-    cluster.__post_init__()  # recount the servers in Error
+    cluster.reindex()
     return cluster
 
 
