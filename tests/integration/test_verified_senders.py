@@ -22,10 +22,12 @@ from mrwbus.bus.topology import COMMANDS, FAULTS, RESULTS, declare_exchanges
 from mrwbus.config.loading import parse_config
 from mrwbus.core.progress import Phase
 from mrwbus.messages import (
+    Action,
     CommandResult,
     ControlRequest,
     ControlVerb,
     FaultNotification,
+    FenceAction,
     Outcome,
     RecoveryCommand,
     new_id,
@@ -325,3 +327,47 @@ async def test_a_forged_command_never_runs_not_even_replayed_by_the_service(
         await asyncio.sleep(0.5)
         assert "sent by 'agent-server1', not by 'mrwbus-service'" in again
     assert calls.seen == []
+
+
+async def test_a_fence_from_anyone_but_the_service_never_runs(
+    open_vhost: Url, tmp_path: Path
+) -> None:
+    """agent-server2 may fence server1 (it has a bmc); a fence command the operator publishes
+    is refused before any fence agent runs, and the service's own is carried out."""
+    password = tmp_path / "bmc-server1"
+    password.write_text("secret\n")
+    fenced = FAILOVER.replace(
+        "servers: {server1: {}, server2: {}}",
+        "servers:\n  server1: {bmc: {fence_agent: fence_nowhere, address: 127.0.0.1,"
+        f" username: admin, password_file: {password}}}}}\n  server2: {{}}",
+    )
+    config = parse_config(fenced, "test.yaml")
+    calls = Calls()
+    agent = build_reference_agent(
+        config, "server2", open_vhost("agent-server2"), state_dir=tmp_path
+    )
+    agent.add_handler("fence", calls.succeed)  # stands in for the fence agent: never to run
+    async with service_in(open_vhost, fenced), running(agent):
+        forged = command().model_copy(
+            update={
+                "server": "server2",
+                "action": Action.FENCE,
+                "target": "server1",
+                "fence_action": FenceAction.OFF,
+                "group": None,
+                "resource": None,
+            }
+        )
+        await send(open_vhost("operator"), COMMANDS, forged.routing_key, forged)
+        (reason,) = await dead_reasons(open_vhost(SERVICE), 1)
+        assert "sent by 'operator', not by 'mrwbus-service'" in reason
+        assert calls.seen == []
+
+        asked = ControlRequest(
+            id=new_id(), verb=ControlVerb.FENCE, server="server1", fence_action=FenceAction.STATUS
+        )
+        reply = await ask_service(open_vhost("operator"), asked, timeout=30)
+        assert reply.ok, reply
+        await until(lambda: len(calls.seen) == 1)
+    [ran] = calls.seen
+    assert (ran.server, ran.target, ran.action) == ("server2", "server1", Action.FENCE)
