@@ -61,6 +61,16 @@ def families(agent: Agent) -> list[MetricFamily]:
             "mrwbus_agent_outages_total", "Broker sessions lost and renewed.", agent.health.outages
         ),
     ]
+    found.append(
+        labelled(
+            "mrwbus_agent_task_failures_total",
+            "counter",
+            "Times one of the agent's own tasks (probes, reports) failed and was started again.",
+            "task",
+            agent.supervision.failures,
+            known=("probes", "reports"),
+        )
+    )
     found.append(histogram(stats.durations))
     return found
 

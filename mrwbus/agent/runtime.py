@@ -33,6 +33,8 @@ from mrwbus.agent.stats import AgentStats
 from mrwbus.bus.connection import Urls, redact
 from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.session import SESSION_ERRORS, Session, SessionRunner
+from mrwbus.bus.stopping import cancel_within
+from mrwbus.bus.supervise import Supervision
 from mrwbus.bus.topology import RESULTS, agent_queue, declare_agent_queue, declare_exchanges
 from mrwbus.errors import ContractError
 from mrwbus.messages import (
@@ -103,6 +105,8 @@ class Agent:
         self._probing = asyncio.Lock()
         self.session = SessionRunner(amqp_url, name=f"mrwbus-agent-{server}", prefetch=1)
         self.health = self.session.health
+        self.supervision = Supervision(self.health)
+        """The agent's own tasks (probes, reports): restarted when they fail, and shown."""
         self.ready = self.session.ready
         """Set while the agent consumes its queue."""
         self._groups = _group_names(initial_groups)
@@ -189,12 +193,13 @@ class Agent:
             ", ".join(sorted(self._groups)) or "(none)",
             journal.path,
         )
-        prober = asyncio.create_task(self._probe_periodically())
+        prober = asyncio.create_task(
+            self.supervision.supervise("probes", self._probe_periodically, stop)
+        )
         try:
             await self.session.run(stop, lambda session: self._session(session, stop))
         finally:
-            prober.cancel()
-            await asyncio.gather(prober, return_exceptions=True)
+            await cancel_within(prober)
             await self._drain(set(self._runner.running.values()))
             self._journal = self._runner = None
             journal.close()
@@ -209,19 +214,15 @@ class Agent:
         session.consuming()
         log.info("agent of %s consuming %s on %s", self.server, queue.name, redact(session.url))
 
-        reporter = asyncio.create_task(self._report_periodically())
-
-        async def check_reporter() -> None:
-            if reporter.done():
-                reporter.result()  # it only ends by a bug: let it be seen
-
+        reporter = asyncio.create_task(
+            self.supervision.supervise("reports", self._report_periodically, stop)
+        )
         try:
-            await session.watch(stop, self.watchdog_interval, check_reporter)
+            await session.watch(stop, self.watchdog_interval)
             # Graceful stop: take no new command, finish the one in hand (it acks), close.
             await session.drain(self.shutdown_grace)
         finally:
-            reporter.cancel()
-            await asyncio.gather(reporter, return_exceptions=True)
+            await cancel_within(reporter)
 
     async def _drain(self, tasks: Collection[asyncio.Future[Any]]) -> None:
         if not tasks:

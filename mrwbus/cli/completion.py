@@ -87,7 +87,9 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
         return function + "complete -o default -F _mrwbus mrwbus\n"
     return (
         "#compdef mrwbus\n"
-        "# zsh runs the bash completion function through bashcompinit.\n"
+        "# zsh runs the bash completion function through bashcompinit, which needs compinit\n"
+        "# (a shell started without it, `zsh -f` or a bare .zshrc, has no compdef).\n"
+        "(( $+functions[compdef] )) || { autoload -U +X compinit && compinit -u; }\n"
         "autoload -U +X bashcompinit && bashcompinit\n"
         + function
         + "complete -o default -F _mrwbus mrwbus\n"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mrwbus.bus.connection import Urls
 from mrwbus.bus.health import Health
+from mrwbus.bus.supervise import SOURCE_RESTART, Supervision, fixed
 from mrwbus.errors import RelayError
 from mrwbus.messages import Category, FaultNotification, derived_id
 from mrwbus.relay.debounce import Debouncer, Transition
@@ -32,7 +33,6 @@ from mrwbus.relay.delivery import Delivery, Links, SessionLinks
 from mrwbus.relay.registry import RelaySettings
 from mrwbus.relay.sources import Level, Notice, Observation, Source
 from mrwbus.relay.spool import Spool, SpoolState, replay
-from mrwbus.relay.supervise import SOURCE_RESTART, Supervision, fixed
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from mrwbus.relay.supervise import Supervision, doubling, fixed
+from mrwbus.bus.supervise import Supervision, doubling, fixed
 
 
 def test_the_restart_delay_doubles_from_a_fifth_of_a_second_to_five() -> None:

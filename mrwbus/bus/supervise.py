@@ -1,4 +1,5 @@
-"""Every long-running task of the relay runs under `supervise`: none dies unnoticed.
+"""Every long-running task of a daemon (the relay's sources and loops, the agent's probes and
+reports) runs under `supervise`: none dies unnoticed.
 
 An exception that ends a task (or a task that ends by itself before the stop) is logged with
 its cause and traceback, counted (`/metrics`), kept as `last_error` (`/healthz`), and the task
