@@ -57,6 +57,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
+CANCEL_WAIT = 0.5
+"""Seconds a stop waits for the broker to confirm its consumers' cancellation."""
+
+CLOSE_WAIT = 2.0
+"""Seconds a session's end waits for the broker to confirm the connection's close."""
+
+
 class SessionLost(ConnectionError):
     """The broker closed the channel or connection, or cancelled a consumer of this session."""
 
@@ -231,10 +238,11 @@ class Session:
         (None: however long they take); the rest are cancelled and redelivered later."""
         self._runner.health.consuming = False
         self._runner.ready.clear()
-        for tag, queue in list(self._tags.items()):
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
+        cancels = [queue.cancel(tag) for tag, queue in self._tags.items()]
         self._tags.clear()
+        # A broker that stopped answering must not hold the stop: the close ends them anyway.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*cancels, return_exceptions=True), CANCEL_WAIT)
         if not self._inflight:
             return
         log.info("finishing %d message(s) in hand before stopping", len(self._inflight))
@@ -349,7 +357,7 @@ class SessionRunner:
                 session._stop_probe()
             with contextlib.suppress(Exception):
                 # A silent broker never answers the close: do not wait long for it.
-                await asyncio.wait_for(connection.close(), min(5.0, silence))
+                await asyncio.wait_for(connection.close(), min(CLOSE_WAIT, silence))
         if not stop.is_set():
             # The body ended its session itself (it stepped down): not at once again.
             raise _EndedEarly("the session ended")

@@ -67,6 +67,9 @@ __all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
 
+JOURNAL_CLOSE_WAIT = 0.5
+"""Seconds a stop waits for the journal's last lazy records."""
+
 
 class Service:
     def __init__(self, config: ClusterConfig, settings: ServiceSettings) -> None:
@@ -143,7 +146,10 @@ class Service:
         finally:
             await cancel_within(queues)
             if self.journal is not None:
-                await self.journal.close()
+                # Only lazy records (the fact that messages went out) can wait here: losing
+                # them means a redelivery republishes the same ids. A stop does not wait long.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.journal.close(), JOURNAL_CLOSE_WAIT)
 
     async def _wait_for_leadership(
         self, connection: AbstractConnection, stop: asyncio.Event
