@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mrwbus.messages import StatusReport
+from mrwbus.messages import ServerRow, StatusReport
 from mrwbus.messages.bus import BusReport
 from mrwbus.terminal import printable
 
@@ -73,7 +73,7 @@ def render_status(report: StatusReport, *, color: bool = False) -> str:
     lines += _table(
         ["SERVER", "SERVER GROUP", "STATE", "AGENT ON NODE"],
         [
-            [s.server, s.server_group or "-", "alive" if s.alive else "DOWN", s.agent_node or "-"]
+            [s.server, s.server_group or "-", _server_state(s), s.agent_node or "-"]
             for s in report.servers
         ],
         None,
@@ -115,3 +115,13 @@ def render_bus(bus: BusReport, *, color: bool = False) -> list[str]:
             f"{_RED_BOLD}{line}{_RESET}" if "NOBODY, GROWING" in line else line for line in table
         ]
     return lines + table
+
+
+def _server_state(row: ServerRow) -> str:
+    """alive, DOWN (silent), or how, when and by whom it was fenced or taken down; and a
+    fence under way."""
+    if row.down is not None:
+        state = f"DOWN: {row.down.how} at {row.down.at:%Y-%m-%d %H:%M:%S}"
+    else:
+        state = "alive" if row.alive else "DOWN"
+    return f"{state}; fencing: {row.fencing}" if row.fencing else state
