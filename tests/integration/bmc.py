@@ -7,7 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -16,33 +17,44 @@ BMC_SIM = Path(__file__).resolve().parents[1] / "tools" / "bmc-sim"
 USER, PASSWORD = "admin", "bmc-secret-1"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 @dataclass
 class Bmcs:
-    """One IPMI BMC per server; `stop_all` at the end removes every trace."""
+    """One BMC per server, IPMI unless named in `redfish`; `stop_all` at the end removes
+    every trace."""
 
     folder: Path
     ports: dict[str, int]
+    redfish: set[str] = field(default_factory=set)
 
     @classmethod
-    def start(cls, folder: Path, servers: list[str]) -> Bmcs:
+    def start(
+        cls, folder: Path, servers: list[str], *, redfish: frozenset[str] = frozenset()
+    ) -> Bmcs:
         missing = [tool for tool in ("fence_ipmilan", "ipmitool") if not _which(tool)]
         assert not missing, f"install Debian's fence-agents and ipmitool: {missing} not found"
         assert BMC_SIM.exists(), f"{BMC_SIM} is missing"
-        bmcs = cls(folder, {server: free_udp_port() for server in servers})
+        ports = {
+            server: free_port(socket.SOCK_STREAM if server in redfish else socket.SOCK_DGRAM)
+            for server in servers
+        }
+        bmcs = cls(folder, ports, set(redfish))
         for server in servers:
             bmcs.power_up(server)
         return bmcs
 
     def _run(self, *args: str) -> str:
+        env = {**os.environ, "BMC_SIM_DIR": str(self.folder / "sim")}
+        if args[0] == "start-redfish":  # sushy-tools is a test requirement of this Python
+            env["BMC_SIM_PYTHON"] = sys.executable
         done = subprocess.run(
             [str(BMC_SIM), *args],
-            env={**os.environ, "BMC_SIM_DIR": str(self.folder / "sim")},
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -52,7 +64,8 @@ class Bmcs:
 
     def power_up(self, server: str) -> None:
         """Start (or restart) the server's BMC; the power is on."""
-        self._run("start-ipmi", server, str(self.ports[server]), USER, PASSWORD)
+        kind = "start-redfish" if server in self.redfish else "start-ipmi"
+        self._run(kind, server, str(self.ports[server]), USER, PASSWORD)
 
     def unplug(self, server: str) -> None:
         """The BMC stops answering (its network is gone)."""
@@ -70,7 +83,11 @@ class Bmcs:
         return found
 
     def power_offs(self, server: str) -> list[datetime]:
-        return [when for when, request in self.log(server) if "power_off" in request]
+        return [
+            when
+            for when, request in self.log(server)
+            if "power_off" in request or "ResetType=ForceOff" in request
+        ]
 
     def stop_all(self) -> None:
         self._run("stop-all")
@@ -81,9 +98,14 @@ class Bmcs:
         password_file.write_text(PASSWORD + "\n")
         password_file.chmod(0o600)
         extra = f", fenced_by: [{fenced_by}]" if fenced_by else ""
+        agent, options = (
+            ("fence_redfish", "{ssl_insecure: '1'}")
+            if server in self.redfish
+            else ("fence_ipmilan", "{lanplus: '1'}")
+        )
         return (
-            f"{{bmc: {{fence_agent: fence_ipmilan, address: 127.0.0.1, port: {self.ports[server]},"
-            f" username: {USER}, password_file: {password_file}, options: {{lanplus: '1'}},"
+            f"{{bmc: {{fence_agent: {agent}, address: 127.0.0.1, port: {self.ports[server]},"
+            f" username: {USER}, password_file: {password_file}, options: {options},"
             f" timeout: 20s{extra}}}}}"
         )
 

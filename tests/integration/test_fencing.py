@@ -93,8 +93,17 @@ Start = Callable[..., Awaitable[Cluster]]
 
 
 @pytest.fixture
-async def start_cluster(amqp_url: str, tmp_path: Path, probe: BusProbe) -> AsyncIterator[Start]:
-    bmcs = Bmcs.start(tmp_path, SERVERS)
+def redfish(request: pytest.FixtureRequest) -> frozenset[str]:
+    """The servers whose BMC is Redfish (sushy-tools) instead of IPMI: none unless a test
+    says otherwise (`indirect` parametrization)."""
+    return frozenset(getattr(request, "param", ()))
+
+
+@pytest.fixture
+async def start_cluster(
+    amqp_url: str, tmp_path: Path, probe: BusProbe, redfish: frozenset[str]
+) -> AsyncIterator[Start]:
+    bmcs = Bmcs.start(tmp_path, SERVERS, redfish=redfish)
     started: list[Processes] = []
 
     async def start(**options: str) -> Cluster:
@@ -144,6 +153,20 @@ async def test_a_frozen_server_is_fenced_by_a_peer_and_its_group_runs_elsewhere(
     assert placement(status)["app"] == "server2"
     [row] = [row for row in status.servers if row.server == "server1"]
     assert row.down is not None and row.down.by == "server2" and not row.alive
+
+
+@pytest.mark.parametrize("redfish", [{"server1"}], indirect=True)
+async def test_a_frozen_server_behind_a_redfish_bmc_is_fenced_with_fence_redfish(
+    start_cluster: Start, probe: BusProbe, redfish: frozenset[str]
+) -> None:
+    cluster = await start_cluster()
+    assert "fence_redfish" in (cluster.folder / "cluster.yaml").read_text()
+    cluster.freeze("server1")
+    await wait_for(probe, "MRW-1002", RECOVERED_WITHIN, server="server1")
+    await cluster.power_lost("server1")
+    await wait_for(probe, "MRW-320", RECOVERED_WITHIN, group="app")
+    assert cluster.bmcs.power("server1") == "off"
+    cluster.assert_started_only_after_the_power_off("server1", "server2")
 
 
 async def test_an_unreachable_bmc_keeps_the_group_put_until_it_answers(
