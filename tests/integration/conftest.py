@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -75,3 +77,14 @@ def deployment(tls_node: TlsNode, tmp_path_factory: pytest.TempPathFactory) -> I
     """Every role provisioned on the TLS node, in a vhost of the module's own
     (tests/integration/deployment.py)."""
     yield from deployment_fixture(tls_node, tmp_path_factory)
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    """One busy process beside the test (the machine has two cores; the test takes the other)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        busy.kill()
+        busy.wait()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,17 +31,6 @@ groups: {g1: {servers: [server1, server2]}}
 monitors:
   nic: {category: NIC, recovery: {action: restart, target: g1, max_restarts: 1000}}
 """
-
-
-@pytest.fixture
-def cpu_load() -> Iterator[None]:
-    """One busy process beside the test (two cores: the test and the broker share the other)."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield
-    finally:
-        busy.kill()
-        busy.wait()
 
 
 async def stopped_within(run: asyncio.Task[None], stop: asyncio.Event) -> float:

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +20,6 @@ pytestmark = pytest.mark.broker
 
 RUNS = 100
 STOP_WITHIN = 5.0
-
-
-@pytest.fixture
-def cpu_load() -> Iterator[None]:
-    """One busy process beside the test (the machine has two cores; the test takes the other)."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield
-    finally:
-        busy.kill()
-        busy.wait()
 
 
 async def test_a_stop_at_any_moment_ends_every_task_within_five_seconds(

@@ -11,7 +11,6 @@ from mrwbus.core.decision import Decision
 from mrwbus.core.records import ChangeTracker, RecordSet
 from mrwbus.messages import (
     Action,
-    AgentReport,
     Category,
     CommandResult,
     CommandStep,
@@ -21,10 +20,10 @@ from mrwbus.messages import (
     Outcome,
     PowerState,
     RecoveryCommand,
-    ReportReason,
 )
 
 from ..conftest import T0
+from .pg import report, succeeded
 
 SECOND = timedelta(seconds=1)
 SILENT = timedelta(seconds=16)  # beyond heartbeat_timeout (15 s)
@@ -60,31 +59,13 @@ monitors:
     return ClusterState.for_config(config)
 
 
-def report(server: str, *groups: str, at: datetime = T0, n: int = 0) -> AgentReport:
-    return AgentReport(
-        id=f"report-{server}-{n}-{at.isoformat()}",
-        server=server,
-        active_groups=list(groups),
-        reason=ReportReason.HEARTBEAT,
-        heartbeat_interval=5,
-        sent_at=at,
-    )
-
-
 def answer(
     command: RecoveryCommand,
     outcome: Outcome = Outcome.SUCCEEDED,
     power: PowerState | None = PowerState.OFF,
-    at: datetime = T0,
 ) -> CommandResult:
-    return CommandResult(
-        id=f"result-{command.id}",
-        command_id=command.id,
-        server=command.server,
-        outcome=outcome,
-        power=power,
-        finished_at=at,
-    )
+    """The peer's result of a fence, with the power its BMC reported."""
+    return succeeded(command, outcome).model_copy(update={"power": power})
 
 
 def fault(server: str, category: str, n: int = 0) -> FaultNotification:
