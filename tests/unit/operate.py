@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.messages import Event
+from tests.unit.conftest import T0
 
 
 def operate(
@@ -15,3 +17,17 @@ def operate(
 ) -> list[Event]:
     """Decide `verb` on `cluster`, apply it, and return its events."""
     return list(cluster.apply(verb(cluster, *args, **kwargs)).events)
+
+
+def clear(cluster: ClusterState, monitor: str, server: str, *, cause: str) -> list[Event]:
+    """An operator's clear at T0, counts kept."""
+    return operate(
+        cluster,
+        operator_verbs.clear,
+        monitor,
+        server,
+        reset_counts=False,
+        by="t",
+        now=T0,
+        cause=cause,
+    )

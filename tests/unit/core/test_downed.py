@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from mrwbus.core import operator_verbs
 from mrwbus.core.cluster import ClusterState
 from mrwbus.messages import Action, CommandStep, FinalAction, Outcome
-from tests.unit.operate import operate
+from tests.unit.operate import clear
 
 from ..conftest import T0
 from .pg import fault, pg_cluster, succeeded
@@ -18,16 +17,7 @@ def shut_down_db1(cluster: ClusterState) -> list:  # type: ignore[type-arg]
         decision = cluster.handle_fault("sps", fault("db1", "SPS", "sps0", n), T0)
         if n < 2:
             cluster.handle_result(succeeded(decision.commands[0]), T0)
-            operate(
-                cluster,
-                operator_verbs.clear,
-                "sps",
-                "db1",
-                reset_counts=False,
-                by="t",
-                now=T0,
-                cause=f"c{n}",
-            )
+            clear(cluster, "sps", "db1", cause=f"c{n}")
     return list(decision.commands)
 
 

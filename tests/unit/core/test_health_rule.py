@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from mrwbus.core import operator_verbs
 from mrwbus.core.progress import Phase
-from tests.unit.operate import operate
+from tests.unit.operate import clear
 
 from ..conftest import T0
 from .pg import fault, pg_cluster
@@ -41,16 +40,7 @@ def test_the_last_healthy_server_follows_the_rule_too() -> None:
     cluster.handle_fault("hba2", fault("db2", "FC", "hba2", 1), T0)
     for n in range(3):
         decision = cluster.handle_fault("sps", fault("db1", "SPS", "sps0", 10 + n), T0)
-        operate(
-            cluster,
-            operator_verbs.clear,
-            "sps",
-            "db1",
-            reset_counts=False,
-            by="t",
-            now=T0,
-            cause=f"c{n}",
-        )
+        clear(cluster, "sps", "db1", cause=f"c{n}")
     [suppressed] = [event for event in decision.events if event.code == "MRW-305"]
     assert "last healthy server" in suppressed.text and "any_error" in suppressed.text
 
@@ -58,14 +48,5 @@ def test_the_last_healthy_server_follows_the_rule_too() -> None:
     relaxed.handle_fault("hba2", fault("db2", "FC", "hba2", 1), T0)
     for n in range(3):
         decision = relaxed.handle_fault("sps", fault("db1", "SPS", "sps0", 10 + n), T0)
-        operate(
-            relaxed,
-            operator_verbs.clear,
-            "sps",
-            "db1",
-            reset_counts=False,
-            by="t",
-            now=T0,
-            cause=f"c{n}",
-        )
+        clear(relaxed, "sps", "db1", cause=f"c{n}")
     assert [c.final_action for c in decision.commands] == ["shutdown"]
