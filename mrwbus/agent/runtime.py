@@ -193,13 +193,18 @@ class Agent:
             ", ".join(sorted(self._groups)) or "(none)",
             journal.path,
         )
-        prober = asyncio.create_task(
-            self.supervision.supervise("probes", self._probe_periodically, stop)
+        prober = (
+            asyncio.create_task(
+                self.supervision.supervise("probes", self._probe_periodically, stop)
+            )
+            if self.probes
+            else None
         )
         try:
             await self.session.run(stop, lambda session: self._session(session, stop))
         finally:
-            await cancel_within(prober)
+            if prober is not None:
+                await cancel_within(prober)
             await self._drain(set(self._runner.running.values()))
             self._journal = self._runner = None
             journal.close()

@@ -153,6 +153,9 @@ async def test_a_frozen_server_is_fenced_by_a_peer_and_its_group_runs_elsewhere(
     assert placement(status)["app"] == "server2"
     [row] = [row for row in status.servers if row.server == "server1"]
     assert row.down is not None and row.down.by == "server2" and not row.alive
+    for name in ("service", "agent-server2", "agent-server3"):
+        log = next(p for p in cluster.processes.started if p.name == name).output()
+        assert '"level": "error"' not in log, log[-2000:]  # nothing failed along the way
 
 
 @pytest.mark.parametrize("redfish", [{"server1"}], indirect=True)
