@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from mrwbus.alerting.forwarder import declare_alerting, forwarder_for, serve_beside
 from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
+from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
@@ -31,7 +32,7 @@ from mrwbus.bus.stopping import cancel_within
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.config.model import ClusterConfig
 from mrwbus.config.settings import ServiceSettings
-from mrwbus.core import events
+from mrwbus.core import events, history
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex
@@ -66,6 +67,9 @@ from mrwbus.telemetry.exposition import Metrics
 __all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
+
+_UNRECORDED = {ControlVerb.STATUS, ControlVerb.PING}
+"""Requests that change nothing and tell nothing about the cluster: not in the history."""
 
 
 class Service:
@@ -120,8 +124,9 @@ class Service:
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
         # Agent queues are declared before a server's first command (`_publish`), not here: a
         # start-up that declared a queue per server took minutes with a thousand servers.
+        service = self.config.service
         topology = await declare_service_topology(
-            session.channel, (), self.config.service.dead_letter_limits()
+            session.channel, (), service.dead_letter_limits(), service.history_max_age
         )
         self._agent_queues = set()
         session.use_exchanges(topology.exchanges)
@@ -172,8 +177,10 @@ class Service:
         )
         self.journal = journal
         self.cluster = restored.cluster
-        self.cluster.restart_clocks(utc_now())
+        now = utc_now()
+        self.cluster.restart_clocks(now)
         self.outbox = Outbox(journal, self._publish, restored.outbox)
+        self.outbox.note(history.became_active(now))
         self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
         gc.freeze()  # the rebuilt state lives long: keep the collector from walking it again
 
@@ -192,7 +199,11 @@ class Service:
     async def _tick(self) -> None:
         if self.journal is not None and self.journal.failed:
             raise JournalFailed(f"the journal failed: {self.journal.writer.failed}")
-        await self._react(self.cluster.tick(utc_now()))
+        now = utc_now()
+        decision = self.cluster.tick(now)
+        await self._react(
+            decision, [history.tick_record(decision, now)] if decision.has_messages else []
+        )
 
     # --- inputs: one shape for faults, agents' messages and control requests -------------
     #
@@ -206,19 +217,22 @@ class Service:
         taken = await self._take(message, parse_fault)
         if taken is None:
             return
-        fault, _ = taken
+        fault, sender = taken
         if fault.server not in self.config.servers:
             # Kept, not dropped: once the server is configured, `mrwbus dead replay`.
             await self._dead_letter(message, f"server {fault.server!r} is not in the configuration")
             return
         self.counters.faults_by_category[fault.category.value] += 1
-        matched = [
-            self.actors[name]
-            for name in self.index.match(fault.server, fault.category, fault.device)
-        ]
+        names = self.index.match(fault.server, fault.category, fault.device)
+        matched = [self.actors[name] for name in names]
+        outbox = self._current_outbox()
+        now = utc_now()
+        outbox.note(history.fault_received(fault, sender, names, now))  # before its decisions
         if not matched:
             self.counters.unmatched += 1
-            await self._publish([], [unmatched(fault)])
+            event = unmatched(fault)
+            outbox.note(history.fault_decision(None, fault, Decision(events=(event,)), now))
+            await self._publish([], [event])
             await message.ack()
             return
         self.counters.matched += 1
@@ -238,7 +252,7 @@ class Service:
         taken = await self._take(message, parse_agent_message)
         if taken is None:
             return
-        found, _ = taken
+        found, sender = taken
         now = utc_now()
         if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
             await self._react(self.cluster.handle_result(found, now))  # its event only
@@ -248,9 +262,11 @@ class Service:
             issued = self.cluster.issued.get(found.command_id)
             self.counters.result(found.server, found.outcome.value, issued)
             reaction = self.cluster.handle_result(found, now)
+            record = history.result_record(found, sender, reaction, now)
         else:
             reaction = self.cluster.handle_report(found, now)
-        await self._react(reaction)
+            record = history.report_record(found, sender, reaction, now)
+        await self._react(reaction, [record])
         await message.ack()
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
@@ -259,11 +275,17 @@ class Service:
             return
         request, sender = taken
         request = senders.named(request, sender, self.config)
+        now = utc_now()
         if request.verb is ControlVerb.REPLAY:
-            reply, decision = await replay_for(self.settings.amqp_url, request, utc_now())
+            reply, decision = await replay_for(self.settings.amqp_url, request, now)
         else:
-            reply, decision = handle_control(self.cluster, request, utc_now(), self.status_report)
-        await self._react(decision)  # journaled before the reply says done
+            reply, decision = handle_control(self.cluster, request, now, self.status_report)
+        recorded = (
+            []
+            if request.verb in _UNRECORDED
+            else [history.control_record(request, sender, decision, now)]
+        )
+        await self._react(decision, recorded)  # journaled before the reply says done
         await self._reply(message, reply)
         await message.ack()
 
@@ -350,9 +372,10 @@ class Service:
             )
         )
 
-    async def _react(self, decision: Decision) -> None:
-        """Journal, publish, then the caller acks: call it right after the change it reports."""
-        await self._current_outbox().send(self.cluster, decision)
+    async def _react(self, decision: Decision, recorded: Sequence[HistoryRecord] = ()) -> None:
+        """Journal (and write `recorded` to the history), publish, then the caller acks: call
+        it right after the change it reports."""
+        await self._current_outbox().send(self.cluster, decision, recorded)
 
     def _current_outbox(self) -> Outbox:
         if self.outbox is None:

@@ -1,0 +1,106 @@
+"""The history stream, written: records ride the journal's own write.
+
+`mrwbus.history` is a stream of messages, each `{"v": 1, "records": [...]}`: the history
+records (`core.history`) of one journal group commit, in the order the state changed. The
+journal writer (`bus.journal_stream.JournalWriter`) hands each of its batches' records here
+and publishes them in the same `PublishBatch` write as the journal message, right after it, and
+a journal entry counts as written only once both are confirmed: so nothing the service
+published is missing from the history, and nothing is in it that the journal does not hold.
+
+`mrwbus.history.index` makes one fault quick to find among millions: every `INDEX_EVERY`
+faults or `INDEX_SECONDS`, whichever comes first, a message `{"v": 1, "from": T0, "to": T1,
+"ids": "id\\nid..."}` says which faults the history messages written between the wall-clock
+times T0 and T1 hold (`bus.history_reader.find_fault` reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from mrwbus.bus.frames import json_properties
+from mrwbus.bus.publish_batch import Confirmation, PublishBatch
+from mrwbus.bus.topology import HISTORY, HISTORY_INDEX
+
+log = logging.getLogger(__name__)
+
+HistoryRecord = dict[str, Any]
+"""One record (`core.history` builds them; the stream only carries them)."""
+FORMAT_VERSION = 1
+"""`v` of every history and index message; a reader skips a version it does not know."""
+
+INDEX_EVERY = 5_000
+"""Faults per index message at most."""
+INDEX_SECONDS = 600.0
+"""Seconds an index message covers at most (written even without faults, so the part of the
+history that no index message covers yet stays short)."""
+
+_PROPERTIES = json_properties(None, "", None)
+"""A history message's: persistent JSON, nothing else."""
+
+
+def encode(records: Sequence[HistoryRecord]) -> bytes:
+    return orjson.dumps({"v": FORMAT_VERSION, "records": records}, default=str)
+
+
+def decode(body: bytes) -> list[HistoryRecord]:
+    """The records of one history message; [] for a version this reader does not know."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict) or data.get("v") != FORMAT_VERSION:
+        return []
+    records: list[HistoryRecord] = data.get("records") or []
+    return records
+
+
+class HistoryOut:
+    """Publishes history records in the journal writer's batch, and keeps the index."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._ids: list[str] = []
+        self._from: float | None = None
+        self._to = 0.0
+        self.written = 0
+        """History messages published (for tests and the benchmarks)."""
+
+    def publish(self, batch: PublishBatch, records: Sequence[HistoryRecord]) -> Confirmation | None:
+        """Queue `records` as one message in the batch's current write (after whatever was
+        queued before it in this turn); None when there is nothing to write."""
+        if not records:
+            return None
+        now = self._clock()
+        if self._from is None:
+            self._from = now
+        confirmation = batch.publish(
+            "", HISTORY, encode(records), _PROPERTIES, message_id=None, mandatory=False
+        )
+        self.written += 1
+        self._to = now
+        self._ids.extend(record["fault"]["id"] for record in records if record.get("k") == "fault")
+        if len(self._ids) >= INDEX_EVERY or now - self._from >= INDEX_SECONDS:
+            self.close_index(batch)
+        return confirmation
+
+    def close_index(self, batch: PublishBatch) -> None:
+        """Write the index message of what was written since the last one (lazily: the index
+        only speeds reading up, and a reader scans what it does not cover)."""
+        if self._from is None:
+            return
+        body = orjson.dumps(
+            {"v": FORMAT_VERSION, "from": self._from, "to": self._to, "ids": "\n".join(self._ids)}
+        )
+        self._ids, self._from = [], None
+        confirmation = batch.publish(
+            "", HISTORY_INDEX, body, _PROPERTIES, message_id=None, mandatory=False
+        )
+        confirmation.add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("history index not written: %s", future.exception())
