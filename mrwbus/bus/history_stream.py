@@ -86,11 +86,11 @@ class HistoryOut:
             self.close_index(batch)
         return confirmation
 
-    def close_index(self, batch: PublishBatch) -> None:
+    def close_index(self, batch: PublishBatch) -> Confirmation | None:
         """Write the index message of what was written since the last one (lazily: the index
         only speeds reading up, and a reader scans what it does not cover)."""
         if self._from is None:
-            return
+            return None
         body = orjson.dumps(
             {"v": FORMAT_VERSION, "from": self._from, "to": self._to, "ids": "\n".join(self._ids)}
         )
@@ -99,6 +99,7 @@ class HistoryOut:
             "", HISTORY_INDEX, body, _PROPERTIES, message_id=None, mandatory=False
         )
         confirmation.add_done_callback(_quiet)
+        return confirmation
 
 
 def _quiet(future: asyncio.Future[Any]) -> None:

@@ -293,7 +293,10 @@ class JournalWriter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._flushing), PUBLISH_TIMEOUT)
         if self._batch is not None and self.failed is None:
-            self.history.close_index(self._batch)
+            indexed = self.history.close_index(self._batch)
+            if indexed is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(indexed), PUBLISH_TIMEOUT)
 
 
 async def replay(
