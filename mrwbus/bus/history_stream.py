@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -67,6 +69,8 @@ class HistoryOut:
         self._to = 0.0
         self.written = 0
         """History messages published (for tests and the benchmarks)."""
+        self.recent: deque[HistoryRecord] | None = None
+        """Where confirmed records go too, newest last (the status page's history view)."""
 
     def publish(self, batch: PublishBatch, records: Sequence[HistoryRecord]) -> Confirmation | None:
         """Queue `records` as one message in the batch's current write (after whatever was
@@ -81,6 +85,8 @@ class HistoryOut:
         )
         self.written += 1
         self._to = now
+        if self.recent is not None:
+            confirmation.add_done_callback(partial(_confirmed, self.recent, list(records)))
         self._ids.extend(record["fault"]["id"] for record in records if record.get("k") == "fault")
         if len(self._ids) >= INDEX_EVERY or now - self._from >= INDEX_SECONDS:
             self.close_index(batch)
@@ -100,6 +106,13 @@ class HistoryOut:
         )
         confirmation.add_done_callback(_quiet)
         return confirmation
+
+
+def _confirmed(
+    recent: deque[HistoryRecord], records: list[HistoryRecord], future: asyncio.Future[Any]
+) -> None:
+    if not future.cancelled() and future.exception() is None:
+        recent.extend(records)
 
 
 def _quiet(future: asyncio.Future[Any]) -> None:

@@ -14,6 +14,7 @@ Pure: values in, dictionaries out; the writer (`bus.history_stream`) only encode
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -146,3 +147,43 @@ def became_active(now: datetime) -> HistoryRecord:
 def fault_ids(records: Iterable[HistoryRecord]) -> list[str]:
     """The faults received in `records`, in order (the index of the stream)."""
     return [record["fault"]["id"] for record in records if record["k"] == "fault"]
+
+
+DEFAULT_KINDS = frozenset({"fault", "decision", "result", "control", "tick", "active"})
+"""What a listing shows unless asked: reports only when they decided something (a heartbeat
+every few seconds per server would bury the rest)."""
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which records to show; every criterion given must hold (any of a record's commands or
+    events may satisfy it)."""
+
+    monitor: str | None = None
+    server: str | None = None
+    group: str | None = None
+    category: str | None = None
+    code: str | None = None
+    outcome: str | None = None
+    kinds: frozenset[str] = field(default=DEFAULT_KINDS)
+
+    def __call__(self, record: HistoryRecord) -> bool:
+        kind = record.get("k")
+        messages = [*record.get("commands", ()), *record.get("events", ())]
+        if kind not in self.kinds and not (kind == "report" and messages):
+            return False
+        subject = record.get("fault") or record.get("result") or record.get("report") or {}
+        checks: tuple[tuple[str | None, str, list[Any]], ...] = (
+            (self.monitor, "monitor", [record.get("monitor"), *(record.get("monitors") or ())]),
+            (self.server, "server", [record.get("server"), subject.get("server")]),
+            (self.group, "group", []),
+            (self.category, "category", [record.get("category"), subject.get("category")]),
+            (self.code, "code", []),
+            (self.outcome, "outcome", [subject.get("outcome")]),
+        )
+        for wanted, key, own in checks:
+            if wanted is None:
+                continue
+            if wanted not in own and all(item.get(key) != wanted for item in messages):
+                return False
+        return True

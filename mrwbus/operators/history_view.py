@@ -4,52 +4,15 @@ per record that fits a terminal, and one fault's story. Pure: records in, text o
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mrwbus.core.history import DEFAULT_KINDS, HistoryFilter
 from mrwbus.terminal import printable
 
+__all__ = ["DEFAULT_KINDS", "HistoryFilter", "command_text", "line", "story_lines", "summary"]
+
 HistoryRecord = dict[str, Any]
-
-DEFAULT_KINDS = frozenset({"fault", "decision", "result", "control", "tick", "active"})
-"""What a listing shows unless asked: reports only when they decided something (a heartbeat
-every few seconds per server would bury the rest)."""
-
-
-@dataclass(frozen=True)
-class HistoryFilter:
-    """Which records to show; every criterion given must hold (any of a record's commands or
-    events may satisfy it)."""
-
-    monitor: str | None = None
-    server: str | None = None
-    group: str | None = None
-    category: str | None = None
-    code: str | None = None
-    outcome: str | None = None
-    kinds: frozenset[str] = field(default=DEFAULT_KINDS)
-
-    def __call__(self, record: HistoryRecord) -> bool:
-        kind = record.get("k")
-        messages = [*record.get("commands", ()), *record.get("events", ())]
-        if kind not in self.kinds and not (kind == "report" and messages):
-            return False
-        subject = record.get("fault") or record.get("result") or record.get("report") or {}
-        checks: tuple[tuple[str | None, str, list[Any]], ...] = (
-            (self.monitor, "monitor", [record.get("monitor"), *(record.get("monitors") or ())]),
-            (self.server, "server", [record.get("server"), subject.get("server")]),
-            (self.group, "group", []),
-            (self.category, "category", [record.get("category"), subject.get("category")]),
-            (self.code, "code", []),
-            (self.outcome, "outcome", [subject.get("outcome")]),
-        )
-        for wanted, key, own in checks:
-            if wanted is None:
-                continue
-            if wanted not in own and all(item.get(key) != wanted for item in messages):
-                return False
-        return True
 
 
 def command_text(command: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -68,6 +69,7 @@ __all__ = ["Counters", "Health", "NotConnected", "Service"]
 
 log = logging.getLogger(__name__)
 
+RECENT_HISTORY = 2_000
 _UNRECORDED = {ControlVerb.STATUS, ControlVerb.PING}
 """Requests that change nothing and tell nothing about the cluster: not in the history."""
 
@@ -100,6 +102,8 @@ class Service:
         """Set while this replica consumes (it is active)."""
         self.events = EventFeed()
         """The events published, for the status page (in-process listeners)."""
+        self.recent_history: deque[HistoryRecord] = deque(maxlen=RECENT_HISTORY)
+        """The newest history records written, for the status page's history view."""
         self.outbox: Outbox | None = None
         """Journal, publish, ack (`mrwbus.service.outbox`); rebuilt with the state on becoming active."""
         self._agent_queues: set[str] = set()
@@ -176,6 +180,7 @@ class Service:
             snapshot_every=self.settings.snapshot_every,
         )
         self.journal = journal
+        journal.writer.history.recent = self.recent_history
         self.cluster = restored.cluster
         now = utc_now()
         self.cluster.restart_clocks(now)
