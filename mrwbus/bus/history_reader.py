@@ -69,11 +69,13 @@ async def read_stream(
     on_body: Callable[[int, bytes], bool],
     *,
     follow: asyncio.Event | None = None,
+    first_only: bool = False,
 ) -> None:
     """Hand every message from `start` to `on_body(offset, body)` until it returns True, the
-    stream's end as it was when the read began is reached, or (following) `follow` is set."""
-    end = None if follow is not None else await stream_end(connection, name)
-    if follow is None and end is None:
+    stream's end as it was when the read began is reached, or (following) `follow` is set.
+    `first_only`: a message is known to be there; wait at most `END_WAIT` for it."""
+    end = None if follow is not None or first_only else await stream_end(connection, name)
+    if follow is None and end is None and not first_only:
         return
     done = asyncio.Event()
     channel: AbstractChannel = await connection.channel()
@@ -96,7 +98,10 @@ async def read_stream(
         if isinstance(start, datetime):
             start = start - CLOCK_MARGIN
         await queue.consume(on_message, arguments={"x-stream-offset": start})
-        if follow is None:
+        if first_only:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), END_WAIT)
+        elif follow is None:
             await done.wait()
         else:
             stopping = asyncio.ensure_future(follow.wait())
@@ -139,9 +144,13 @@ async def read_history(
 
 @dataclass(frozen=True)
 class IndexStretch:
-    """An index message: the faults history written between `written_from` and `written_to`
-    (the service's clock, seconds since the epoch) holds."""
+    """An index message: the faults that messages `first`..`last` of a writer's `session`
+    hold, written between `written_from` and `written_to` (the service's clock, seconds since
+    the epoch)."""
 
+    session: str
+    first: int
+    last: int
     written_from: float
     written_to: float
     holds: bool
@@ -160,17 +169,43 @@ async def locate_fault(connection: AbstractConnection, fault_id: str) -> Offset:
         if not isinstance(data, dict) or data.get("v") != FORMAT_VERSION:
             return False
         holds = needle in body and fault_id in str(data.get("ids", "")).split("\n")
-        last = IndexStretch(float(data["from"]), float(data["to"]), holds)
+        last = IndexStretch(
+            str(data.get("s", "")),
+            int(data.get("first", 0)),
+            int(data.get("last", 0)),
+            float(data["from"]),
+            float(data["to"]),
+            holds,
+        )
         if holds:
             found = last
         return False
 
     await read_stream(connection, HISTORY_INDEX, "first", on_body)
     if found is not None:
-        return datetime.fromtimestamp(found.written_from, UTC)
+        return await _exact(connection, found, found.first)
     if last is not None:
-        return datetime.fromtimestamp(last.written_to, UTC)
+        return await _exact(connection, last, last.last + 1)
     return "first"
+
+
+async def _exact(connection: AbstractConnection, stretch: IndexStretch, number: int) -> Offset:
+    """The offset of message `number` of the stretch's session: the time finds a message
+    near it, whose own number tells how far to go (one writer's messages take consecutive
+    offsets). Where that cannot be told (another session's message), that time."""
+    near: list[tuple[int, str, int]] = []
+
+    def first(offset: int, body: bytes) -> bool:
+        data = orjson.loads(body)
+        near.append((offset, str(data.get("s", "")), int(data.get("n", -1))))
+        return True
+
+    when = datetime.fromtimestamp(stretch.written_from, UTC)
+    await read_stream(connection, HISTORY, when, first, first_only=True)
+    if near and near[0][1] == stretch.session and 0 <= near[0][2] <= number:
+        offset, _, found = near[0]
+        return offset + (number - found)
+    return when
 
 
 class Story:

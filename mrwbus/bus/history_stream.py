@@ -8,9 +8,11 @@ a journal entry counts as written only once both are confirmed: so nothing the s
 published is missing from the history, and nothing is in it that the journal does not hold.
 
 `mrwbus.history.index` makes one fault quick to find among millions: every `INDEX_EVERY`
-faults or `INDEX_SECONDS`, whichever comes first, a message `{"v": 1, "from": T0, "to": T1,
-"ids": "id\\nid..."}` says which faults the history messages written between the wall-clock
-times T0 and T1 hold (`bus.history_reader.find_fault` reads it).
+faults or `INDEX_SECONDS`, whichever comes first, a message `{"v": 1, "s": SESSION, "first":
+N0, "last": N1, "from": T0, "to": T1, "ids": "id\\nid..."}` says which faults the history
+messages N0..N1 of that writer's session hold, written between the wall-clock times T0 and T1
+(`bus.history_reader.locate_fault` reads it: the time finds the stretch, the numbers the exact
+offset, since one writer's messages take consecutive offsets).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
+from uuid import uuid4
 
 import orjson
 
@@ -46,8 +49,12 @@ _PROPERTIES = json_properties(None, "", None)
 """A history message's: persistent JSON, nothing else."""
 
 
-def encode(records: Sequence[HistoryRecord]) -> bytes:
-    return orjson.dumps({"v": FORMAT_VERSION, "records": records}, default=str)
+def encode(records: Sequence[HistoryRecord], session: str = "", number: int = 0) -> bytes:
+    """A history message: its writer's session and its number in that session (the index
+    names them, so a reader can go to its offset), and the records."""
+    return orjson.dumps(
+        {"v": FORMAT_VERSION, "s": session, "n": number, "records": records}, default=str
+    )
 
 
 def decode(body: bytes) -> list[HistoryRecord]:
@@ -64,7 +71,10 @@ class HistoryOut:
 
     def __init__(self, clock: Any = time.time) -> None:
         self._clock = clock
+        self.session = uuid4().hex[:12]
+        """This writer's messages are numbered from 0 in this session, in offset order."""
         self._ids: list[str] = []
+        self._first = 0
         self._from: float | None = None
         self._to = 0.0
         self.written = 0
@@ -79,9 +89,10 @@ class HistoryOut:
             return None
         now = self._clock()
         if self._from is None:
-            self._from = now
+            self._from, self._first = now, self.written
+        body = encode(records, self.session, self.written)
         confirmation = batch.publish(
-            "", HISTORY, encode(records), _PROPERTIES, message_id=None, mandatory=False
+            "", HISTORY, body, _PROPERTIES, message_id=None, mandatory=False
         )
         self.written += 1
         self._to = now
@@ -98,7 +109,15 @@ class HistoryOut:
         if self._from is None:
             return None
         body = orjson.dumps(
-            {"v": FORMAT_VERSION, "from": self._from, "to": self._to, "ids": "\n".join(self._ids)}
+            {
+                "v": FORMAT_VERSION,
+                "s": self.session,
+                "first": self._first,
+                "last": self.written - 1,
+                "from": self._from,
+                "to": self._to,
+                "ids": "\n".join(self._ids),
+            }
         )
         self._ids, self._from = [], None
         confirmation = batch.publish(
