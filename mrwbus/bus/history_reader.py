@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from mrwbus.bus.history_stream import FORMAT_VERSION, HistoryRecord, decode
+from mrwbus.bus.history_stream import FORMAT_VERSION, HistoryRecord, decode, holds
 from mrwbus.bus.topology import HISTORY, HISTORY_INDEX
 
 Offset = int | str | datetime
@@ -27,8 +27,11 @@ Offset = int | str | datetime
 
 CLOCK_MARGIN = timedelta(seconds=5)
 """Read this much before a time: the broker's clock and the service's may differ a little."""
-PREFETCH = 2_000
-ACK_EVERY = 500
+PREFETCH = 1_000
+ACK_EVERY = 250
+STORY_PREFETCH = 16
+"""Messages sent ahead while reading one fault's story (or the index): it usually ends within
+a few messages."""
 END_WAIT = 2.0
 """Seconds to wait for the newest chunk of a stream; none by then: the stream is empty."""
 
@@ -70,10 +73,14 @@ async def read_stream(
     *,
     follow: asyncio.Event | None = None,
     first_only: bool = False,
+    prefetch: int = PREFETCH,
 ) -> None:
     """Hand every message from `start` to `on_body(offset, body)` until it returns True, the
     stream's end as it was when the read began is reached, or (following) `follow` is set.
-    `first_only`: a message is known to be there; wait at most `END_WAIT` for it."""
+    `first_only`: a message is known to be there; wait at most `END_WAIT` for it.
+    `prefetch`: messages the broker may send ahead; small where the read stops early (a
+    history message may hold hundreds of records, and what was sent is read off the socket
+    before the channel closes)."""
     end = None if follow is not None or first_only else await stream_end(connection, name)
     if follow is None and end is None and not first_only:
         return
@@ -87,13 +94,13 @@ async def read_stream(
             return
         offset = _offset(message)
         count += 1
-        if count % ACK_EVERY == 0:
+        if count % min(ACK_EVERY, max(1, prefetch // 2)) == 0 or first_only:
             await message.ack(multiple=True)  # the stream's credit: more comes
         if on_body(offset, message.body) or (end is not None and offset >= end):
             done.set()
 
     try:
-        await channel.set_qos(prefetch_count=PREFETCH)
+        await channel.set_qos(prefetch_count=1 if first_only else prefetch)
         queue = await channel.get_queue(name, ensure=False)
         if isinstance(start, datetime):
             start = start - CLOCK_MARGIN
@@ -159,7 +166,6 @@ class IndexStretch:
 async def locate_fault(connection: AbstractConnection, fault_id: str) -> Offset:
     """Where to start reading for `fault_id`: the newest index stretch that names it, else where
     the index ends (the stretch no index message covers yet), else the stream's start."""
-    needle = fault_id.encode()
     found: IndexStretch | None = None
     last: IndexStretch | None = None
 
@@ -168,20 +174,20 @@ async def locate_fault(connection: AbstractConnection, fault_id: str) -> Offset:
         data = orjson.loads(body)
         if not isinstance(data, dict) or data.get("v") != FORMAT_VERSION:
             return False
-        holds = needle in body and fault_id in str(data.get("ids", "")).split("\n")
+        named = holds(str(data.get("ids", "")), fault_id)
         last = IndexStretch(
             str(data.get("s", "")),
             int(data.get("first", 0)),
             int(data.get("last", 0)),
             float(data["from"]),
             float(data["to"]),
-            holds,
+            named,
         )
-        if holds:
+        if named:
             found = last
         return False
 
-    await read_stream(connection, HISTORY_INDEX, "first", on_body)
+    await read_stream(connection, HISTORY_INDEX, "first", on_body, prefetch=STORY_PREFETCH)
     if found is not None:
         return await _exact(connection, found, found.first)
     if last is not None:
@@ -264,5 +270,5 @@ async def fault_story(connection: AbstractConnection, fault_id: str) -> Story:
             return False  # not there yet: skip decoding
         return any(story.take(record) for record in decode(body))
 
-    await read_stream(connection, HISTORY, start, on_body)
+    await read_stream(connection, HISTORY, start, on_body, prefetch=STORY_PREFETCH)
     return story
