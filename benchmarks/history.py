@@ -152,13 +152,15 @@ async def show(faults: int) -> None:
 
 
 def what_if_figures(faults: int) -> None:
-    from mrwbus.cli.history import load_export
+    from mrwbus.cli.history_verbs import load_export
     from mrwbus.operators.what_if import what_if
     from tests.unit.operators.recorded_run import RecordedRun
     from tests.unit.operators.test_what_if import START, configured
 
     started = time.monotonic()
-    records = RecordedRun(configured(), START).run(faults)
+    # A busy week: a fault every 6 s on average (100,000 faults in about 7 days); agents
+    # report every 60 s (RecordedRun's REPORT_EVERY).
+    records = RecordedRun(configured(), START, gaps=(0.5, 2, 5, 16)).run(faults)
     print(
         f"recorded {faults:,} faults ({len(records):,} records) in {time.monotonic() - started:.1f} s"
     )

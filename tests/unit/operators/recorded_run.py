@@ -42,7 +42,15 @@ DEVICES = {
 
 
 class RecordedRun:
-    def __init__(self, config: ClusterConfig, start: datetime, seed: int = 7) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        start: datetime,
+        seed: int = 7,
+        gaps: tuple[float, ...] = (5, 60, 300, 900),
+    ) -> None:
+        self.gaps = gaps
+        """Seconds between faults, one drawn at random each time."""
         self.config = config
         self.cluster = ClusterState.for_config(config)
         self.index = MonitorIndex(config)
@@ -57,7 +65,7 @@ class RecordedRun:
     def run(self, faults: int) -> list[dict[str, Any]]:
         servers = list(self.config.servers)
         for number in range(faults):
-            self.advance(timedelta(seconds=self.random.choice((5, 60, 300, 900))))
+            self.advance(timedelta(seconds=self.random.choice(self.gaps)))
             category = self.random.choice(list(DEVICES))
             fault = FaultNotification(
                 id=f"fault-{number}",

@@ -99,7 +99,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     show.set_defaults(verb=show_fault, one_shot=True)
     add_broker_options(show)
-    show.add_argument("fault_id", metavar="FAULT_ID")
+    show.add_argument("fault_id", metavar="FAULT_ID", help="the fault's id, as listed")
     show.add_argument("--json", action="store_true", help="its records, one JSON object a line")
 
     export = _documented(
@@ -115,7 +115,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     what_if = _documented(verbs, "what-if", WHAT_IF)
     what_if.set_defaults(verb=what_if_verb, one_shot=True)
     add_broker_options(what_if)
-    what_if.add_argument("--config", required=True, metavar="NEW.yaml", type=Path)
+    what_if.add_argument(
+        "--config",
+        required=True,
+        metavar="NEW.yaml",
+        type=Path,
+        help="the configuration to try (YAML)",
+    )
     _range(what_if, None)
     what_if.add_argument(
         "--history", metavar="FILE", type=Path, help="an export to replay instead of the stream"
