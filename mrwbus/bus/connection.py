@@ -113,3 +113,10 @@ def connection_user(channel: AbstractChannel) -> str | None:
     connection = getattr(channel, "_connection", None)
     url = getattr(connection, "url", None)
     return url.user if isinstance(url, URL) and url.user else None
+
+
+def connection_closed(connection: AbstractConnection) -> bool:
+    """Closed as aio-pika sees it, or as aiormq under it already does (aio-pika's object hears
+    of a close a moment after aiormq's)."""
+    transport = connection.transport
+    return connection.is_closed or transport is None or transport.connection.is_closed

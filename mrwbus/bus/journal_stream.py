@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from mrwbus.bus.frames import json_properties
+from mrwbus.bus.history_stream import HistoryOut, HistoryRecord
 from mrwbus.bus.publish_batch import PublishBatch
 from mrwbus.bus.publisher import PUBLISH_TIMEOUT
 from mrwbus.bus.topology import (
@@ -112,7 +113,11 @@ class JournalWriter:
     def __init__(self, channel: AbstractChannel, last_seq: int) -> None:
         self.channel = channel
         self.seq = last_seq
-        self._pending: list[tuple[int, list[Record], asyncio.Future[int]]] = []
+        self._pending: list[tuple[int, list[Record], asyncio.Future[int], list[HistoryRecord]]] = []
+        self._notes: list[HistoryRecord] = []
+        """History records with no journal entry of their own, for the next write."""
+        self.history = HistoryOut()
+        """The history stream, written in the same write as each journal message."""
         self._last: asyncio.Future[int] | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._lazy_write: asyncio.TimerHandle | None = None
@@ -128,19 +133,29 @@ class JournalWriter:
         self.batches: deque[tuple[int, int, int]] = deque(maxlen=10_000)
         """(first seq, last seq, index) of the newest confirmed messages holding entries."""
 
-    def append(self, records: list[Record], *, lazy: bool = False) -> asyncio.Future[int]:
+    def append(
+        self,
+        records: list[Record],
+        *,
+        lazy: bool = False,
+        history: Sequence[HistoryRecord] = (),
+    ) -> asyncio.Future[int]:
         """Queue an entry now (its place in the journal is fixed here); await the result.
 
         A `lazy` entry (a record that messages are out: nobody waits for it) rides with the
         next entry, or goes within `LAZY_WRITE_DELAY`: a write of its own would hold the next
         decision's entry back by a whole stream confirm, since one batch is in flight at a
-        time."""
+        time. `history`: the records of what this entry decided, written to the history
+        stream with it; the future resolves once both are confirmed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.failed is not None:
             future.set_exception(JournalFailed(f"the journal is unavailable: {self.failed}"))
             return future
         self.seq += 1
-        self._pending.append((self.seq, records, future))
+        if self._notes:  # noted before this entry: written before its own records
+            history = [*self._notes, *history]
+            self._notes = []
+        self._pending.append((self.seq, records, future, list(history)))
         self._last = future
         if lazy:
             if self._lazy_write is None:
@@ -150,6 +165,17 @@ class JournalWriter:
         else:
             self._start_flush()
         return future
+
+    def note(self, record: HistoryRecord) -> None:
+        """A history record with no state change (a fault received, one no monitor matched):
+        it rides with the next entry, or is written on its own within `LAZY_WRITE_DELAY`."""
+        if self.failed is not None:
+            return
+        self._notes.append(record)
+        if self._lazy_write is None:
+            self._lazy_write = asyncio.get_running_loop().call_later(
+                LAZY_WRITE_DELAY, self._start_flush
+            )
 
     def _start_flush(self) -> None:
         if self._lazy_write is not None:
@@ -189,6 +215,13 @@ class JournalWriter:
         return None
 
     async def _flush(self) -> None:
+        while self._notes and not self._pending:  # history alone: no journal message
+            notes, self._notes = self._notes, []
+            try:
+                await self._publish(self.seq, self.seq, [], history=notes)
+            except BaseException as exc:
+                self.failed = exc
+                return
         while self._pending:
             batch, self._pending = (
                 self._pending[:MAX_ENTRIES_PER_MESSAGE],
@@ -196,22 +229,31 @@ class JournalWriter:
             )
             try:
                 await self._publish(
-                    batch[0][0], batch[-1][0], [(seq, records) for seq, records, _ in batch]
+                    batch[0][0],
+                    batch[-1][0],
+                    [(seq, records) for seq, records, _, _ in batch],
+                    history=[record for *_, history in batch for record in history],
                 )
             except BaseException as exc:
                 # Nothing after a lost entry may be written: the session ends and state is rebuilt.
                 self.failed = exc
-                for _, _, future in [*batch, *self._pending]:
+                for _, _, future, _ in [*batch, *self._pending]:
                     if not future.done():
                         future.set_exception(JournalFailed(f"the journal write failed: {exc}"))
                 self._pending = []
                 return
-            for seq, _, future in batch:
+            for seq, _, future, _ in batch:
                 if not future.done():
                     future.set_result(seq)
 
     async def _publish(
-        self, first: int, last: int, entries: list[Any], marker: str | None = None
+        self,
+        first: int,
+        last: int,
+        entries: list[Any],
+        marker: str | None = None,
+        *,
+        history: Sequence[HistoryRecord] = (),
     ) -> None:
         # orjson: a group commit of a burst is thousands of records, and the stdlib encoder was
         # a twentieth of the service's time; datetimes pass to `str` as `json.dumps` gave them.
@@ -222,25 +264,39 @@ class JournalWriter:
         )
         # One publish at a time, so the order of the indexes is the order of the offsets.
         async with self._publishing:
-            index = self._written
-            self._written += 1
             # The service's own publish path (hand-encoded frames, a plain future for the
             # confirm), cheaper than aio-pika's for a message every decision waits on.
             channel = await self.channel.get_underlay_channel()
             if self._batch is None or self._batch.channel is not channel:
                 self._batch = PublishBatch(channel, PUBLISH_TIMEOUT)
-            await self._batch.publish(
-                "", JOURNAL, body, _ENTRY_PROPERTIES, message_id=None, mandatory=False
-            )
+            journaled = None
+            if entries or marker is not None or not history:
+                index = self._written
+                self._written += 1
+                journaled = self._batch.publish(
+                    "", JOURNAL, body, _ENTRY_PROPERTIES, message_id=None, mandatory=False
+                )
+            # The history rides the same write, right after the journal message; both are
+            # awaited, so nothing is published that the history lacks.
+            recorded = self.history.publish(self._batch, history)
+            if journaled is not None:
+                await journaled
+            if recorded is not None:
+                await recorded
         if entries:
             self.batches.append((first, last, index))
 
     async def drain(self) -> None:
-        if self._pending:
+        if self._pending or self._notes:
             self._start_flush()  # lazy entries too
         if self._flushing is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._flushing), PUBLISH_TIMEOUT)
+        if self._batch is not None and self.failed is None:
+            indexed = self.history.close_index(self._batch)
+            if indexed is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(indexed), PUBLISH_TIMEOUT)
 
 
 async def replay(

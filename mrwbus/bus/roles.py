@@ -12,7 +12,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mrwbus.bus.topology import COMMANDS, CONTROL, DEAD, EVENTS, FAULTS, RESULTS, agent_queue
+from mrwbus.bus.topology import (
+    COMMANDS,
+    CONTROL,
+    DEAD,
+    EVENTS,
+    FAULTS,
+    HISTORY,
+    HISTORY_INDEX,
+    RESULTS,
+    agent_queue,
+)
 from mrwbus.messages import ControlVerb
 
 SERVICE = "mrwbus-service"
@@ -99,11 +109,12 @@ def agent_role(server: str) -> Role:
 def operator_role(
     user: str = OPERATOR,
     verbs: Iterable[ControlVerb] = tuple(ControlVerb),
-    reads: tuple[str, ...] = (EVENTS, DEAD),
+    reads: tuple[str, ...] = (EVENTS, DEAD, HISTORY, HISTORY_INDEX),
 ) -> Role:
     # A control request goes to the control exchange keyed by its verb; the reply comes back
     # to a server-named exclusive queue; `watch` binds another one to the events. Operators
-    # also read `mrwbus.dead` (`mrwbus dead list|show|purge`; replay goes through the service).
+    # also read `mrwbus.dead` (`mrwbus dead list|show|purge`; replay goes through the service)
+    # and the history streams (`mrwbus history`, `mrwbus what-if`).
     return Role(
         user,
         configure=names(GENERATED),
@@ -117,7 +128,7 @@ def operator_role(
 
 
 def viewer_role() -> Role:
-    return operator_role(VIEWER, VIEWER_VERBS, reads=(EVENTS,))
+    return operator_role(VIEWER, VIEWER_VERBS, reads=(EVENTS, HISTORY, HISTORY_INDEX))
 
 
 def roles_for(servers: Iterable[str]) -> list[Role]:

@@ -41,6 +41,7 @@ from yarl import URL
 from mrwbus.bus.connection import (
     CONNECT_ERRORS,
     CONNECTION_ERRORS,
+    connection_closed,
     connection_user,
     node_of,
     open_connection,
@@ -57,11 +58,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
-CANCEL_WAIT = 0.5
-"""Seconds a stop waits for the broker to confirm its consumers' cancellation."""
-
-CLOSE_WAIT = 2.0
-"""Seconds a session's end waits for the broker to confirm the connection's close."""
+CANCEL_WAIT, CLOSE_WAIT = 0.5, 2.0
+"""Seconds a stop waits for the broker to confirm its consumers' cancels, and the close."""
 
 
 class SessionLost(ConnectionError):
@@ -379,13 +377,6 @@ def _as_lost(exc: BaseException, connection: AbstractConnection) -> BaseExceptio
     if connection_closed(connection):
         return SessionLost(f"the connection closed: {exc}")
     raise exc
-
-
-def connection_closed(connection: AbstractConnection) -> bool:
-    """Closed as aio-pika sees it, or as aiormq under it already does (aio-pika's object hears
-    of a close a moment after aiormq's)."""
-    transport = connection.transport
-    return connection.is_closed or transport is None or transport.connection.is_closed
 
 
 async def _unless_stopped(

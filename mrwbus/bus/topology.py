@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
@@ -33,6 +34,11 @@ JOURNAL = "mrwbus.journal"
 """The service's journal: a stream of entries (see `bus.journal_stream`)."""
 SNAPSHOT = "mrwbus.snapshot"
 """The newest snapshot of the service's state: a quorum queue of length one."""
+HISTORY = "mrwbus.history"
+"""What happened, for people and `what-if`: a stream of records (see `bus.history_stream`)."""
+HISTORY_INDEX = "mrwbus.history.index"
+"""Which faults each stretch of the history holds, and when: a small stream that finds one."""
+DEFAULT_HISTORY_MAX_AGE = timedelta(days=90)
 LEADER = "mrwbus.leader"
 """The leader lock: an exclusive queue, held by the active replica's connection."""
 ALERTING = "mrwbus.alerting"
@@ -46,6 +52,17 @@ def journal_arguments() -> FieldTable:
     return {
         "x-queue-type": "stream",
         "x-max-length-bytes": 2 * 1024**3,
+        "x-stream-max-segment-size-bytes": 64 * 1024**2,
+        "x-initial-cluster-size": replicas(),
+    }
+
+
+def history_arguments(max_age: timedelta) -> FieldTable:
+    """A stream kept by age (whole segments older than `max_age` are dropped), replicated
+    like the journal."""
+    return {
+        "x-queue-type": "stream",
+        "x-max-age": f"{max(1, int(max_age.total_seconds()))}s",
         "x-stream-max-segment-size-bytes": 64 * 1024**2,
         "x-initial-cluster-size": replicas(),
     }
@@ -162,6 +179,7 @@ async def declare_service_topology(
     channel: AbstractChannel,
     servers: Iterable[str],
     dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
+    history_max_age: timedelta = DEFAULT_HISTORY_MAX_AGE,
 ) -> Topology:
     """Everything the service uses, and the agent queues of `servers`. The service declares a
     server's agent queue before its first command instead (so start-up does not grow with the
@@ -182,6 +200,7 @@ async def declare_service_topology(
     for server in servers:
         await declare_agent_queue(channel, exchanges, server)
     await declare_journal(channel)
+    await declare_history(channel, history_max_age)
     return Topology(exchanges=exchanges, faults=faults, control=control, results=results)
 
 
@@ -213,6 +232,12 @@ async def declare_journal(channel: AbstractChannel) -> None:
         durable=True,
         arguments={**replicated_quorum(), "x-max-length": 1, "x-overflow": "drop-head"},
     )
+
+
+async def declare_history(channel: AbstractChannel, max_age: timedelta) -> None:
+    """The history stream and its index, both kept `max_age`."""
+    for name in (HISTORY, HISTORY_INDEX):
+        await channel.declare_queue(name, durable=True, arguments=history_arguments(max_age))
 
 
 async def declare_leader_lock(channel: AbstractChannel) -> AbstractQueue:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mrwbus import __version__
-from mrwbus.cli import admin, daemons, dead, offline, operators, resource_verbs
+from mrwbus.cli import admin, daemons, dead, history_verbs, offline, operators, resource_verbs
 from mrwbus.cli.common import (
     EXIT_BROKER,
     EXIT_BUG,
@@ -25,7 +25,7 @@ from mrwbus.cli.common import (
 )
 from mrwbus.errors import BrokerUnavailable, ConfigError, MrwbusError
 
-VERB_GROUPS = (daemons, operators, dead, admin, offline, resource_verbs)
+VERB_GROUPS = (daemons, operators, history_verbs, dead, admin, offline, resource_verbs)
 """Add a module here to add its verbs; `register(verbs)` adds them to the parser."""
 
 

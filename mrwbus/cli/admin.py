@@ -60,6 +60,7 @@ def provision_broker(args: argparse.Namespace) -> int:
             secrets_dir=args.secrets,
             rotate=args.rotate,
             dead_limits=config.service.dead_letter_limits(),
+            history_max_age=config.service.history_max_age,
         )
     )
     print(done.summary(args.secrets))

@@ -163,6 +163,10 @@ class ServiceConfig(Strict):
     """A dead letter is dropped this long after it was dead-lettered: the time an operator
     has to see it and replay it (`mrwbus dead`)."""
 
+    history_max_age: Duration = timedelta(days=90)
+    """How long the history stream (`mrwbus.history`) keeps what happened (`x-max-age`; fixed
+    when the stream is first declared: change it later with a policy, docs/history.md)."""
+
     def dead_letter_limits(self) -> DeadLetterLimits:
         return DeadLetterLimits(self.dead_letter_max_length, self.dead_letter_ttl)
 

@@ -15,6 +15,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from yarl import URL
 
 from mrwbus.bus.connection import Urls, connect_any, url_list
 from mrwbus.bus.roles import SERVICE, Role, roles_for
-from mrwbus.bus.topology import declare_service_topology
+from mrwbus.bus.topology import DEFAULT_HISTORY_MAX_AGE, declare_service_topology
 from mrwbus.config.model import DEFAULT_DEAD_LIMITS, DeadLetterLimits
 from mrwbus.config.settings import PASSWORD_FILE, TLS_QUERY, read_password, tls_context
 from mrwbus.errors import ProvisionError
@@ -129,6 +130,7 @@ async def provision(
     secrets_dir: str | Path,
     rotate: str | None = None,
     dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
+    history_max_age: timedelta = DEFAULT_HISTORY_MAX_AGE,
 ) -> Provisioned:
     """Create (or bring up to date) the vhost, the topology and every role's user.
 
@@ -166,7 +168,9 @@ async def provision(
                 write_secret(directory, role.user, password)
                 (rotated if exists else created).append(role.user)
             await api.grant(role)
-    await declare_topology(amqp_url, vhost, servers, directory / SERVICE, dead_limits)
+    await declare_topology(
+        amqp_url, vhost, servers, directory / SERVICE, dead_limits, history_max_age
+    )
     log.info(
         "provisioned vhost %s: %d users created, %d rotated", vhost, len(created), len(rotated)
     )
@@ -179,6 +183,7 @@ async def declare_topology(
     servers: list[str],
     service_password: Path,
     dead_limits: DeadLetterLimits = DEFAULT_DEAD_LIMITS,
+    history_max_age: timedelta = DEFAULT_HISTORY_MAX_AGE,
 ) -> None:
     """Declare the topology in `vhost` as the service user (which may, and so proves it can),
     on the host of `amqp_url` (any node of a cluster) with its TLS files."""
@@ -192,6 +197,6 @@ async def declare_topology(
     connection = await connect_any(as_service, "mrwbus-provision")
     try:
         channel = await connection.channel()
-        await declare_service_topology(channel, servers, dead_limits)
+        await declare_service_topology(channel, servers, dead_limits, history_max_age)
     finally:
         await connection.close()

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision
+from mrwbus.core.history import fault_decision
 from mrwbus.errors import JournalFailed
 from mrwbus.messages import FaultNotification, utc_now
 from mrwbus.service.outbox import Outbox
@@ -66,10 +67,14 @@ class MonitorActor:
         decision = self._decided.get(fault.id)
         if decision is None:
             # A fault id decided before is never decided again; only its publishing is retried.
-            decision = self.cluster.handle_fault(self.monitor, fault, utc_now())
+            now = utc_now()
+            decision = self.cluster.handle_fault(self.monitor, fault, now)
             self._remember(fault.id, decision)
+            record = fault_decision(self.monitor, fault, decision, now)
             try:
-                await self.outbox.journal_fault(self.cluster, self.monitor, fault.id, decision)
+                await self.outbox.journal_fault(
+                    self.cluster, self.monitor, fault.id, decision, history=(record,)
+                )
             except BaseException:
                 # Not journaled, so never to be published: the rebuilt state decides afresh.
                 self._decided.pop(fault.id, None)

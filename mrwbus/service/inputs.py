@@ -7,16 +7,19 @@ decide, journal and publish, ack. This module holds the pieces that differ by ki
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import TypeAdapter
 
+from mrwbus.config.model import ClusterConfig
 from mrwbus.messages import (
     AgentReport,
     CommandResult,
     ControlRequest,
     FaultNotification,
     MessageId,
+    ReportRequest,
     new_id,
     parse_message,
 )
@@ -39,3 +42,8 @@ def reply_id(message_id: str | None) -> str:
         return _MESSAGE_ID.validate_python(message_id)
     except ValueError:
         return new_id()
+
+
+def report_requests(config: ClusterConfig, now: datetime) -> list[ReportRequest]:
+    """One `ReportRequest` per server: after its start the service asks every agent."""
+    return [ReportRequest(id=new_id(), server=server, asked_at=now) for server in config.servers]

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
+from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.messages import Event, RecoveryCommand, new_id
@@ -52,13 +53,29 @@ class Outbox:
     # --- a fault's decision, by its actor ---------------------------------------------------
 
     async def journal_fault(
-        self, cluster: ClusterState, monitor: str, fault_id: str, decision: Decision
+        self,
+        cluster: ClusterState,
+        monitor: str,
+        fault_id: str,
+        decision: Decision,
+        *,
+        history: Sequence[HistoryRecord] = (),
     ) -> None:
-        """Journal a fault's decision; call it right after `handle_fault`, with no await in
-        between, so the entry takes its place in the same step."""
+        """Journal a fault's decision (and its `history`, in the same write); call it right
+        after `handle_fault`, with no await in between, so the entry takes its place in the
+        same step."""
         await self.journal.decision(
-            cluster, monitor, fault_id, decision, shared=decision.changes_shared_state
+            cluster,
+            monitor,
+            fault_id,
+            decision,
+            shared=decision.changes_shared_state,
+            history=history,
         )
+
+    def note(self, record: HistoryRecord) -> None:
+        """History with no decision of its own (a fault received): before what comes next."""
+        self.journal.writer.note(record)
 
     async def send_fault(self, monitor: str, fault_id: str, decision: Decision) -> Decision:
         """Publish a journaled fault decision (again, if it was not confirmed); the decision
@@ -69,16 +86,22 @@ class Outbox:
 
     # --- any other decision: a result, a report, a tick, an operator's request ----------------
 
-    async def send(self, cluster: ClusterState, decision: Decision) -> None:
+    async def send(
+        self,
+        cluster: ClusterState,
+        decision: Decision,
+        history: Sequence[HistoryRecord] = (),
+    ) -> None:
         """Journal what the state already changed, then publish the decision's messages.
 
         Call it right after the change, with no await in between: the journal entry takes its
-        place in the same step."""
+        place in the same step; `history` goes to the history stream in the same write."""
         if not decision.has_messages:
-            await self.journal.reaction(cluster, "", None)  # state only (a heartbeat, a move)
+            # State only (a heartbeat, a move).
+            await self.journal.reaction(cluster, "", None, history)
             return
         reaction_id = new_id()
-        await self.journal.reaction(cluster, reaction_id, decision)
+        await self.journal.reaction(cluster, reaction_id, decision, history)
         # Pending only once journaled: nothing is published ahead of its journal entry.
         self.pending[reaction_id] = decision
         await self.flush()

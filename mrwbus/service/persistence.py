@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel
 
+from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.bus.journal_stream import (
     Batch,
     JournalWriter,
@@ -124,9 +126,11 @@ class StateJournal:
 
     # --- appending: each call fixes the entry's place at once; await the future for the confirm
 
-    def append(self, records: list[Record], *, lazy: bool = False) -> asyncio.Future[int]:
+    def append(
+        self, records: list[Record], *, lazy: bool = False, history: Sequence[HistoryRecord] = ()
+    ) -> asyncio.Future[int]:
         self.records.apply(records)
-        future = self.writer.append(records, lazy=lazy)
+        future = self.writer.append(records, lazy=lazy, history=history)
         if self.writer.seq - self.last_snapshot_seq >= self.snapshot_every:
             self._start_snapshot()
         return future
@@ -139,10 +143,11 @@ class StateJournal:
         decision: Decision,
         *,
         shared: bool,
+        history: Sequence[HistoryRecord] = (),
     ) -> asyncio.Future[int]:
         """A fault's decision: the monitor's new state, what else changed, and its messages."""
         changes = self.tracker.changes(cluster, shared=shared)
-        return self.append([*changes, decided_record(monitor, fault_id, decision)])
+        return self.append([*changes, decided_record(monitor, fault_id, decision)], history=history)
 
     def confirmed(self, monitor: str, fault_id: str) -> asyncio.Future[int]:
         # Lazy: losing it only means a republish with the same ids, and written at once it
@@ -150,17 +155,23 @@ class StateJournal:
         return self.append([decided_record(monitor, fault_id, CONFIRMED)], lazy=True)
 
     def reaction(
-        self, cluster: ClusterState, reaction_id: str, decision: Decision | None
+        self,
+        cluster: ClusterState,
+        reaction_id: str,
+        decision: Decision | None,
+        history: Sequence[HistoryRecord] = (),
     ) -> asyncio.Future[int]:
         """A result, report, tick or operator request: what changed, and the messages pending."""
         records = self.tracker.changes(cluster)
         if decision is not None:
             records += outbox_records(reaction_id, decision)
         if not records:
+            for record in history:  # nothing changed: the history still says it came
+                self.writer.note(record)
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(self.writer.seq)
             return done
-        return self.append(records)
+        return self.append(records, history=history)
 
     def reaction_done(self, reaction_id: str) -> asyncio.Future[int]:
         return self.append(list(outbox_records(reaction_id, None)), lazy=True)

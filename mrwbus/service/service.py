@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -22,6 +23,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from mrwbus.alerting.forwarder import declare_alerting, forwarder_for, serve_beside
 from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
+from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.journal_stream import try_lead
 from mrwbus.bus.publisher import Publisher
@@ -31,7 +33,7 @@ from mrwbus.bus.stopping import cancel_within
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.config.model import ClusterConfig
 from mrwbus.config.settings import ServiceSettings
-from mrwbus.core import events
+from mrwbus.core import events, history
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
 from mrwbus.core.matching import MonitorIndex, route_fault
@@ -45,9 +47,7 @@ from mrwbus.messages import (
     ControlVerb,
     Event,
     RecoveryCommand,
-    ReportRequest,
     StatusReport,
-    new_id,
     parse_agent_message,
     parse_fault,
     utc_now,
@@ -57,7 +57,7 @@ from mrwbus.service import senders
 from mrwbus.service.actor import MonitorActor, decide, monitor_actors
 from mrwbus.service.answers import handle_control
 from mrwbus.service.event_feed import EventFeed
-from mrwbus.service.inputs import Input, parse_control, reply_id
+from mrwbus.service.inputs import Input, parse_control, reply_id, report_requests
 from mrwbus.service.outbox import Outbox
 from mrwbus.service.persistence import StateJournal
 from mrwbus.service.replay import replay_for
@@ -69,6 +69,10 @@ log = logging.getLogger(__name__)
 
 JOURNAL_CLOSE_WAIT = 0.5
 """Seconds a stop waits for the journal's last lazy records."""
+
+RECENT_HISTORY = 2_000
+_UNRECORDED = {ControlVerb.STATUS, ControlVerb.PING}
+"""Requests that change nothing and tell nothing about the cluster: not in the history."""
 
 
 class Service:
@@ -99,6 +103,8 @@ class Service:
         """Set while this replica consumes (it is active)."""
         self.events = EventFeed()
         """The events published, for the status page (in-process listeners)."""
+        self.recent_history: deque[HistoryRecord] = deque(maxlen=RECENT_HISTORY)
+        """The newest history records written, for the status page's history view."""
         self.outbox: Outbox | None = None
         """Journal, publish, ack (`mrwbus.service.outbox`); rebuilt with the state on becoming active."""
         self._agent_queues: set[str] = set()
@@ -123,8 +129,9 @@ class Service:
     async def _session(self, session: Session, stop: asyncio.Event) -> None:
         # Agent queues are declared before a server's first command (`_publish`), not here: a
         # start-up that declared a queue per server took minutes with a thousand servers.
+        service = self.config.service
         topology = await declare_service_topology(
-            session.channel, (), self.config.service.dead_letter_limits()
+            session.channel, (), service.dead_letter_limits(), service.history_max_age
         )
         self._agent_queues = set()
         session.use_exchanges(topology.exchanges)
@@ -177,9 +184,12 @@ class Service:
             snapshot_every=self.settings.snapshot_every,
         )
         self.journal = journal
+        journal.writer.history.recent = self.recent_history
         self.cluster = restored.cluster
-        self.cluster.restart_clocks(utc_now())
+        now = utc_now()
+        self.cluster.restart_clocks(now)
         self.outbox = Outbox(journal, self._publish, restored.outbox)
+        self.outbox.note(history.became_active(now))
         self.actors = monitor_actors(self.cluster, self.outbox, restored.decided)
         gc.freeze()  # the rebuilt state lives long: keep the collector from walking it again
 
@@ -198,7 +208,11 @@ class Service:
     async def _tick(self) -> None:
         if self.journal is not None and self.journal.failed:
             raise JournalFailed(f"the journal failed: {self.journal.writer.failed}")
-        await self._react(self.cluster.tick(utc_now()))
+        now = utc_now()
+        decision = self.cluster.tick(now)
+        await self._react(
+            decision, [history.tick_record(decision, now)] if decision.has_messages else []
+        )
 
     # --- inputs: one shape for faults, agents' messages and control requests -------------
     #
@@ -212,15 +226,21 @@ class Service:
         taken = await self._take(message, parse_fault)
         if taken is None:
             return
-        fault, _ = taken
-        route = route_fault(self.config, self.index, fault, utc_now())  # as `simulate` does
+        fault, sender = taken
+        now = utc_now()
+        route = route_fault(self.config, self.index, fault, now)  # as `simulate` does
         if route.dead_letter is not None:
             await self._dead_letter(message, route.dead_letter)
             return
         self.counters.faults_by_category[fault.category.value] += 1
         matched = [self.actors[name] for name in route.monitors]
+        outbox = self._current_outbox()
+        outbox.note(history.fault_received(fault, sender, list(route.monitors), now))
         if route.unmatched is not None:
             self.counters.unmatched += 1
+            outbox.note(
+                history.fault_decision(None, fault, Decision(events=(route.unmatched,)), now)
+            )
             await self._publish([], [route.unmatched])
             await message.ack()
             return
@@ -241,7 +261,7 @@ class Service:
         taken = await self._take(message, parse_agent_message)
         if taken is None:
             return
-        found, _ = taken
+        found, sender = taken
         now = utc_now()
         if isinstance(found, CommandResult) and (wrong := self.cluster.result_refusal(found)):
             await self._react(self.cluster.handle_result(found, now))  # its event only
@@ -251,9 +271,11 @@ class Service:
             issued = self.cluster.issued.get(found.command_id)
             self.counters.result(found.server, found.outcome.value, issued)
             reaction = self.cluster.handle_result(found, now)
+            record = history.result_record(found, sender, reaction, now)
         else:
             reaction = self.cluster.handle_report(found, now)
-        await self._react(reaction)
+            record = history.report_record(found, sender, reaction, now)
+        await self._react(reaction, [record])
         await message.ack()
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
@@ -262,11 +284,17 @@ class Service:
             return
         request, sender = taken
         request = senders.named(request, sender, self.config)
+        now = utc_now()
         if request.verb is ControlVerb.REPLAY:
-            reply, decision = await replay_for(self.settings.amqp_url, request, utc_now())
+            reply, decision = await replay_for(self.settings.amqp_url, request, now)
         else:
-            reply, decision = handle_control(self.cluster, request, utc_now(), self.status_report)
-        await self._react(decision)  # journaled before the reply says done
+            reply, decision = handle_control(self.cluster, request, now, self.status_report)
+        recorded = (
+            []
+            if request.verb in _UNRECORDED
+            else [history.control_record(request, sender, decision, now)]
+        )
+        await self._react(decision, recorded)  # journaled before the reply says done
         await self._reply(message, reply)
         await message.ack()
 
@@ -340,22 +368,18 @@ class Service:
     async def _ask_agents_to_report(self) -> None:
         """After a (re)start the service learns from the agents where the groups run."""
         publisher = self._current_publisher()
-        now = utc_now()
-        await asyncio.gather(
-            *(
-                # Not mandatory: a server whose agent never ran has no queue yet (they are
-                # declared before a server's first command), and its agent reports on its own.
-                publisher.publish(COMMANDS, request.routing_key, request, mandatory=False)
-                for request in (
-                    ReportRequest(id=new_id(), server=server, asked_at=now)
-                    for server in self.config.servers
-                )
-            )
-        )
+        # Not mandatory: a server whose agent never ran has no queue yet (they are declared
+        # before a server's first command), and its agent reports on its own.
+        sending = [
+            publisher.publish(COMMANDS, request.routing_key, request, mandatory=False)
+            for request in report_requests(self.config, utc_now())
+        ]
+        await asyncio.gather(*sending)
 
-    async def _react(self, decision: Decision) -> None:
-        """Journal, publish, then the caller acks: call it right after the change it reports."""
-        await self._current_outbox().send(self.cluster, decision)
+    async def _react(self, decision: Decision, recorded: Sequence[HistoryRecord] = ()) -> None:
+        """Journal (and write `recorded` to the history), publish, then the caller acks: call
+        it right after the change it reports."""
+        await self._current_outbox().send(self.cluster, decision, recorded)
 
     def _current_outbox(self) -> Outbox:
         if self.outbox is None:

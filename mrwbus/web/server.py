@@ -9,6 +9,8 @@ Routes:
   /events/stream  server-sent events feeding the page (see `stream.py`)
   /api/status     the status report, as `mrwbus status --json` prints it
   /api/events     the recent events, oldest first (`?limit=N` for the last N)
+  /api/history    the newest history records, newest first, filtered as `mrwbus history`
+                  filters (`?monitor=&server=&group=&category=&code=&outcome=&limit=`)
   /metrics        Prometheus text format
   /healthz        200 when healthy, else 503, with the reasons as JSON
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mrwbus.core.history import HistoryFilter
 from mrwbus.errors import StatusPageError
 from mrwbus.messages import Event
 from mrwbus.service.service import Service
@@ -37,6 +40,8 @@ from mrwbus.web.prometheus import exposition
 from mrwbus.web.stream import KEEPALIVE, StatusStream, event_json, status_json
 
 log = logging.getLogger(__name__)
+
+HISTORY_FILTERS = ("monitor", "server", "group", "category", "code", "outcome")
 
 _PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -95,6 +100,7 @@ class StatusServer:
         app.router.add_get("/", self._page_handler)
         app.router.add_get("/api/status", self._status_handler)
         app.router.add_get("/api/events", self._events_handler)
+        app.router.add_get("/api/history", self._history_handler)
         app.router.add_get("/events/stream", self._stream_handler, allow_head=False)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/healthz", self._health_handler)
@@ -148,6 +154,29 @@ class StatusServer:
                 return _json({"error": "limit must be a whole number"}, status=400)
             recent = recent[-int(limit) :] if int(limit) else []
         return _json([event_json(event) for event in recent])
+
+    async def _history_handler(self, request: web.Request) -> web.Response:
+        query = request.query
+        limit = query.get("limit", "100")
+        if not limit.isdigit():
+            return _json({"error": "limit must be a whole number"}, status=400)
+        given = {key: query.get(key) or None for key in HISTORY_FILTERS}
+        wanted = HistoryFilter(
+            monitor=given["monitor"],
+            server=given["server"],
+            group=given["group"],
+            category=given["category"],
+            code=given["code"],
+            outcome=given["outcome"],
+        )
+        recent = getattr(self.service, "recent_history", ())
+        found: list[dict[str, Any]] = []
+        for record in reversed(recent):
+            if len(found) >= int(limit):
+                break
+            if wanted(record):
+                found.append(record)
+        return _json(found)
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         body, content_type = exposition(

@@ -282,3 +282,37 @@ async def test_the_page_shows_a_fault_in_error_without_reload(
         if keep:
             Path(keep).parent.mkdir(parents=True, exist_ok=True)
             Path(keep).write_bytes(shot.read_bytes())
+
+
+async def test_the_history_view_shows_faults_live_and_filters_them(
+    start_service: RunningService, probe: BusProbe
+) -> None:
+    service = await start_service(CLUSTER)
+    async with StatusServer(service, port=0) as server, chromium_page() as page:
+        await page.navigate(f"{server.url}/")
+        await page.wait_for("document.querySelector('#history tr[data-kind=\"active\"]') !== null")
+        await page.evaluate("window.loadedOnce = true")
+
+        await probe.publish(make_fault("server1", "NIC", "eth0", fault_id="h-nic"))
+        await probe.publish(make_fault("server2", "FC", "host1", fault_id="h-fc"))
+        for fault_id in ("h-nic", "h-fc"):
+            await page.wait_for(
+                f'document.querySelector(\'#history tr[data-kind="fault"][data-fault="{fault_id}"]\')'
+                " !== null"
+            )
+        decided = await page.wait_for(
+            'document.querySelector(\'#history tr[data-kind="decision"][data-fault="h-nic"]'
+            " td.decided')?.textContent"
+        )
+        assert "failover stop failover1 on server1" in decided
+
+        # A filter narrows the view at once, as `mrwbus history --monitor mrw2` would.
+        await page.evaluate(
+            "(() => { const input = document.querySelector('#history-filters [name=monitor]');"
+            " input.value = 'mrw2'; input.dispatchEvent(new Event('input')); })()"
+        )
+        await page.wait_for(
+            "document.querySelector('#history tr[data-fault=\"h-nic\"]') === null"
+            " && document.querySelector('#history tr[data-fault=\"h-fc\"]') !== null"
+        )
+        assert await page.evaluate("window.loadedOnce === true"), "the page was reloaded"

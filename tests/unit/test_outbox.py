@@ -40,7 +40,14 @@ class FakeJournal:
         return future
 
     def decision(
-        self, cluster: Any, monitor: str, fault_id: str, decision: Decision, *, shared: bool
+        self,
+        cluster: Any,
+        monitor: str,
+        fault_id: str,
+        decision: Decision,
+        *,
+        shared: bool,
+        history: Any = (),
     ) -> asyncio.Future[int]:
         return self._entry(f"journal {monitor}/{fault_id}")
 
@@ -48,7 +55,7 @@ class FakeJournal:
         return self._entry(f"confirmed {monitor}/{fault_id}")
 
     def reaction(
-        self, cluster: Any, reaction_id: str, decision: Decision | None
+        self, cluster: Any, reaction_id: str, decision: Decision | None, history: Any = ()
     ) -> asyncio.Future[int]:
         return self._entry("journal reaction" if decision is not None else "journal state")
 
