@@ -27,6 +27,8 @@ from pathlib import Path
 from mrwbus.config.settings import amqp_url
 
 PORT0 = int(os.environ.get("MRWBUS_TEST_TLS_PORT", "5691"))
+PREFIX = "mrwbus-tls-node-"
+"""Every node's folder starts so (under the temporary folder): a leftover is found by it."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,27 @@ def _ctl(node: str, *args: str, timeout: float = 30) -> subprocess.CompletedProc
     )
 
 
+def stop_leftover_nodes() -> None:
+    """A run killed before its teardown leaves its node on the test's ports, with certificates
+    this run does not trust: stop every node an earlier run of this module left behind."""
+    for pid_file in Path(tempfile.gettempdir()).glob(f"{PREFIX}*/pid"):
+        base = pid_file.parent
+        try:
+            pid = int(pid_file.read_text().strip())
+            name = next(
+                line.split("=", 1)[1]
+                for line in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+                if line.startswith("RABBITMQ_NODENAME=")
+            )
+        except (OSError, ValueError, StopIteration):
+            shutil.rmtree(base, ignore_errors=True)
+            continue
+        stop_tls_node(TlsNode(base, name, PORT0, PORT0 + 1, PORT0 + 10000))
+
+
 def start_tls_node() -> TlsNode:
-    base = Path(tempfile.mkdtemp(prefix="mrwbus-tls-node-"))
+    stop_leftover_nodes()
+    base = Path(tempfile.mkdtemp(prefix=PREFIX))
     certs = base / "certs"
     certs.mkdir()
     make_ca(certs, "ca")
