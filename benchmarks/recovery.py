@@ -211,7 +211,9 @@ def rows(condition: str, pooled: dict[str, list[Failover]]) -> list[str]:
 HEADER = ["| recovery | bare four hops | mrwbus | mrwbus / bare |", "| --- | --- | --- | --- |"]
 
 
-async def recovery_rows(workdir: Path, failovers: int, segments: int, loads: list[bool]) -> list[str]:
+async def recovery_rows(
+    workdir: Path, failovers: int, segments: int, loads: list[bool]
+) -> list[str]:
     bench = RecoveryBench(workdir, failovers, segments)
     found = []
     for loaded in loads:

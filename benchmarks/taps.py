@@ -8,6 +8,7 @@ millisecond, the same for every hop and both contenders)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +18,13 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from mrwbus.bus.topology import COMMANDS, EVENTS, RESULTS, declare_exchanges
 
-HOPS = ("fault -> stop sent", "stop run", "stop result -> start sent", "start run", "start result -> done")
+HOPS = (
+    "fault -> stop sent",
+    "stop run",
+    "stop result -> start sent",
+    "start run",
+    "start result -> done",
+)
 """The five legs between the six moments of a failover."""
 
 
@@ -42,7 +49,7 @@ class Failover:
             self.start_done,
             self.done,
         )
-        return [(b - a) * 1000 for a, b in zip(moments, moments[1:], strict=False)]
+        return [(b - a) * 1000 for a, b in itertools.pairwise(moments)]
 
     @property
     def total_ms(self) -> float:

@@ -24,6 +24,7 @@ from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
 from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.journal_stream import try_lead
+from mrwbus.bus.leader import LeaderWatch, beat, close_lock_owner
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
 from mrwbus.bus.session import Session, SessionLost, SessionRunner
@@ -127,10 +128,11 @@ class Service:
         session.use_exchanges(topology.exchanges)
         if self.alerting is not None:  # before any event is published: the forwarder misses none
             await declare_alerting(session.channel, topology.exchanges)
-        if not await self._wait_for_leadership(session.connection, stop):
+        if not await self._wait_for_leadership(session, stop):
             return
         await self._become_active(session.connection)
         queues = asyncio.create_task(self.queues.run(session.connection), name="queues")
+        beats = asyncio.create_task(beat(session.connection), name="leader-beats")
         try:
             await self._serve(session, topology, stop)
         except JournalFailed as exc:
@@ -141,23 +143,42 @@ class Service:
             self.health.last_error = str(exc)
             self.health.role = "standby"
         finally:
+            await cancel_within(beats)
             await cancel_within(queues)
             if self.journal is not None:
                 await self.journal.close()
 
-    async def _wait_for_leadership(
-        self, connection: AbstractConnection, stop: asyncio.Event
-    ) -> bool:
-        """Standby until this replica holds the leader lock; False if told to stop first."""
+    async def _wait_for_leadership(self, session: Session, stop: asyncio.Event) -> bool:
+        """Standby until this replica holds the leader lock; False if told to stop first.
+
+        While it waits it listens to the active replica's beats: once they stop for
+        `LEADER_SILENCE` seconds, it has the broker close the silent replica's connection, which
+        frees the lock (`bus.leader`)."""
         self.health.role = "standby"
-        while not stop.is_set():
-            if await try_lead(connection) is not None:
-                self.health.role = "active"
-                return True
-            if connection.is_closed:
-                raise SessionLost("the connection closed while standing by")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.standby_poll)
+        connection = session.connection
+        watch = LeaderWatch()
+        listening = await watch.listen(connection)
+        poll = self.settings.standby_poll
+        try:
+            while not stop.is_set():
+                if await try_lead(connection) is not None:
+                    self.health.role = "active"
+                    return True
+                if connection.is_closed:
+                    raise SessionLost("the connection closed while standing by")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll)
+                if watch.leader_silent(poll):
+                    closed = await close_lock_owner(self.settings.management_url, session.url)
+                    log.warning(
+                        "the active replica sent no beat for %g s; its connection %s",
+                        watch.silence,
+                        f"{closed!r} closed by the broker" if closed else "left to heartbeats",
+                    )
+                    watch.heard_at = None  # fence once; a new leader's beats arm it again
+        finally:
+            with contextlib.suppress(Exception):
+                await listening.close()
         return False
 
     async def _become_active(self, connection: AbstractConnection) -> None:
