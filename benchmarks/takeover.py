@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import signal
 import subprocess
@@ -30,7 +31,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aio_pika
+
 from benchmarks.broker import Vhost
+from benchmarks.cold_start import cold_start
+from mrwbus.bus.publisher import json_message
+from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
+from mrwbus.messages import FaultNotification
 from tests.cluster.support import SilentProxy
 from tests.integration.processes import Process, Processes
 from tests.reliability.harness import (
@@ -38,12 +45,28 @@ from tests.reliability.harness import (
     cluster_yaml,
     collect_commands,
     faults_for,
-    publish_all,
 )
 
 RATE = 40.0
 FAULTS = 800
 """20 s of faults at 40/s: before, during and after the disruption."""
+
+
+async def publish_steadily(url: str, faults: list[FaultNotification], rate: float) -> None:
+    """One fault every 1/rate s, each confirmed (the broker itself is never disrupted here), so
+    that the first command after a takeover waits for no burst of the publisher's."""
+    connection = await aio_pika.connect(url, timeout=10)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(FAULTS_EXCHANGE, ensure=False)
+        started = time.monotonic()
+        for index, fault in enumerate(faults):
+            ahead = index / rate - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            await exchange.publish(json_message(fault), fault.routing_key)
+    finally:
+        await connection.close()
 
 
 def became_active_at(process: Process, since: datetime) -> float | None:
@@ -87,7 +110,7 @@ async def scenario(workdir: Path, name: str, disrupt: Disrupt, *, proxied: bool)
             await asyncio.sleep(2)
             faults = faults_for(FAULTS)
             collecting = asyncio.create_task(collect_commands(vhost.url, "server1", FAULTS))
-            publishing = asyncio.create_task(publish_all(vhost.url, faults, rate=RATE))
+            publishing = asyncio.create_task(publish_steadily(vhost.url, faults, RATE))
             await asyncio.sleep(5)
             since, began = datetime.now(UTC), time.monotonic()
             await disrupt(a, b, proxy)
@@ -98,7 +121,7 @@ async def scenario(workdir: Path, name: str, disrupt: Disrupt, *, proxied: bool)
             first = min(later) - began if later else float("nan")
             active = became_active_at(b, since)
             gaps = sorted(found.first_at.values())
-            longest = max(y - x for x, y in zip(gaps, gaps[1:], strict=False))
+            longest = max(y - x for x, y in itertools.pairwise(gaps))
             role = f"standby active after {active:.2f} s" if active is not None else "no takeover"
             return (
                 f"{name}: {role}; first command {first:.2f} s after; longest pause in commands"
@@ -133,8 +156,13 @@ async def pause(a: Process, b: Process, _: SilentProxy | None) -> None:
 
 async def starve(a: Process, b: Process, _: SilentProxy | None) -> None:
     busy = [
-        subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 10\n"
-                          "while time.time() < end: pass"])
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time\nend = time.time() + 10\nwhile time.time() < end: pass",
+            ]
+        )
         for _ in range(4)
     ]
     for process in busy:
@@ -146,22 +174,29 @@ SCENARIOS: dict[str, tuple[int, Callable[[Path], Awaitable[str]]]] = {
     "kill": (3, lambda w: scenario(w, "kill", kill, proxied=False)),
     "pause": (3, lambda w: scenario(w, "pause 1 s", pause, proxied=False)),
     "starve": (2, lambda w: scenario(w, "load 4", starve, proxied=False)),
+    "cold": (1, cold_start),
 }
 
 
-async def main(only: list[str]) -> None:
+async def main(only: list[str], runs: int | None, keep: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="mrwbus-takeover-") as tmp:
-        for name, (runs, run) in SCENARIOS.items():
+        workdir = Path(keep or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name, (default_runs, run) in SCENARIOS.items():
             if only and name not in only:
                 continue
-            for index in range(runs):
-                print(f"{name} {index + 1}/{runs}: {await run(Path(tmp))}", flush=True)
+            count = runs or default_runs
+            for index in range(count):
+                print(f"{name} {index + 1}/{count}: {await run(workdir)}", flush=True)
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", default=[], choices=list(SCENARIOS))
-    asyncio.run(main(parser.parse_args().only))
+    parser.add_argument("--runs", type=int, help="runs of each scenario (default: 5 silent, ...)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the processes' logs in DIR")
+    args = parser.parse_args()
+    asyncio.run(main(args.only, args.runs, args.keep))
 
 
 if __name__ == "__main__":

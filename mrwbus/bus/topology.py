@@ -35,6 +35,12 @@ SNAPSHOT = "mrwbus.snapshot"
 """The newest snapshot of the service's state: a quorum queue of length one."""
 LEADER = "mrwbus.leader"
 """The leader lock: an exclusive queue, held by the active replica's connection."""
+LEADER_BEATS = "mrwbus.leader.beats"
+"""A fanout exchange: the active replica's beats, heard by the standbys (`bus.leader`)."""
+LEADER_TOKEN = "mrwbus.leader.token"
+"""A quorum queue with a single active consumer holding one message that nobody acks: when
+the consumer holding it goes, the broker hands it to the next one at once, which tells a
+standby that the lock is free without polling (`bus.leader`)."""
 ALERTING = "mrwbus.alerting"
 """The events that may fire or resolve an alert, waiting for the Alertmanager forwarder
 (`mrwbus.alerting`); declared only while `alerting.alertmanager_url` is set."""
@@ -213,6 +219,24 @@ async def declare_journal(channel: AbstractChannel) -> None:
         durable=True,
         arguments={**replicated_quorum(), "x-max-length": 1, "x-overflow": "drop-head"},
     )
+
+
+async def declare_leader_signals(
+    channel: AbstractChannel,
+) -> tuple[AbstractExchange, AbstractQueue]:
+    """The beats exchange and the token queue (`bus.leader`)."""
+    beats = await channel.declare_exchange(LEADER_BEATS, ExchangeType.FANOUT, durable=True)
+    token = await channel.declare_queue(
+        LEADER_TOKEN,
+        durable=True,
+        arguments={
+            **replicated_quorum(),
+            "x-single-active-consumer": True,
+            "x-max-length": 1,  # tokens waiting: one is enough
+            "x-overflow": "drop-head",
+        },
+    )
+    return beats, token
 
 
 async def declare_leader_lock(channel: AbstractChannel) -> AbstractQueue:

@@ -223,9 +223,10 @@ class ServiceSettings:
     """Seconds SIGTERM waits for in-flight faults to finish before closing."""
     watchdog_interval: float = 1.0
     """How often the session checks that its consumers are still attached."""
-    standby_poll: float = 0.1
-    """How often a standby replica tries to take the leader lock (a channel opened and closed
-    by the broker's refusal: cheap), and so the most a crash's takeover waits for it."""
+    standby_poll: float = 0.5
+    """How often a standby replica tries to take the leader lock when nothing told it to try
+    sooner (the leader token, silent beats: `bus.leader`). Each refusal is an error line in the
+    broker's log, so not much more often."""
     snapshot_every: int = 10_000
     """Journal entries between snapshots of the state."""
     management_url: str | None = None

@@ -11,7 +11,6 @@ cannot be written (`JournalFailed`) is no outage: the replica steps down and sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -151,34 +150,30 @@ class Service:
     async def _wait_for_leadership(self, session: Session, stop: asyncio.Event) -> bool:
         """Standby until this replica holds the leader lock; False if told to stop first.
 
-        While it waits it listens to the active replica's beats: once they stop for
-        `LEADER_SILENCE` seconds, it has the broker close the silent replica's connection, which
-        frees the lock (`bus.leader`)."""
+        It tries the lock every `standby_poll` seconds, and at once when the leader token comes
+        (its holder is gone) or when the active replica's beats stop for `LEADER_SILENCE`
+        seconds (after the broker was asked to close the silent replica's connection): see
+        `bus.leader`."""
         self.health.role = "standby"
         connection = session.connection
         watch = LeaderWatch()
-        listening = await watch.listen(connection)
-        poll = self.settings.standby_poll
-        try:
-            while not stop.is_set():
-                if await try_lead(connection) is not None:
-                    self.health.role = "active"
-                    return True
-                if connection.is_closed:
-                    raise SessionLost("the connection closed while standing by")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll)
-                if watch.leader_silent(poll):
-                    closed = await close_lock_owner(self.settings.management_url, session.url)
-                    log.warning(
-                        "the active replica sent no beat for %g s; its connection %s",
-                        watch.silence,
-                        f"{closed!r} closed by the broker" if closed else "left to heartbeats",
-                    )
-                    watch.heard_at = None  # fence once; a new leader's beats arm it again
-        finally:
-            with contextlib.suppress(Exception):
-                await listening.close()
+        await watch.listen(connection)  # for the whole session: an active replica keeps the token
+
+        async def fence() -> None:
+            closed = await close_lock_owner(self.settings.management_url, session.url)
+            log.warning(
+                "the active replica sent no beat for %g s; its connection %s",
+                watch.silence,
+                f"{closed!r} closed by the broker" if closed else "left to the heartbeats",
+            )
+
+        while not stop.is_set():
+            if await try_lead(connection) is not None:
+                self.health.role = "active"
+                return True
+            if connection.is_closed:
+                raise SessionLost("the connection closed while standing by")
+            await watch.chance(stop, self.settings.standby_poll, fence)
         return False
 
     async def _become_active(self, connection: AbstractConnection) -> None:
