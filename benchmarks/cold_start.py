@@ -16,7 +16,7 @@ import aio_pika
 
 from benchmarks.broker import Vhost
 from mrwbus.bus.publisher import json_message
-from mrwbus.bus.topology import FAULTS, declare_exchanges, declare_journal
+from mrwbus.bus.topology import FAULTS, declare_journal, declare_service_topology
 from mrwbus.config.loading import parse_config
 from mrwbus.config.settings import ServiceSettings
 from mrwbus.core.decision import CONFIRMED
@@ -72,7 +72,7 @@ async def cold_start(workdir: Path, entries: int = ENTRIES) -> str:
     with Vhost("cold") as vhost:
         wrote = await write_journal(vhost.url, text, entries)
         connection = await aio_pika.connect(vhost.url)
-        exchanges = await declare_exchanges(await connection.channel())
+        exchanges = (await declare_service_topology(await connection.channel(), ())).exchanges
         fault = make_fault("server1", "FC", f"dev-{MONITORS}", fault_id="after-the-start")
         processes = Processes(run / "cluster.yaml", run, vhost.url)
         collecting = asyncio.create_task(collect_commands(vhost.url, "server1", 1, quiet=0.5))

@@ -13,8 +13,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from mrwbus.cli.common import add_group, add_verb
-from mrwbus.relay.registry import load_config
 from mrwbus.errors import MrwbusError
+from mrwbus.relay.registry import load_config
 
 if TYPE_CHECKING:
     from mrwbus.agent.ocf_resources import OcfResource

@@ -18,7 +18,7 @@ from mrwbus.bus.journal_stream import (
     Batch,
     JournalWriter,
     Snapshot,
-    entries_at,
+    entry_from,
     load_snapshot,
     replay,
     save_snapshot,
@@ -189,18 +189,14 @@ class StateJournal:
         offset = self.writer.offset_of(seq)
         try:
             # Counted, then checked: the message there must hold the entry before a start-up
-            # relies on it.
-            batch = await entries_at(self.check_channel, offset) if offset is not None else None
-            if (
-                offset is None
-                or batch is None
-                or not batch.entries
-                or not batch.first <= seq <= batch.last
-            ):
+            # relies on it (it may lie a little further on than counted: `entry_from`).
+            batch = await entry_from(self.check_channel, offset, seq) if offset is not None else None
+            if offset is None or batch is None:
                 log.warning("snapshot at entry %d skipped: its journal offset is not known", seq)
                 return
-            await save_snapshot(self.channel, Snapshot(seq, offset, records))
-            log.info("snapshot saved at entry %d (offset %d)", seq, offset)
+            self.writer.recount(offset, batch.offset)
+            await save_snapshot(self.channel, Snapshot(seq, batch.offset, records))
+            log.info("snapshot saved at entry %d (offset %d)", seq, batch.offset)
         except Exception as exc:  # the next one will do; the journal still has everything
             log.warning("snapshot at entry %d not saved: %s", seq, exc)
             return
