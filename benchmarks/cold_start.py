@@ -8,8 +8,10 @@ started: how long until it consumes, and until the fault's command arrives.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -23,11 +25,18 @@ from mrwbus.core.decision import CONFIRMED
 from mrwbus.messages import utc_now
 from mrwbus.relay import make_fault
 from mrwbus.service.persistence import StateJournal
-from tests.integration.processes import Processes
+from tests.integration.processes import Process, Processes
 from tests.reliability.harness import cluster_yaml, collect_commands
 
 ENTRIES = 1_000_000
 MONITORS = 1_000
+
+
+def became_active_at(process: Process, since: datetime) -> float | None:
+    for line in process.output().splitlines():
+        if "active: consuming" in line:
+            return (datetime.fromisoformat(json.loads(line)["at"]) - since).total_seconds()
+    return None
 
 
 async def write_journal(url: str, config_text: str, entries: int) -> float:
@@ -78,12 +87,13 @@ async def cold_start(workdir: Path, entries: int = ENTRIES) -> str:
         collecting = asyncio.create_task(collect_commands(vhost.url, "server1", 1, quiet=0.5))
         await asyncio.sleep(1)  # the collector consumes (it declares the agent queue)
         try:
-            started = time.monotonic()
+            started, since = time.monotonic(), datetime.now(UTC)
             service = await processes.service("cold")
             await exchanges[FAULTS].publish(json_message(fault), fault.routing_key)
             found = await collecting
             first = found.first_at[next(iter(found.first_at))] - started
             line = next(x for x in service.output().splitlines() if "state recovered" in x)
+            active = became_active_at(service, since)
         finally:
             await processes.stop_all()
             await connection.close()
@@ -91,6 +101,6 @@ async def cold_start(workdir: Path, entries: int = ENTRIES) -> str:
     assert match, line
     return (
         f"journal of {entries:,} entries (written in {wrote:.0f} s): process started -> first"
-        f" command {first:.2f} s; of it, state recovered from the snapshot at entry"
+        f" command {first:.2f} s (active after {active or float('nan'):.2f} s); of it, state recovered from the snapshot at entry"
         f" {int(match.group(1)):,} and {int(match.group(2)):,} entries in {float(match.group(3)):.2f} s"
     )
