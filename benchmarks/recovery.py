@@ -91,7 +91,7 @@ class RecoveryBench:
         """`per_segment` failovers, one at a time, against a fresh vhost, contender and agents."""
         self._runs += 1
         run = self.workdir / f"run-{self._runs}"
-        run.mkdir()
+        run.mkdir(parents=True)
         config = run / "cluster.yaml"
         config.write_text(recovery_config(self.groups, self.background, run / "state"))
         log = run / f"{kind.replace(' ', '-')}.log"
