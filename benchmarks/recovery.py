@@ -117,7 +117,9 @@ class RecoveryBench:
                 contender.stop()
 
     def _background(self, vhost: Vhost, run: Path) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "benchmarks.loadgen", vhost.relay_url, "0"]
+        # As guest, with no user_id: the relay user is shared with other benchmark runs on the
+        # same broker, whose end deletes it (and closes its connections).
+        argv = [sys.executable, "-m", "benchmarks.loadgen", vhost.url, "0", "--user-id", ""]
         argv += [str(self.background), "--monitors", str(self.background)]
         argv += ["--rate", str(BACKGROUND_RATE), "--server", "server3", "--prefix", "bg"]
         argv += ["--out", str(run / "background.json")]
