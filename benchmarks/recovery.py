@@ -225,9 +225,9 @@ async def recovery_rows(
     return found
 
 
-async def main(failovers: int, segments: int, loads: list[bool]) -> None:
+async def main(failovers: int, segments: int, loads: list[bool], keep: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="mrwbus-recovery-") as tmp:
-        found = await recovery_rows(Path(tmp), failovers, segments, loads)
+        found = await recovery_rows(Path(keep or tmp), failovers, segments, loads)
     print()
     print("\n".join([*HEADER, *found]))
 
@@ -237,9 +237,10 @@ def cli() -> None:
     parser.add_argument("--failovers", type=int, default=200, help="per contender and load")
     parser.add_argument("--segments", type=int, default=2, help="alternating segments each")
     parser.add_argument("--only", choices=["rest", "load"], help="one of the two conditions")
+    parser.add_argument("--keep", metavar="DIR", help="keep the processes' logs in DIR")
     args = parser.parse_args()
     loads = {"rest": [False], "load": [True], None: [False, True]}[args.only]
-    asyncio.run(main(args.failovers, args.segments, loads))
+    asyncio.run(main(args.failovers, args.segments, loads, args.keep))
 
 
 if __name__ == "__main__":
