@@ -150,9 +150,15 @@ class StateJournal:
         return self.append([decided_record(monitor, fault_id, CONFIRMED)], lazy=True)
 
     def reaction(
-        self, cluster: ClusterState, reaction_id: str, decision: Decision | None
+        self,
+        cluster: ClusterState,
+        reaction_id: str,
+        decision: Decision | None,
+        *,
+        lazy: bool = False,
     ) -> asyncio.Future[int]:
-        """A result, report, tick or operator request: what changed, and the messages pending."""
+        """A result, report, tick or operator request: what changed, and the messages pending;
+        `lazy`: ride with the next entry (`JournalWriter.append`)."""
         records = self.tracker.changes(cluster)
         if decision is not None:
             records += outbox_records(reaction_id, decision)
@@ -160,7 +166,7 @@ class StateJournal:
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(self.writer.seq)
             return done
-        return self.append(records)
+        return self.append(records, lazy=lazy)
 
     def reaction_done(self, reaction_id: str) -> asyncio.Future[int]:
         return self.append(list(outbox_records(reaction_id, None)), lazy=True)
@@ -190,7 +196,9 @@ class StateJournal:
         try:
             # Counted, then checked: the message there must hold the entry before a start-up
             # relies on it (it may lie a little further on than counted: `entry_from`).
-            batch = await entry_from(self.check_channel, offset, seq) if offset is not None else None
+            batch = (
+                await entry_from(self.check_channel, offset, seq) if offset is not None else None
+            )
             if offset is None or batch is None:
                 log.warning("snapshot at entry %d skipped: its journal offset is not known", seq)
                 return
