@@ -204,8 +204,9 @@ def rows(condition: str, pooled: dict[str, list[Failover]]) -> list[str]:
     ]
     for hop, b, o in zip(HOPS, bare["legs"], ours["legs"], strict=True):
         lines.append(
-            f"| {condition}: {hop} | p50 {b['p50']:.2f} ms, p99 {b['p99']:.2f} ms |"
-            f" p50 {o['p50']:.2f} ms, p99 {o['p99']:.2f} ms | |"
+            f"| {condition}: {hop} | p50 {b['p50']:.2f} ms, p99 {b['p99']:.2f} ms,"
+            f" max {b['max']:.1f} ms | p50 {o['p50']:.2f} ms, p99 {o['p99']:.2f} ms,"
+            f" max {o['max']:.1f} ms | |"
         )
     return lines
 

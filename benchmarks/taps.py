@@ -73,13 +73,17 @@ class FailoverTap:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=1000)
         exchanges = await declare_exchanges(channel)
-        for exchange, handler in (
-            (COMMANDS, self._on_command),
-            (RESULTS, self._on_result),
-            (EVENTS, self._on_event),
+        # Bound to what a failover sends, not `#`: the background load's restart commands and
+        # mrwbus's events for them (the bare script publishes none) would otherwise queue in
+        # the tap, and its stamps would measure its own backlog.
+        for exchange, keys, handler in (
+            (COMMANDS, ("*.failover",), self._on_command),
+            (RESULTS, ("server1.*", "server2.*"), self._on_result),
+            (EVENTS, ("result.*",), self._on_event),
         ):
             queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await queue.bind(exchanges[exchange], routing_key="#")
+            for key in keys:
+                await queue.bind(exchanges[exchange], routing_key=key)
             await queue.consume(handler, no_ack=True)
         return self
 
