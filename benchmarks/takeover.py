@@ -69,6 +69,20 @@ async def publish_steadily(url: str, faults: list[FaultNotification], rate: floa
         await connection.close()
 
 
+def lock_taken_at(process: Process, since: datetime) -> float | None:
+    """Seconds from `since` to the replica's taking the lock: its "state recovered" line less
+    the rebuild it reports."""
+    for line in process.output().splitlines():
+        if "state recovered" not in line:
+            continue
+        record = json.loads(line)
+        at = datetime.fromisoformat(record["at"])
+        rebuild = float(record["message"].rsplit(", ", 1)[1].removesuffix(" s"))
+        if at >= since:
+            return (at - since).total_seconds() - rebuild
+    return None
+
+
 def became_active_at(process: Process, since: datetime) -> float | None:
     """Seconds from `since` to the replica's first "active" log line after it."""
     for line in process.output().splitlines():
@@ -122,7 +136,13 @@ async def scenario(workdir: Path, name: str, disrupt: Disrupt, *, proxied: bool)
             active = became_active_at(b, since)
             gaps = sorted(found.first_at.values())
             longest = max(y - x for x, y in itertools.pairwise(gaps))
-            role = f"standby active after {active:.2f} s" if active is not None else "no takeover"
+            taken = lock_taken_at(b, since)
+            role = (
+                f"standby took the lock after {taken or float('nan'):.2f} s, active after"
+                f" {active:.2f} s"
+                if active is not None
+                else "no takeover"
+            )
             return (
                 f"{name}: {role}; first command {first:.2f} s after; longest pause in commands"
                 f" {longest:.2f} s; {len(found.deliveries)} commands, every fault exactly once,"
