@@ -17,8 +17,12 @@ BARE, MRWBUS = "bare relay", "mrwbus"
 
 
 class Contender:
-    def __init__(self, kind: str, url: str, config: Path, log: Path) -> None:
+    def __init__(
+        self, kind: str, url: str, config: Path, log: Path, bare: str = "benchmarks.bare_relay"
+    ) -> None:
         self.kind = kind
+        self.bare = bare
+        """The module the bare contender runs (`python -m MODULE URL`)."""
         self.url = url
         self.config = config
         self.log = log
@@ -27,7 +31,7 @@ class Contender:
     @property
     def argv(self) -> list[str]:
         if self.kind == BARE:
-            return [sys.executable, "-m", "benchmarks.bare_relay", self.url]
+            return [sys.executable, "-m", self.bare, self.url]
         return [
             sys.executable,
             "-m",

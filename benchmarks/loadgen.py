@@ -34,7 +34,7 @@ async def generate(args: argparse.Namespace) -> dict[str, float]:
         in_flight: set[asyncio.Future[object]] = set()
         for index in range(args.first, args.first + args.count):
             fault = make_fault(
-                "server1",
+                args.server,
                 "FC",
                 f"dev-{index % args.monitors}",
                 fault_id=f"{args.prefix}-{index:07d}",
@@ -49,7 +49,9 @@ async def generate(args: argparse.Namespace) -> dict[str, float]:
             in_flight.add(
                 asyncio.ensure_future(
                     exchange.publish(
-                        json_message(fault, user_id=RELAY_USER), fault.routing_key, mandatory=False
+                        json_message(fault, user_id=args.user_id or None),
+                        fault.routing_key,
+                        mandatory=False,
                     )
                 )
             )
@@ -68,6 +70,10 @@ def main() -> None:
     parser.add_argument("--monitors", type=int, required=True, help="devices dev-0 .. dev-(M-1)")
     parser.add_argument("--rate", type=float, default=0.0, help="faults per second; 0: saturate")
     parser.add_argument("--prefix", default="f")
+    parser.add_argument("--server", default="server1", help="the server the faults are for")
+    parser.add_argument(
+        "--user-id", default=RELAY_USER, help="the user_id the faults carry ('' for none)"
+    )
     parser.add_argument("--out", required=True, help="JSON file: fault id -> time sent")
     args = parser.parse_args()
     sent = asyncio.run(generate(args))

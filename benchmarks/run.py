@@ -1,6 +1,6 @@
 """Run every benchmark and print mrwbus beside the bare relay, from one run:
 
-    python -m benchmarks.run            # everything (about 4 minutes on 2 cores)
+    python -m benchmarks.run            # everything (about 8 minutes on 2 cores)
     python -m benchmarks.run --quick    # smaller counts, for checking the harness
 
 Each phase gets a fresh vhost and fresh processes: the contender (`mrwbus run` with every
@@ -25,6 +25,7 @@ from benchmarks.broker import Vhost, faults_queue_state
 from benchmarks.commands import CommandReader
 from benchmarks.configs import large_cluster, restart_monitors
 from benchmarks.contenders import BARE, MRWBUS, Contender
+from benchmarks.recovery import recovery_rows
 
 Figures = dict[str, Any]
 
@@ -235,6 +236,10 @@ async def main(scale: float, only: set[str]) -> None:
         def run(name: str) -> bool:
             return name in only or not only
 
+        if run("recovery"):
+            # First: the figure users feel. Its own table (four hops against a bare script).
+            found = await recovery_rows(Path(tmp) / "recovery", bench.n(200), 2, [False, True])
+            rows += found
         if run("saturated"):
             bare, ours = await bench.saturated(BARE), await bench.saturated(MRWBUS)
             rows.append(
@@ -307,7 +312,7 @@ def cli() -> None:
         "--only",
         action="append",
         default=[],
-        choices=["saturated", "latency", "storm", "large"],
+        choices=["recovery", "saturated", "latency", "storm", "large"],
         help="run only this phase (repeatable)",
     )
     args = parser.parse_args()

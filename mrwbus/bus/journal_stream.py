@@ -199,6 +199,12 @@ class JournalWriter:
         """The offset of this writer's first message (the replay found it)."""
         self._first_offset = first_offset
 
+    def recount(self, counted: int, found: int) -> None:
+        """A message counted at offset `counted` was found at `found`: the stream took offsets
+        of its own before it, and every later message lies as much further."""
+        if self._first_offset is not None and found > counted:
+            self._first_offset += found - counted
+
     def last_entry(self) -> asyncio.Future[int] | None:
         """The newest entry's future: it resolves once that entry and all before it are written."""
         return self._last
@@ -319,6 +325,21 @@ async def replay(
 async def entries_at(channel: AbstractChannel, offset: int, timeout: float = 30.0) -> Batch:
     """The journal message at `offset`, read once (a snapshot checks the offset it names)."""
     return await _read_until(channel, offset, lambda _: True, 1, timeout)
+
+
+async def entry_from(
+    channel: AbstractChannel, offset: int, seq: int, timeout: float = 30.0
+) -> Batch | None:
+    """The journal message holding entry `seq`, read from `offset` (where the writer counted
+    it) on; None if the messages there have passed it. The stream may hold offsets of its own
+    between the writer's messages (seen here: one more at each new 64 MiB segment, 190,000
+    entries in), so the message may lie a little later than counted, never earlier."""
+
+    def reached(batch: Batch) -> bool:
+        return (bool(batch.entries) and batch.last >= seq) or batch.first > seq
+
+    found = await _read_until(channel, offset, reached, 16, timeout)
+    return found if found.entries and found.first <= seq <= found.last else None
 
 
 async def _read_until(

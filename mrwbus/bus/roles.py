@@ -57,6 +57,10 @@ class Role:
     write: str
     read: str
     topics: tuple[TopicPermission, ...] = field(default=())
+    tags: str = ""
+    """The user's tags. The service's is `management`: it may then close its own user's
+    connections through the management API (a silent replica's: `bus.leader`); it also lets
+    it read, in the API and the web UI, the vhosts it already has permissions on."""
 
 
 def names(*patterns: str) -> str:
@@ -77,6 +81,7 @@ def service_role() -> Role:
         configure=names(own, GENERATED),
         write=names(own, GENERATED, r"amq\.default"),
         read=names(own, GENERATED),
+        tags="management",
     )
 
 

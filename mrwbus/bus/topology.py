@@ -41,6 +41,12 @@ HISTORY_INDEX = "mrwbus.history.index"
 DEFAULT_HISTORY_MAX_AGE = timedelta(days=90)
 LEADER = "mrwbus.leader"
 """The leader lock: an exclusive queue, held by the active replica's connection."""
+LEADER_BEATS = "mrwbus.leader.beats"
+"""A fanout exchange: the active replica's beats, heard by the standbys (`bus.leader`)."""
+LEADER_TOKEN = "mrwbus.leader.token"
+"""A quorum queue with a single active consumer holding one message that nobody acks: when
+the consumer holding it goes, the broker hands it to the next one at once, which tells a
+standby that the lock is free without polling (`bus.leader`)."""
 ALERTING = "mrwbus.alerting"
 """The events that may fire or resolve an alert, waiting for the Alertmanager forwarder
 (`mrwbus.alerting`); declared only while `alerting.alertmanager_url` is set."""
@@ -238,6 +244,24 @@ async def declare_history(channel: AbstractChannel, max_age: timedelta) -> None:
     """The history stream and its index, both kept `max_age`."""
     for name in (HISTORY, HISTORY_INDEX):
         await channel.declare_queue(name, durable=True, arguments=history_arguments(max_age))
+
+
+async def declare_leader_signals(
+    channel: AbstractChannel,
+) -> tuple[AbstractExchange, AbstractQueue]:
+    """The beats exchange and the token queue (`bus.leader`)."""
+    beats = await channel.declare_exchange(LEADER_BEATS, ExchangeType.FANOUT, durable=True)
+    token = await channel.declare_queue(
+        LEADER_TOKEN,
+        durable=True,
+        arguments={
+            **replicated_quorum(),
+            "x-single-active-consumer": True,
+            "x-max-length": 1,  # tokens waiting: one is enough
+            "x-overflow": "drop-head",
+        },
+    )
+    return beats, token
 
 
 async def declare_leader_lock(channel: AbstractChannel) -> AbstractQueue:

@@ -227,7 +227,9 @@ class ServiceSettings:
     watchdog_interval: float = 1.0
     """How often the session checks that its consumers are still attached."""
     standby_poll: float = 0.5
-    """How often a standby replica tries to take the leader lock."""
+    """How often a standby replica tries to take the leader lock when nothing told it to try
+    sooner (the leader token, silent beats: `bus.leader`). Each refusal is an error line in the
+    broker's log, so not much more often."""
     snapshot_every: int = 10_000
     """Journal entries between snapshots of the state."""
     management_url: str | None = None

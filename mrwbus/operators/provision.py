@@ -103,8 +103,9 @@ class Management:
     async def user_exists(self, user: str) -> bool:
         return await self._call("GET", f"users/{quote(user, safe='')}") == 200
 
-    async def set_password(self, user: str, password: str) -> None:
-        await self._call("PUT", f"users/{quote(user, safe='')}", {"password": password, "tags": ""})
+    async def set_password(self, user: str, password: str, tags: str = "") -> None:
+        body = {"password": password, "tags": tags}
+        await self._call("PUT", f"users/{quote(user, safe='')}", body)
 
     async def grant(self, role: Role) -> None:
         user = quote(role.user, safe="")
@@ -164,7 +165,7 @@ async def provision(
             else:
                 # A new user, one to rotate, or one whose password file was lost.
                 password = secrets.token_urlsafe(PASSWORD_BYTES)
-                await api.set_password(role.user, password)
+                await api.set_password(role.user, password, role.tags)
                 write_secret(directory, role.user, password)
                 (rotated if exists else created).append(role.user)
             await api.grant(role)

@@ -97,8 +97,13 @@ class Outbox:
         Call it right after the change, with no await in between: the journal entry takes its
         place in the same step; `history` goes to the history stream in the same write."""
         if not decision.has_messages:
-            # State only (a heartbeat, a move).
-            await self.journal.reaction(cluster, "", None, history)
+            # State only (an agent's report, a tick): journaled before the caller acks, but
+            # lazily, riding with the next entry. An agent sends its report right after its
+            # result; written on its own, it held the result's entry (and so the next command
+            # of a failover) back by a whole journal confirm. Whatever is decided after it is
+            # journaled after it, in the same write or a later one, so nothing is published
+            # ahead of it.
+            await self.journal.reaction(cluster, "", None, history, lazy=True)
             return
         reaction_id = new_id()
         await self.journal.reaction(cluster, reaction_id, decision, history)

@@ -20,7 +20,7 @@ from mrwbus.bus.journal_stream import (
     Batch,
     JournalWriter,
     Snapshot,
-    entries_at,
+    entry_from,
     load_snapshot,
     replay,
     save_snapshot,
@@ -160,8 +160,11 @@ class StateJournal:
         reaction_id: str,
         decision: Decision | None,
         history: Sequence[HistoryRecord] = (),
+        *,
+        lazy: bool = False,
     ) -> asyncio.Future[int]:
-        """A result, report, tick or operator request: what changed, and the messages pending."""
+        """A result, report, tick or operator request: what changed, and the messages pending;
+        `lazy`: ride with the next entry (`JournalWriter.append`)."""
         records = self.tracker.changes(cluster)
         if decision is not None:
             records += outbox_records(reaction_id, decision)
@@ -171,7 +174,7 @@ class StateJournal:
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(self.writer.seq)
             return done
-        return self.append(records, history=history)
+        return self.append(records, history=history, lazy=lazy)
 
     def reaction_done(self, reaction_id: str) -> asyncio.Future[int]:
         return self.append(list(outbox_records(reaction_id, None)), lazy=True)
@@ -200,18 +203,16 @@ class StateJournal:
         offset = self.writer.offset_of(seq)
         try:
             # Counted, then checked: the message there must hold the entry before a start-up
-            # relies on it.
-            batch = await entries_at(self.check_channel, offset) if offset is not None else None
-            if (
-                offset is None
-                or batch is None
-                or not batch.entries
-                or not batch.first <= seq <= batch.last
-            ):
+            # relies on it (it may lie a little further on than counted: `entry_from`).
+            batch = (
+                await entry_from(self.check_channel, offset, seq) if offset is not None else None
+            )
+            if offset is None or batch is None:
                 log.warning("snapshot at entry %d skipped: its journal offset is not known", seq)
                 return
-            await save_snapshot(self.channel, Snapshot(seq, offset, records))
-            log.info("snapshot saved at entry %d (offset %d)", seq, offset)
+            self.writer.recount(offset, batch.offset)
+            await save_snapshot(self.channel, Snapshot(seq, batch.offset, records))
+            log.info("snapshot saved at entry %d (offset %d)", seq, batch.offset)
         except Exception as exc:  # the next one will do; the journal still has everything
             log.warning("snapshot at entry %d not saved: %s", seq, exc)
             return

@@ -25,10 +25,10 @@ from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
 from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.bus.identity import effective_sender
-from mrwbus.bus.journal_stream import try_lead
+from mrwbus.bus.leader import beat
 from mrwbus.bus.publisher import Publisher
 from mrwbus.bus.queues import QueueWatcher
-from mrwbus.bus.session import Session, SessionLost, SessionRunner
+from mrwbus.bus.session import Session, SessionRunner
 from mrwbus.bus.stopping import cancel_within
 from mrwbus.bus.topology import COMMANDS, Topology, declare_agent_queue, declare_service_topology
 from mrwbus.config.model import ClusterConfig
@@ -58,6 +58,7 @@ from mrwbus.service.actor import MonitorActor, decide, monitor_actors
 from mrwbus.service.answers import handle_control
 from mrwbus.service.event_feed import EventFeed
 from mrwbus.service.inputs import Input, parse_control, reply_id, report_requests
+from mrwbus.service.leadership import wait_for_leadership
 from mrwbus.service.outbox import Outbox
 from mrwbus.service.persistence import StateJournal
 from mrwbus.service.replay import replay_for
@@ -137,10 +138,11 @@ class Service:
         session.use_exchanges(topology.exchanges)
         if self.alerting is not None:  # before any event is published: the forwarder misses none
             await declare_alerting(session.channel, topology.exchanges)
-        if not await self._wait_for_leadership(session.connection, stop):
+        if not await wait_for_leadership(session, stop, self.health, self.settings):
             return
         await self._become_active(session.connection)
         queues = asyncio.create_task(self.queues.run(session.connection), name="queues")
+        beats = asyncio.create_task(beat(session.connection), name="leader-beats")
         try:
             await self._serve(session, topology, stop)
         except JournalFailed as exc:
@@ -151,27 +153,13 @@ class Service:
             self.health.last_error = str(exc)
             self.health.role = "standby"
         finally:
+            await cancel_within(beats)
             await cancel_within(queues)
             if self.journal is not None:
                 # Only lazy records (the fact that messages went out) can wait here: losing
                 # them means a redelivery republishes the same ids. A stop does not wait long.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.journal.close(), JOURNAL_CLOSE_WAIT)
-
-    async def _wait_for_leadership(
-        self, connection: AbstractConnection, stop: asyncio.Event
-    ) -> bool:
-        """Standby until this replica holds the leader lock; False if told to stop first."""
-        self.health.role = "standby"
-        while not stop.is_set():
-            if await try_lead(connection) is not None:
-                self.health.role = "active"
-                return True
-            if connection.is_closed:
-                raise SessionLost("the connection closed while standing by")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.standby_poll)
-        return False
 
     async def _become_active(self, connection: AbstractConnection) -> None:
         """Rebuild the state from the journal, then make one actor per monitor."""
