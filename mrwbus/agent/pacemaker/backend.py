@@ -74,6 +74,7 @@ class PacemakerBackend:
         except NotPacemakers as exc:
             return HandlerResult(Outcome.REFUSED, str(exc))
         deadline = self.clock() + self.settle
+        self._reading = None  # a probe after the command reads crm_mon afresh
         try:
             match operation.kind:
                 case Kind.MOVE:
@@ -90,6 +91,8 @@ class PacemakerBackend:
                     return await self.fence(operation)
         except PacemakerError as exc:
             return HandlerResult.failed(str(exc))
+        finally:
+            self._reading = None
         raise AssertionError(operation)  # pragma: no cover
 
     # --- moves --------------------------------------------------------------------------
