@@ -24,7 +24,7 @@ from mrwbus.config.model import (
     MonitorConfig,
     RecoveryConfig,
 )
-from mrwbus.config.pacemaker import PACEMAKER_HANDLERS
+from mrwbus.config.pacemaker_checks import check_pacemaker
 from mrwbus.config.relay import check_relay
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action, FinalAction
@@ -193,26 +193,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
     yield from _check_agent(config.agent, config.groups)
     yield from check_bmcs(config)
     yield from check_resources(config)
-    if config.agent.backend == "pacemaker" and config.resources:
-        yield ConfigIssue(
-            "resources",
-            "OCF resources run by the agent and agent.backend: pacemaker exclude each other: "
-            "Pacemaker runs the resources (declare them in Pacemaker's CIB)",
-        )
-    for kind, names, known in (
-        (
-            "resources",
-            config.agent.pacemaker.resources,
-            set(config.groups) | set(config.resource_owners),
-        ),
-        ("nodes", config.agent.pacemaker.nodes, servers),
-    ):
-        for name in names:
-            if name not in known:
-                yield ConfigIssue(
-                    f"agent.pacemaker.{kind}.{name}",
-                    f"unknown {'group or resource' if kind == 'resources' else 'server'} {name!r}",
-                )
+    yield from check_pacemaker(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(
@@ -377,14 +358,6 @@ def _check_agent(agent: AgentConfig, groups: dict[str, GroupConfig]) -> Iterator
         for name in handlers:
             if name not in HANDLER_NAMES:
                 yield ConfigIssue(f"agent.groups.{group}.{name}", "is not a handler")
-    if agent.backend == "pacemaker":
-        for name in agent.handlers:
-            if name in PACEMAKER_HANDLERS:
-                yield ConfigIssue(
-                    f"agent.handlers.{name}",
-                    "is carried out by Pacemaker with agent.backend: pacemaker; "
-                    "remove it (a group of its own: agent.groups.<group>)",
-                )
 
 
 def check_resources(config: ClusterConfig) -> Iterator[ConfigIssue]:
