@@ -136,6 +136,14 @@ class PacemakerCluster:
             self.run("crm_resource", "-r", GROUP, "--clear")
         self.wait(lambda s: not s.failures and s.unit(GROUP).runs_wholly_on("node1"))  # type: ignore[union-attr]
 
+    def reset_group_only(self) -> None:
+        """grp1 back on node1 and nothing else touched (the benchmark's own constraints stay)."""
+        self.run("crm_resource", "--cleanup")
+        if self.where() != {"node1"}:
+            self.run("crm_resource", "-r", GROUP, "--move", "--node", "node1")
+            self.wait(lambda s: s.unit(GROUP).runs_wholly_on("node1"))  # type: ignore[union-attr]
+            self.run("crm_resource", "-r", GROUP, "--clear")
+
     def starts_on(self, node: str, resource: str = "d1") -> int:
         """How many times Pacemaker started `resource` on `node`, from that node's log."""
         log = Path(self.env["PCMK_CLUSTER_DIR"]) / node / "pacemaker.log"
