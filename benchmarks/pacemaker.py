@@ -92,6 +92,8 @@ async def mrwbus_runs(cluster: PacemakerCluster, runs: int) -> list[float]:
 
 
 def ethmonitor_runs(cluster: PacemakerCluster, runs: int) -> list[float]:
+    if shutil.which("arping") is None:  # ethmonitor will not start without it
+        raise SystemExit("arping is missing: apt-get install iputils-arping")
     netns = cluster.env["BMC_SIM_NETNS"]
     ip = ["ip", "-n", netns, "link"]
     for node, link in NETNS_LINKS.items():
