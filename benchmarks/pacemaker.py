@@ -105,7 +105,8 @@ def ethmonitor_runs(cluster: PacemakerCluster, runs: int) -> list[float]:
         cluster.tool(Path("/usr/bin/env"), *ip, "set", link, "up")
         cluster.crm(
             f"primitive ethmon-{node} ocf:heartbeat:ethmonitor params interface={link}"
-            f" name=link-{link} link_status_only=true op monitor interval=10s"
+            f" name=link-{link} link_status_only=true"
+            " op monitor interval=10s timeout=60s"
         )
         cluster.crm(f"location ethmon-{node}-here ethmon-{node} inf: {node}")
     cluster.run(
