@@ -82,13 +82,27 @@ async def mrwbus(
 
 
 async def result_of(probe: BusProbe, server: str, timeout: float = 40) -> CommandResult:
-    async def find() -> CommandResult:
-        while True:
-            result = await probe.results.get()
-            if result.server == server:
-                return result
+    return (await results_of(probe, {server}, timeout))[server]
 
-    return await asyncio.wait_for(find(), timeout)
+
+async def results_of(
+    probe: BusProbe, servers: set[str], timeout: float = 40
+) -> dict[str, CommandResult]:
+    """The next result of each of `servers`, whichever comes first."""
+    found: dict[str, CommandResult] = {}
+
+    async def collect() -> None:
+        while not servers <= found.keys():
+            result = await probe.results.get()
+            found.setdefault(result.server, result)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        raise AssertionError(
+            f"results of {sorted(servers)} within {timeout:g} s: {found}"
+        ) from None
+    return found
 
 
 async def test_a_nic_fault_moves_the_group_and_a_later_move_by_a_person_stays(
@@ -103,8 +117,8 @@ async def test_a_nic_fault_moves_the_group_and_a_later_move_by_a_person_stays(
 
     # A person moves it back; nothing of mrwbus pins it to node2.
     await asyncio.to_thread(mrwbus.run, "crm_resource", "-r", GROUP, "--move", "--node", "node1")
-    await asyncio.to_thread(mrwbus.run, "crm_resource", "-r", GROUP, "--clear")
     await asyncio.to_thread(mrwbus.wait, lambda s: s.unit(GROUP).runs_wholly_on("node1"))
+    await asyncio.to_thread(mrwbus.run, "crm_resource", "-r", GROUP, "--clear")
     await asyncio.sleep(3)
     assert mrwbus.where() == {"node1"}
     await wait_status(amqp_url, lambda s: placement(s)[GROUP] == "node1")
@@ -146,8 +160,8 @@ async def test_two_agents_asked_for_the_same_move_move_it_once(
             issued_at=utc_now(),
         )  # fmt: skip
         await probe.publish_command(command)
-    results = [await result_of(probe, "node1"), await result_of(probe, "node2")]
-    assert all(r.outcome is Outcome.SUCCEEDED for r in results), results
+    results = await results_of(probe, {"node1", "node2"})
+    assert all(r.outcome is Outcome.SUCCEEDED for r in results.values()), results
     assert mrwbus.status().unit(GROUP).runs_wholly_on("node2")  # type: ignore[union-attr]
     assert mrwbus.starts_on("node2") == before + 1
 
