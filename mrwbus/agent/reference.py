@@ -14,6 +14,9 @@ cluster configuration's `agent` section.
   as its own handlers and probe (`agent.ocf`), unless `agent.groups.<group>` names one.
 - `fence`: when this server may fence another (`servers.<s>.bmc`, `fenced_by`), the agent
   runs that server's fence agent for the service (`agent.fence_agents`); nothing to configure here.
+- `agent.backend: pacemaker`: Pacemaker carries out restarts, failovers, stop_group,
+  stop_cluster_service, the BMC final actions and fences, and crm_mon is every group's probe
+  (`agent.pacemaker`, docs/pacemaker.md); a group's own handlers and probe still win.
 - The groups initially active (on the journal's first start) are those whose priority list
   starts with this server: where the cluster starts them, until a probe says otherwise.
 """
@@ -28,11 +31,13 @@ from mrwbus.agent.acceptance import refusal
 from mrwbus.agent.fence_agents import FenceAgentHandler, fence_readiness
 from mrwbus.agent.handlers import BEFORE_SCRIPT, FENCE, Handler
 from mrwbus.agent.ocf import ocf_handlers, resource_lines
+from mrwbus.agent.pacemaker.backend import PacemakerBackend
 from mrwbus.agent.probes import ShellProbe
 from mrwbus.agent.runtime import Agent
 from mrwbus.agent.shell import CommandScriptHandler, NamedScriptsOnly, ShellHandler
 from mrwbus.bus.connection import Urls
 from mrwbus.config.model import ClusterConfig, HandlerConfig
+from mrwbus.config.pacemaker import PACEMAKER_HANDLERS
 from mrwbus.errors import ConfigError, ConfigIssue
 from mrwbus.messages import utc_now
 
@@ -95,7 +100,14 @@ def build_reference_agent(
             agent.add_handler(name, ocf_handler, group=group)
     for group, ocf_probe in ocf_probes.items():
         agent.add_probe(ocf_probe, group=group)
-    if any(config.may_fence(server, target) for target in config.servers):
+    if settings.backend == "pacemaker":
+        backend = PacemakerBackend(config, server)
+        for name in PACEMAKER_HANDLERS:
+            agent.add_handler(name, backend)
+        agent.add_handler(FENCE, backend)
+        agent.add_probe(backend.probe)
+        agent.executor_notes = backend.notes
+    elif any(config.may_fence(server, target) for target in config.servers):
         agent.add_handler(FENCE, FenceAgentHandler(config, server))
     timeout = _seconds(DEFAULT_SCRIPT_TIMEOUT)
     for name in ("script", BEFORE_SCRIPT):

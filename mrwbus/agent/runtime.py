@@ -115,6 +115,8 @@ class Agent:
         self._runner: IdempotentRunner | None = None
         self._groups_unreported = False
         self._changed = asyncio.Event()
+        self.executor_notes: Callable[[], list[str]] | None = None
+        """What the executor (Pacemaker) recovers by itself, sent with every report."""
 
     # --- the API for agent authors ------------------------------------------------------
 
@@ -306,6 +308,7 @@ class Agent:
             heartbeat_interval=self.heartbeat_interval,
             sent_at=utc_now(),
             node=self.health.node,
+            executor_notes=self.executor_notes()[:20] if self.executor_notes else [],
         )
         await self.session.current_publisher().publish(
             RESULTS, report.routing_key, report, mandatory=False

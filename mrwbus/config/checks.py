@@ -24,6 +24,7 @@ from mrwbus.config.model import (
     MonitorConfig,
     RecoveryConfig,
 )
+from mrwbus.config.pacemaker_checks import check_pacemaker
 from mrwbus.config.relay import check_relay
 from mrwbus.errors import ConfigIssue
 from mrwbus.messages import Action, FinalAction
@@ -192,6 +193,7 @@ def check_references(config: ClusterConfig) -> Iterator[ConfigIssue]:
     yield from _check_agent(config.agent, config.groups)
     yield from check_bmcs(config)
     yield from check_resources(config)
+    yield from check_pacemaker(config)
     yield from check_relay(config.relay, servers)
     if config.agent.heartbeat_interval * 2 > config.service.heartbeat_timeout:
         yield ConfigIssue(

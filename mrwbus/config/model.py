@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mrwbus.config.alerting import AlertingConfig
 from mrwbus.config.durations import Duration
+from mrwbus.config.pacemaker import PacemakerConfig
 from mrwbus.config.relay import RelayConfig
 from mrwbus.config.resources import ResourceConfig
 from mrwbus.messages import Action, Category, FinalAction, Keyword, Name
@@ -202,6 +203,9 @@ class AgentConfig(Strict):
     groups: dict[Name, dict[str, HandlerConfig]] = Field(default_factory=dict)
     max_command_age: Duration = timedelta(minutes=5)
     """A command issued longer ago than this is refused: a replayed or long-stuck one."""
+    backend: Literal["handlers", "pacemaker"] = "handlers"
+    """Who carries commands out: the handlers (shell, OCF), or Pacemaker (docs/pacemaker.md)."""
+    pacemaker: PacemakerConfig = PacemakerConfig()
 
 
 class SecurityConfig(Strict):

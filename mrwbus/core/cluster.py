@@ -53,6 +53,8 @@ class ClusterState:
     """Fences under way or waiting to be tried again, by the server fenced."""
     issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
     agent_nodes: dict[str, str] = field(default_factory=dict)
+    executor_notes: dict[str, list[str]] = field(default_factory=dict)
+    """What each server's executor (Pacemaker) recovers by itself, as last reported; shown only."""
     """The broker node each agent last reported; for status only, never journaled."""
 
     @classmethod
@@ -262,6 +264,8 @@ class ClusterState:
         fresh = now - min(now, report.sent_at) <= self.config.service.heartbeat_timeout
         if report.node and fresh and report.server in self.config.servers:
             self.agent_nodes[report.server] = report.node  # shown by status: which broker node
+        if fresh and report.server in self.config.servers:
+            self.executor_notes[report.server] = list(report.executor_notes)
         return Decision(events=tuple(found))
 
     def tick(self, now: datetime) -> Decision:

@@ -65,6 +65,7 @@ def status_report(cluster: ClusterState) -> StatusReport:
                 agent_node=cluster.agent_nodes.get(name),
                 down=_down_row(cluster, name),
                 fencing=_fencing(cluster, name),
+                executor_notes=cluster.executor_notes.get(name, []),
             )
             for name in config.servers
         ],

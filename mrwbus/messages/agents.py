@@ -4,9 +4,11 @@ service's `ReportRequest` asking them to report."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import (
     Field,
+    StringConstraints,
 )
 
 from mrwbus.messages.base import (
@@ -78,6 +80,12 @@ class AgentReport(WireModel):
     node: str | None = Field(
         default=None,
         description="The broker node (host:port) the agent is connected to; shown by status.",
+    )
+    executor_notes: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What the agent's executor (Pacemaker) recovers by itself, e.g. a failed "
+        "monitor; shown by status, never a fault.",
     )
 
     @property

@@ -112,6 +112,8 @@ class ServerRow(WireModel):
     """Set while the server is fenced or taken down, until its agent reports after it came back."""
     fencing: str | None = None
     """Set while a fence of the server is under way or waits to be tried again: its state."""
+    executor_notes: list[str] = []
+    """What the server's executor (Pacemaker) recovered by itself, per its agent's last report."""
 
 
 class StatusReport(WireModel):

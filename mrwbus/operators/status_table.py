@@ -79,6 +79,9 @@ def render_status(report: StatusReport, *, color: bool = False) -> str:
         None,
         color,
     )
+    notes = [f"  {s.server}: {note}" for s in report.servers for note in s.executor_notes]
+    if notes:
+        lines += ["", "Recovered by the executor itself (reports, not faults)", *notes]
     lines += ["", f"Service replica answering on node {report.service_node or '-'}"]
     if report.bus is not None:
         lines += ["", *render_bus(report.bus, color=color)]

@@ -159,6 +159,13 @@ class BusProbe:
         )
         await self.exchanges[FAULTS].publish(message, routing_key)
 
+    async def publish_command(self, command: RecoveryCommand) -> None:
+        """Publish a command as the service would, straight to its server's agent."""
+        message = aio_pika.Message(
+            command.to_body(), content_type="application/json", message_id=command.id
+        )
+        await self.exchanges[COMMANDS].publish(message, command.routing_key)
+
     async def answer(
         self, command: RecoveryCommand, outcome: Outcome = Outcome.SUCCEEDED, detail: str = ""
     ) -> None:
