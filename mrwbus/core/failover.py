@@ -203,7 +203,7 @@ class FailoverRules:
             fault=progress.fault,
         )
         started = self.fence(incident, now)
-        awaited = started.fences[0].id if started.fences else incident.id  # or the one under way
+        awaited = started.fences[0].id  # this fence, or the one under way for the server
         fencing = replace(
             progress,
             phase=Phase.FENCING,

@@ -148,6 +148,9 @@ class Fencing:
             why=why,
             retry=f"{retry.total_seconds():g} s",
         )
+        # A failover that waited for this fence gives up; the group stays where it is, and
+        # follows the server once a later round fences it (`recover_groups`).
+        given_up = self._waiting_failovers(incident)
         waiting = replace(
             incident,
             fencer=None,
@@ -155,12 +158,11 @@ class Fencing:
             tried=(),
             rounds=incident.rounds + 1,
             deadline=now + retry,
+            recover_groups=incident.recover_groups or bool(given_up),
         )
         decision = Decision(events=(*found, failed), fences=(waiting,))
-        # A failover that waited for this fence gives up; the group stays where it is, and
-        # follows the server once a later round fences it (`recover_groups`).
-        for progress in self._waiting_failovers(incident):
-            given_up = events.FENCING_FAILED.make(
+        for progress in given_up:
+            gave_up = events.FENCING_FAILED.make(
                 at=now,
                 cause=f"{progress.fault_id}/{incident.id}/{incident.rounds}",
                 monitor=progress.monitor,
@@ -169,9 +171,7 @@ class Fencing:
                 group=progress.group,
                 why=why,
             )
-            decision += Decision(events=(given_up,), ended=(progress.group,))
-        if decision.ended and not incident.recover_groups:
-            decision += Decision(fences=(replace(waiting, recover_groups=True),))
+            decision += Decision(events=(gave_up,), ended=(progress.group,))
         return decision
 
     # --- moving on ------------------------------------------------------------------------

@@ -102,34 +102,35 @@ def fault_decision(
 def result_record(
     result: CommandResult, sender: str | None, decision: Decision, now: datetime
 ) -> HistoryRecord:
-    return {
-        "k": "result",
-        "at": _at(now),
-        "result": result.model_dump(mode="json", exclude_none=True),
-        "sender": sender,
-        **_messages(decision),
-    }
+    return _input_record("result", result, sender, decision, now)
 
 
 def report_record(
     report: AgentReport, sender: str | None, decision: Decision, now: datetime
 ) -> HistoryRecord:
-    return {
-        "k": "report",
-        "at": _at(now),
-        "report": report.model_dump(mode="json", exclude_none=True),
-        "sender": sender,
-        **_messages(decision),
-    }
+    return _input_record("report", report, sender, decision, now)
 
 
 def control_record(
     request: ControlRequest, sender: str | None, decision: Decision, now: datetime
 ) -> HistoryRecord:
+    return _input_record("control", request, sender, decision, now, key="request")
+
+
+def _input_record(
+    kind: str,
+    message: CommandResult | AgentReport | ControlRequest,
+    sender: str | None,
+    decision: Decision,
+    now: datetime,
+    *,
+    key: str | None = None,
+) -> HistoryRecord:
+    """An input as received, who sent it, and what it decided."""
     return {
-        "k": "control",
+        "k": kind,
         "at": _at(now),
-        "request": request.model_dump(mode="json", exclude_none=True),
+        key or kind: message.model_dump(mode="json", exclude_none=True),
         "sender": sender,
         **_messages(decision),
     }
