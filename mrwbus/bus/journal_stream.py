@@ -122,6 +122,8 @@ class JournalWriter:
         self._flushing: asyncio.Task[None] | None = None
         self._lazy_write: asyncio.TimerHandle | None = None
         self.failed: BaseException | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
+        """Told once, when a write fails: the state in memory is ahead of the journal."""
         # Where each message landed, by counting: this writer is the journal's only writer (the
         # leader lock), its messages take consecutive offsets in the order they are published,
         # and the replay tells the offset of its first (the start-up marker).
@@ -226,7 +228,7 @@ class JournalWriter:
             try:
                 await self._publish(self.seq, self.seq, [], history=notes)
             except BaseException as exc:
-                self.failed = exc
+                self._fail(exc)
                 return
         while self._pending:
             batch, self._pending = (
@@ -242,7 +244,7 @@ class JournalWriter:
                 )
             except BaseException as exc:
                 # Nothing after a lost entry may be written: the session ends and state is rebuilt.
-                self.failed = exc
+                self._fail(exc)
                 for _, _, future, _ in [*batch, *self._pending]:
                     if not future.done():
                         future.set_exception(JournalFailed(f"the journal write failed: {exc}"))
@@ -251,6 +253,12 @@ class JournalWriter:
             for seq, _, future, _ in batch:
                 if not future.done():
                     future.set_result(seq)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     async def _publish(
         self,

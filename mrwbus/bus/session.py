@@ -132,10 +132,10 @@ class Session:
                     node_of(self.url),
                     silence,
                 )
-                self._end(SessionLost(f"the broker has not answered for {silence:g} s"))
+                self.end(SessionLost(f"the broker has not answered for {silence:g} s"))
                 return
             except Exception as exc:
-                self._end(SessionLost(f"the broker session broke: {exc or type(exc).__name__}"))
+                self.end(SessionLost(f"the broker session broke: {exc or type(exc).__name__}"))
                 return
             await asyncio.sleep(silence / 2)
 
@@ -150,7 +150,7 @@ class Session:
 
     async def _watch_broker(self, silence: float) -> None:
         def closed(_sender: object, exc: BaseException | None = None) -> None:
-            self._end(SessionLost(f"the channel or connection closed: {exc or 'no reason'}"))
+            self.end(SessionLost(f"the channel or connection closed: {exc or 'no reason'}"))
 
         self.channel.close_callbacks.add(closed)
         self.connection.close_callbacks.add(closed)
@@ -161,9 +161,11 @@ class Session:
     def _on_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
         queue = self._tags.get(frame.consumer_tag or "")
         if queue is not None:
-            self._end(SessionLost(f"the broker cancelled the consumer of {queue.name}"))
+            self.end(SessionLost(f"the broker cancelled the consumer of {queue.name}"))
 
-    def _end(self, exc: BaseException) -> None:
+    def end(self, exc: BaseException) -> None:
+        """End the session now: `watch` raises `exc` (the broker's doing, or the body's own:
+        a journal that failed)."""
         if not self._lost.done():
             self._lost.set_exception(exc)
             self._lost.exception()  # retrieved here: `watch` raises it when it looks

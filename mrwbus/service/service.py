@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.alerting.forwarder import declare_alerting, forwarder_for, serve_beside
 from mrwbus.bus.connection import redact
@@ -61,6 +61,7 @@ from mrwbus.service.inputs import Input, parse_control, reply_id, report_request
 from mrwbus.service.leadership import wait_for_leadership
 from mrwbus.service.outbox import Outbox
 from mrwbus.service.persistence import StateJournal
+from mrwbus.service.redelivery import left_to_redelivery, unless_the_journal_failed
 from mrwbus.service.replay import replay_for
 from mrwbus.telemetry.exposition import Metrics
 
@@ -140,7 +141,7 @@ class Service:
             await declare_alerting(session.channel, topology.exchanges)
         if not await wait_for_leadership(session, stop, self.health, self.settings):
             return
-        await self._become_active(session.connection)
+        await self._become_active(session)
         queues = asyncio.create_task(self.queues.run(session.connection), name="queues")
         beats = asyncio.create_task(beat(session.connection), name="leader-beats")
         try:
@@ -161,8 +162,9 @@ class Service:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.journal.close(), JOURNAL_CLOSE_WAIT)
 
-    async def _become_active(self, connection: AbstractConnection) -> None:
+    async def _become_active(self, session: Session) -> None:
         """Rebuild the state from the journal, then make one actor per monitor."""
+        connection = session.connection
         journal_channel = await connection.channel(publisher_confirms=True)
         journal, restored, _ = await StateJournal.recover(
             self.config,
@@ -172,6 +174,10 @@ class Service:
             snapshot_every=self.settings.snapshot_every,
         )
         self.journal = journal
+        # A failed write ends the session at once, inputs in hand left to `service.redelivery`.
+        journal.writer.on_failure = lambda exc: session.end(
+            JournalFailed(f"the journal failed: {exc}")
+        )
         journal.writer.history.recent = self.recent_history
         self.cluster = restored.cluster
         now = utc_now()
@@ -183,8 +189,10 @@ class Service:
 
     async def _serve(self, session: Session, topology: Topology, stop: asyncio.Event) -> None:
         await self._current_outbox().flush()
-        await session.consume(topology.results, self._on_agent_message)
-        await session.consume(topology.control, self._on_control)
+        await session.consume(topology.results, unless_the_journal_failed(self._on_agent_message))
+        await session.consume(topology.control, unless_the_journal_failed(self._on_control))
+        # The journal may have failed while a quorum queue without its quorum held a consume.
+        self._check_journal()
         await session.consume(topology.faults, self._on_fault)
         session.consuming()
         log.info("active: consuming faults from %s", redact(session.url))
@@ -193,9 +201,12 @@ class Service:
         # Graceful stop: take no new faults, finish those in flight (they ack), then close.
         await session.drain(self.settings.shutdown_grace)
 
-    async def _tick(self) -> None:
+    def _check_journal(self) -> None:
         if self.journal is not None and self.journal.failed:
             raise JournalFailed(f"the journal failed: {self.journal.writer.failed}")
+
+    async def _tick(self) -> None:
+        self._check_journal()
         now = utc_now()
         decision = self.cluster.tick(now)
         await self._react(
@@ -235,6 +246,9 @@ class Service:
         self.counters.matched += 1
         outcomes = await decide(matched, fault)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if any(isinstance(failure, JournalFailed) for failure in failures):
+            left_to_redelivery(message, failures[0])
+            return
         if failures:
             log.warning(
                 "fault %s not acknowledged; it will be redelivered: %s", fault.id, failures[0]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -100,4 +102,40 @@ class Processes:
                 await process.terminate()
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name} ---\n{p.output()[-3000:]}" for p in self.started)
+        """What a failed test prints: each process's notable lines from its whole run (a
+        tail alone lost how a long test got there), then the tail."""
+        return "\n".join(
+            f"--- {p.name}: notable lines ---\n{notable(p.output())}\n"
+            f"--- {p.name}: the last lines ---\n{p.output()[-3000:]}"
+            for p in self.started
+        )
+
+
+NOTABLE_LINES = 80
+
+
+def notable(output: str) -> str:
+    """The lines of a log at warning or above, and those saying a replica's role changed; a
+    run of lines alike (the same message but for its numbers) is kept once, with its count."""
+    kept: list[tuple[str, str, int]] = []  # (line, its shape, repeats)
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line)
+            level, message = entry["level"], f"{entry['logger']}: {entry['message']}"
+        except (ValueError, KeyError, TypeError):
+            level, message = "warning", line  # not the service's JSON: a traceback, say
+        if level in ("debug", "info") and not ROLE_CHANGE.search(message):
+            continue
+        shape = re.sub(r"\d+", "N", message)
+        if kept and kept[-1][1] == shape:
+            kept[-1] = (kept[-1][0], shape, kept[-1][2] + 1)
+        else:
+            kept.append((line, shape, 1))
+    lines = [line + (f"  [and {n - 1} more alike]" if n > 1 else "") for line, _, n in kept]
+    if len(lines) > NOTABLE_LINES:
+        half = NOTABLE_LINES // 2
+        lines = [*lines[:half], f"[{len(lines) - NOTABLE_LINES} lines left out]", *lines[-half:]]
+    return "\n".join(lines)
+
+
+ROLE_CHANGE = re.compile(r"active: consuming|state recovered|standby|leader|snapshot")

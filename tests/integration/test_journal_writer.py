@@ -10,6 +10,7 @@ import pytest
 
 from mrwbus.bus.journal_stream import LAZY_WRITE_DELAY, JournalWriter, entries_at
 from mrwbus.bus.topology import declare_journal
+from mrwbus.errors import JournalFailed
 
 pytestmark = pytest.mark.broker
 
@@ -37,3 +38,25 @@ async def test_a_lazy_entry_rides_with_the_next_or_goes_alone_soon(amqp_url: str
             assert writer.offset_of(seq) == offset
             held = await entries_at(await connection.channel(), offset)
             assert held.first <= seq <= held.last
+
+
+async def test_a_failed_write_is_told_once_and_fails_every_later_entry_at_once(
+    amqp_url: str,
+) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_journal(channel)
+        writer = JournalWriter(channel, last_seq=0)
+        told: list[BaseException] = []
+        writer.on_failure = told.append  # the service ends its session here
+        await writer.marker()
+        await channel.close()  # the broker closed the journal's channel, say
+
+        first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])
+        with pytest.raises(JournalFailed):
+            await asyncio.wait_for(first, 10)
+        assert len(told) == 1 and writer.failed is told[0]
+        later = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
+        assert later.done() and isinstance(later.exception(), JournalFailed)
+        assert len(told) == 1  # told once: the session ends once
