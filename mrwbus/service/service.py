@@ -15,7 +15,6 @@ import contextlib
 import gc
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -23,7 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from mrwbus.alerting.forwarder import declare_alerting, forwarder_for, serve_beside
 from mrwbus.bus.connection import redact
 from mrwbus.bus.health import Counters, Health
-from mrwbus.bus.history_stream import HistoryRecord
+from mrwbus.bus.history_stream import HistoryRecord, RecentHistory
 from mrwbus.bus.identity import effective_sender
 from mrwbus.bus.leader import beat
 from mrwbus.bus.publisher import Publisher
@@ -105,7 +104,7 @@ class Service:
         """Set while this replica consumes (it is active)."""
         self.events = EventFeed()
         """The events published, for the status page (in-process listeners)."""
-        self.recent_history: deque[HistoryRecord] = deque(maxlen=RECENT_HISTORY)
+        self.recent_history = RecentHistory(RECENT_HISTORY)
         """The newest history records written, for the status page's history view."""
         self.outbox: Outbox | None = None
         """Journal, publish, ack (`mrwbus.service.outbox`); rebuilt with the state on becoming active."""

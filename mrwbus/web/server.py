@@ -169,9 +169,9 @@ class StatusServer:
             code=given["code"],
             outcome=given["outcome"],
         )
-        recent = getattr(self.service, "recent_history", ())
+        recent = getattr(self.service, "recent_history", None)
         found: list[dict[str, Any]] = []
-        for record in reversed(recent):
+        for record in recent.newest_first() if recent is not None else ():
             if len(found) >= int(limit):
                 break
             if wanted(record):
