@@ -238,7 +238,7 @@ async def main(scale: float, only: set[str]) -> None:
 
         if run("recovery"):
             # First: the figure users feel. Its own table (four hops against a bare script).
-            found = await recovery_rows(Path(tmp) / "recovery", bench.n(200), 2, [False, True])
+            found = await recovery_rows(Path(tmp) / "recovery", bench.n(400), 8, [False, True])
             rows += found
         if run("saturated"):
             bare, ours = await bench.saturated(BARE), await bench.saturated(MRWBUS)
