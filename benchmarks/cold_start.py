@@ -18,15 +18,12 @@ import aio_pika
 
 from benchmarks.broker import Vhost
 from mrwbus.bus.publisher import json_message
-from mrwbus.bus.topology import FAULTS, declare_journal, declare_service_topology
+from mrwbus.bus.topology import FAULTS, declare_service_topology
 from mrwbus.config.loading import parse_config
 from mrwbus.config.settings import ServiceSettings
-from mrwbus.core.decision import CONFIRMED
-from mrwbus.messages import utc_now
 from mrwbus.relay import make_fault
-from mrwbus.service.persistence import StateJournal
 from tests.integration.processes import Process, Processes
-from tests.reliability.harness import cluster_yaml, collect_commands
+from tests.reliability.harness import cluster_yaml, collect_commands, write_long_journal
 
 ENTRIES = 1_000_000
 MONITORS = 1_000
@@ -41,34 +38,14 @@ def became_active_at(process: Process, since: datetime) -> float | None:
 
 async def write_journal(url: str, config_text: str, entries: int) -> float:
     """`entries` decided faults journaled as the service journals them; returns the seconds."""
-    config = parse_config(config_text)
     started = time.monotonic()
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel(publisher_confirms=True)
-    await declare_journal(channel)
-    journal, restored, _ = await StateJournal.recover(
-        config,
-        channel,
-        await connection.channel(),
-        await connection.channel(),
+    await write_long_journal(
+        url,
+        parse_config(config_text),
+        entries,
+        MONITORS,
         snapshot_every=ServiceSettings().snapshot_every,
     )
-    cluster = restored.cluster
-    pending = []
-    for index in range(entries):
-        monitor = f"mrw-{index % MONITORS}"
-        cluster.monitors[(monitor, "server1")] = cluster.state_of(monitor, "server1").record_fault(
-            f"f-{index}", f"dev-{index % MONITORS}", "", utc_now()
-        )
-        cluster.dirty.add((monitor, "server1"))
-        pending.append(journal.decision(cluster, monitor, f"f-{index}", CONFIRMED, shared=False))
-        if len(pending) >= 5_000:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
-    await journal.settle()
-    await journal.close()
-    await connection.close()
     return time.monotonic() - started
 
 

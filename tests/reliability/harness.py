@@ -19,9 +19,12 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mrwbus.bus.connection import CONNECTION_ERRORS, Urls, url_list
 from mrwbus.bus.publisher import json_message
-from mrwbus.bus.topology import FAULTS, declare_agent_queue, declare_exchanges
-from mrwbus.messages import FaultNotification, RecoveryCommand
+from mrwbus.bus.topology import FAULTS, declare_agent_queue, declare_exchanges, declare_journal
+from mrwbus.config.model import ClusterConfig
+from mrwbus.core.decision import CONFIRMED
+from mrwbus.messages import FaultNotification, RecoveryCommand, utc_now
 from mrwbus.relay import make_fault
+from mrwbus.service.persistence import StateJournal
 
 RELIABILITY_ERRORS = (
     *CONNECTION_ERRORS,
@@ -260,3 +263,36 @@ def bad_inputs(count: int, seed: int = 7) -> list[tuple[bytes, str, str]]:
             body["device"] = "d" * 1100
             made.append((json.dumps(body).encode(), "server1.fc", "schema"))
     return made
+
+
+async def write_long_journal(
+    url: str, config: ClusterConfig, entries: int, monitors: int, *, snapshot_every: int
+) -> None:
+    """`entries` decided faults on `monitors` monitors (`mrw-<i>` on server1), journaled through
+    the service's own journal code, snapshots included, as `mrwbus run` would have left them."""
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel(publisher_confirms=True)
+    await declare_journal(channel)
+    journal, restored, _ = await StateJournal.recover(
+        config,
+        channel,
+        await connection.channel(),
+        await connection.channel(),
+        snapshot_every=snapshot_every,
+    )
+    cluster = restored.cluster
+    pending = []
+    for index in range(entries):
+        monitor = f"mrw-{index % monitors}"
+        cluster.monitors[(monitor, "server1")] = cluster.state_of(monitor, "server1").record_fault(
+            f"f-{index}", f"dev-{index % monitors}", "", utc_now()
+        )
+        cluster.dirty.add((monitor, "server1"))
+        pending.append(journal.decision(cluster, monitor, f"f-{index}", CONFIRMED, shared=False))
+        if len(pending) >= 5_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await journal.settle()
+    await journal.close()
+    await connection.close()

@@ -15,12 +15,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from mrwbus.bus.publisher import json_message
 from mrwbus.bus.rpc import ask_service
-from mrwbus.bus.topology import DEAD, ERROR_HEADER, SNAPSHOT, declare_exchanges, declare_journal
+from mrwbus.bus.topology import DEAD, ERROR_HEADER, SNAPSHOT, declare_exchanges
 from mrwbus.bus.topology import FAULTS as FAULTS_EXCHANGE
 from mrwbus.config.loading import parse_config
-from mrwbus.core.decision import CONFIRMED
-from mrwbus.messages import ControlRequest, ControlVerb, new_id, utc_now
-from mrwbus.service.persistence import StateJournal
+from mrwbus.messages import ControlRequest, ControlVerb, new_id
 from tests.integration.processes import Process, Processes
 from tests.reliability.harness import (
     bad_inputs,
@@ -30,6 +28,7 @@ from tests.reliability.harness import (
     faults_for,
     publish_all,
     restart_broker,
+    write_long_journal,
 )
 
 pytestmark = [pytest.mark.broker, pytest.mark.reliability]
@@ -203,32 +202,7 @@ async def test_start_up_with_a_long_journal_is_bounded_by_snapshots(
     (tmp_path / "cluster.yaml").write_text(config_text)
     # Write the journal through the service's own code path: 100,000 entries, a snapshot every
     # 9,000 entries.
-    connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel(publisher_confirms=True)
-    await declare_journal(channel)
-    journal, restored, _ = await StateJournal.recover(
-        config,
-        channel,
-        await connection.channel(),
-        await connection.channel(),
-        snapshot_every=9_000,
-    )
-    cluster = restored.cluster
-    pending = []
-    for index in range(JOURNAL_ENTRIES):
-        monitor = f"mrw-{index % GOOD}"
-        cluster.monitors[(monitor, "server1")] = cluster.state_of(monitor, "server1").record_fault(
-            f"f-{index}", f"dev-{index % GOOD}", "", utc_now()
-        )
-        cluster.dirty.add((monitor, "server1"))
-        pending.append(journal.decision(cluster, monitor, f"f-{index}", CONFIRMED, shared=False))
-        if len(pending) >= 5_000:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
-    await journal.settle()
-    await journal.close()
-    await connection.close()
+    await write_long_journal(amqp_url, config, JOURNAL_ENTRIES, GOOD, snapshot_every=9_000)
 
     processes = Processes(tmp_path / "cluster.yaml", tmp_path, amqp_url)
     with_snapshots = await recovery_of(processes, "with-snapshots")
