@@ -63,8 +63,9 @@ class ClusterView:
         groups: frozenset[str],
         now: datetime,
         probed: frozenset[str] | None = None,
-    ) -> dict[str, list[str]]:
-        """Learn from an agent's report; return the groups that alive servers both claim.
+    ) -> tuple[dict[str, list[str]], dict[str, str | None]]:
+        """Learn from an agent's report; return the groups that alive servers both claim, and
+        where each group whose placement it changed was believed to run before.
 
         What a probe saw (`probed`) is a fact and always counts. What the agent only believes
         (its journal) counts on its first report and when it changed: a heartbeat repeating
@@ -77,13 +78,19 @@ class ClusterView:
             (previous or frozenset()) & self.moving
         )
         self.reported[server] = groups
-        relevant = None if previous is None else (groups ^ previous) | (probed or frozenset())
+        # Only what the report can change is looked at: a report costs its news, not the
+        # number of groups in the cluster.
+        candidates = (
+            self.placement
+            if previous is None
+            else sorted(((groups ^ previous) | (probed or frozenset())) & self.placement.keys())
+        )
         conflicts: dict[str, list[str]] = {}
-        for group in self.placement:
+        moved: dict[str, str | None] = {}
+        for group in candidates:
             if group in self.moving:
                 continue  # the failover in progress owns its group's placement
-            if relevant is not None and group not in relevant:
-                continue
+            before = self.placement[group]
             holders = sorted(
                 s for s, held in self.reported.items() if group in held and s in self.alive
             )
@@ -91,9 +98,11 @@ class ClusterView:
                 self.placement[group] = holders[0]
             elif len(holders) > 1:
                 conflicts[group] = holders
-            elif self.placement[group] == server:
+            elif before == server:
                 self.placement[group] = None  # its server says it no longer runs it
-        return conflicts
+            if self.placement[group] != before:
+                moved[group] = before
+        return conflicts, moved
 
     def move(self, group: str, server: str | None) -> None:
         """Record a move the service made, so a stale report does not undo it."""

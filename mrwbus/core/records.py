@@ -22,7 +22,7 @@ top of a snapshot gives the state back. A value of None deletes the key. Pure: n
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,37 +65,93 @@ def monitor_record(cluster: ClusterState, monitor: str, server: str) -> Record:
     return (MONITOR, monitor_key(monitor, server), _monitor_state.dump_python(state, mode="json"))
 
 
-def shared_records(cluster: ClusterState) -> Records:
+def _shared_sources(cluster: ClusterState) -> dict[str, Collection[str]]:
+    """Where each shared namespace lives in the state: a dict (key -> value) or a set (its
+    members are the keys)."""
     view = cluster.view
     return {
-        SUSPENDED: dict.fromkeys(sorted(cluster.suspended), True),
-        PLACEMENT: {group: {"on": server} for group, server in view.placement.items()},
-        MOVING: dict.fromkeys(sorted(view.moving), True),
-        ALIVE: {server: server in view.alive for server in cluster.config.servers},
-        SEEN: {server: seen.isoformat() for server, seen in view.last_seen.items()},
-        REPORTED: {server: sorted(groups) for server, groups in view.reported.items()},
-        FAILOVER: {
-            group: _failover.dump_python(progress, mode="json")
-            for group, progress in cluster.failovers.items()
-        },
-        FENCE: {
-            server: _fence.dump_python(incident, mode="json")
-            for server, incident in cluster.fences.items()
-        },
-        DOWN: {server: _down.dump_python(down, mode="json") for server, down in view.down.items()},
+        SUSPENDED: cluster.suspended,
+        PLACEMENT: view.placement,
+        MOVING: view.moving,
+        ALIVE: view.alive,
+        SEEN: view.last_seen,
+        REPORTED: view.reported,
+        FAILOVER: cluster.failovers,
+        FENCE: cluster.fences,
+        DOWN: view.down,
     }
+
+
+_ENCODE: dict[str, Callable[[Any], Any]] = {
+    PLACEMENT: lambda server: {"on": server},
+    SEEN: lambda seen: seen.isoformat(),
+    REPORTED: sorted,
+    FAILOVER: lambda progress: _failover.dump_python(progress, mode="json"),
+    FENCE: lambda incident: _fence.dump_python(incident, mode="json"),
+    DOWN: lambda down: _down.dump_python(down, mode="json"),
+}
+"""How a value of a dict namespace is journaled (the set namespaces journal `True`)."""
+
+
+def _copy(source: Collection[str]) -> Collection[str]:
+    return dict(source) if isinstance(source, dict) else frozenset(source)
+
+
+def _set_changes(
+    cluster: ClusterState, namespace: str, before: Collection[str], after: Collection[str]
+) -> list[Record]:
+    if namespace == ALIVE:  # every configured server, true or false
+        return [
+            (ALIVE, server, server in after)
+            for server in cluster.config.servers
+            if (server in before) != (server in after)
+        ]
+    return [(namespace, key, True) for key in sorted(set(after) - set(before))] + [
+        (namespace, key, None) for key in sorted(set(before) - set(after))
+    ]
+
+
+def _dict_changes(namespace: str, before: dict[str, Any], after: dict[str, Any]) -> list[Record]:
+    encode = _ENCODE[namespace]
+    found: list[Record] = [
+        (namespace, key, encode(value))
+        for key, value in after.items()
+        if key not in before or before[key] != value
+    ]
+    return found + [(namespace, key, None) for key in before if key not in after]
+
+
+def shared_records(cluster: ClusterState) -> Records:
+    """Every shared record as of now: what the tracker's changes add up to."""
+    found: Records = {}
+    for namespace, source in _shared_sources(cluster).items():
+        if namespace == ALIVE:
+            found[namespace] = {server: server in source for server in cluster.config.servers}
+        elif isinstance(source, dict):
+            encode = _ENCODE[namespace]
+            found[namespace] = {key: encode(value) for key, value in source.items()}
+        else:
+            found[namespace] = dict.fromkeys(sorted(source), True)
+    return found
 
 
 @dataclass
 class ChangeTracker:
-    """Turns what changed in a `ClusterState` since the last call into records."""
+    """Turns what changed in a `ClusterState` since the last call into records.
 
-    last: Records = field(default_factory=dict)
+    The shared namespaces are compared as they live in the state against a copy of the last
+    journaled, container against container first: a reaction costs what it changed, not the
+    size of the cluster (rebuilding every record of 400 groups took 85 µs a reaction)."""
+
+    last: dict[str, Collection[str]] = field(default_factory=dict)
+    """Each shared namespace's source as last journaled."""
 
     @classmethod
     def starting_from(cls, cluster: ClusterState) -> ChangeTracker:
         cluster.dirty.clear()
-        return cls(shared_records(cluster))
+        return cls(
+            {namespace: _copy(source) for namespace, source in _shared_sources(cluster).items()}
+        )
 
     def changes(self, cluster: ClusterState, *, shared: bool = True) -> list[Record]:
         found = [
@@ -103,16 +159,16 @@ class ChangeTracker:
         ]
         cluster.dirty.clear()
         if shared:
-            current = shared_records(cluster)
-            for namespace in SHARED:
-                before, after = self.last.get(namespace, {}), current[namespace]
-                found += [
-                    (namespace, key, value)
-                    for key, value in after.items()
-                    if before.get(key) != value
-                ]
-                found += [(namespace, key, None) for key in before if key not in after]
-            self.last = current
+            for namespace, source in _shared_sources(cluster).items():
+                before = self.last[namespace]
+                if source == before:  # compared in C, element by element
+                    continue
+                if isinstance(source, dict):
+                    assert isinstance(before, dict)
+                    found += _dict_changes(namespace, before, source)
+                else:
+                    found += _set_changes(cluster, namespace, before, source)
+                self.last[namespace] = _copy(source)
         return found
 
 

@@ -34,23 +34,21 @@ def learn_from_report(
         view.alive.add(report.server)
         found.append(events.SERVER_BACK.make(at=now, cause=report.id, server=report.server))
     known = frozenset(group for group in report.active_groups if group in config.groups)
-    believed = dict(view.placement)
     probed = frozenset(group for group in report.probed_groups if group in config.groups)
-    conflicts = view.apply_report(report.server, known, sent, probed)
-    for group, before in believed.items():
+    conflicts, moved = view.apply_report(report.server, known, sent, probed)
+    for group, before in moved.items():
         after = view.placement[group]
-        if after != before:
-            found.append(
-                events.REPORT_CONTRADICTS.make(
-                    at=now,
-                    cause=report.id,
-                    server=report.server,
-                    group=group,
-                    state="running" if group in known else "not running",
-                    before=before or "nowhere",
-                    after=after or "nowhere",
-                )
+        found.append(
+            events.REPORT_CONTRADICTS.make(
+                at=now,
+                cause=report.id,
+                server=report.server,
+                group=group,
+                state="running" if group in known else "not running",
+                before=before or "nowhere",
+                after=after or "nowhere",
             )
+        )
     for group, servers in conflicts.items():
         found.append(
             events.GROUP_ON_TWO_SERVERS.make(

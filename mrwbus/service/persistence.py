@@ -18,13 +18,13 @@ from aio_pika.abc import AbstractChannel
 from mrwbus.bus.history_stream import HistoryRecord
 from mrwbus.bus.journal_stream import (
     Batch,
-    JournalWriter,
     Snapshot,
     entry_from,
     load_snapshot,
     replay,
     save_snapshot,
 )
+from mrwbus.bus.journal_writer import JournalWriter
 from mrwbus.config.model import ClusterConfig
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import CONFIRMED, Decision

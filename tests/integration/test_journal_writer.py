@@ -8,7 +8,8 @@ import asyncio
 import aio_pika
 import pytest
 
-from mrwbus.bus.journal_stream import LAZY_WRITE_DELAY, JournalWriter, entries_at
+from mrwbus.bus.journal_stream import entries_at
+from mrwbus.bus.journal_writer import LAZY_WRITE_DELAY, JournalWriter
 from mrwbus.bus.topology import declare_journal
 from mrwbus.errors import JournalFailed
 

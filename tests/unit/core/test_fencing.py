@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from mrwbus.config.loading import parse_config
 from mrwbus.core.cluster import ClusterState
 from mrwbus.core.decision import Decision
-from mrwbus.core.records import ChangeTracker, RecordSet
+from mrwbus.core.records import ChangeTracker, RecordSet, shared_records
 from mrwbus.messages import (
     Action,
     Category,
@@ -261,7 +261,7 @@ def test_a_fence_under_way_survives_a_takeover_and_finishes_once() -> None:
     records.apply(
         [
             (namespace, key, value)
-            for namespace, values in tracker.last.items()
+            for namespace, values in shared_records(cluster).items()
             for key, value in values.items()
         ]
     )
