@@ -53,9 +53,9 @@ class ClusterState:
     """Fences under way or waiting to be tried again, by the server fenced."""
     issued: OrderedDict[str, RecoveryCommand] = field(default_factory=OrderedDict)
     agent_nodes: dict[str, str] = field(default_factory=dict)
+    """The broker node each agent last reported; for status only, never journaled."""
     executor_notes: dict[str, list[str]] = field(default_factory=dict)
     """What each server's executor (Pacemaker) recovers by itself, as last reported; shown only."""
-    """The broker node each agent last reported; for status only, never journaled."""
 
     @classmethod
     def initial(
