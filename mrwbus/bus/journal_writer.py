@@ -102,7 +102,7 @@ class JournalWriter:
         self.seq += 1
         if self._notes:  # noted before this entry: written before its own records
             history = [*self._notes, *history]
-            self._notes = []
+            self._notes, self._notes_due = [], False
         self._pending.append((self.seq, records, future, list(history)))
         self._last = future
         if lazy:
