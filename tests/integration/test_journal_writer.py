@@ -61,3 +61,22 @@ async def test_a_failed_write_is_told_once_and_fails_every_later_entry_at_once(
         later = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
         assert later.done() and isinstance(later.exception(), JournalFailed)
         assert len(told) == 1  # told once: the session ends once
+
+
+async def test_a_note_left_behind_by_a_write_still_goes_within_the_lazy_delay(
+    amqp_url: str,
+) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_journal(channel)
+        writer = JournalWriter(channel, last_seq=0)
+        await writer.marker()
+        first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])  # in flight
+        second = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])  # waits
+        # Noted after the second entry: the write that takes the second cannot take it.
+        writer.note({"k": "fault", "fault": {"id": "f-3"}})
+        assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [1, 2]
+        written = writer.history.written
+        await asyncio.sleep(LAZY_WRITE_DELAY + 1)
+        assert writer.history.written == written + 1  # the note, on its own
