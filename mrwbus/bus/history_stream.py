@@ -2,7 +2,7 @@
 
 `mrwbus.history` is a stream of messages, each `{"v": 1, "records": [...]}`: the history
 records (`core.history`) of one journal group commit, in the order the state changed. The
-journal writer (`bus.journal_stream.JournalWriter`) hands each of its batches' records here
+journal writer (`bus.journal_writer.JournalWriter`) hands each of its batches' records here
 and publishes them in the same `PublishBatch` write as the journal message, right after it, and
 a journal entry counts as written only once both are confirmed: so nothing the service
 published is missing from the history, and nothing is in it that the journal does not hold.
