@@ -4,9 +4,11 @@ with the next entry, or goes on its own within `LAZY_WRITE_DELAY`; entries stay 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractConnection
 
 from mrwbus.bus.journal_stream import entries_at
 from mrwbus.bus.journal_writer import LAZY_WRITE_DELAY, JournalWriter
@@ -16,67 +18,69 @@ from mrwbus.errors import JournalFailed
 pytestmark = pytest.mark.broker
 
 
-async def test_a_lazy_entry_rides_with_the_next_or_goes_alone_soon(amqp_url: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        await declare_journal(channel)
-        writer = JournalWriter(channel, last_seq=0)
-        await writer.marker()
-        writer.located(0)  # a fresh journal: the marker is its first message
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[AbstractConnection]:
+    async with await aio_pika.connect(amqp_url) as opened:
+        yield opened
 
-        lazy = writer.append([("decided", "mrw1/f-1", {"confirmed": True})], lazy=True)
-        await asyncio.sleep(0)  # a turn in which an eager entry would have started its write
-        urgent = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
-        assert await asyncio.wait_for(asyncio.gather(lazy, urgent), 10) == [1, 2]
-        assert [(first, last) for first, last, _ in writer.batches] == [(1, 2)]  # one message
 
-        alone = writer.append([("decided", "mrw1/f-2", {"confirmed": True})], lazy=True)
-        assert await asyncio.wait_for(alone, LAZY_WRITE_DELAY + 5) == 3
-        assert [(first, last) for first, last, _ in writer.batches] == [(1, 2), (3, 3)]
-        # Counted offsets name the messages the broker holds.
-        for seq, offset in ((2, 1), (3, 2)):
-            assert writer.offset_of(seq) == offset
-            held = await entries_at(await connection.channel(), offset)
-            assert held.first <= seq <= held.last
+async def started_writer(connection: AbstractConnection) -> JournalWriter:
+    """A writer on a fresh journal, its start-up marker written (as a replica starts)."""
+    channel = await connection.channel(publisher_confirms=True)
+    await declare_journal(channel)
+    writer = JournalWriter(channel, last_seq=0)
+    await writer.marker()
+    return writer
+
+
+async def test_a_lazy_entry_rides_with_the_next_or_goes_alone_soon(
+    connection: AbstractConnection,
+) -> None:
+    writer = await started_writer(connection)
+    writer.located(0)  # a fresh journal: the marker is its first message
+
+    lazy = writer.append([("decided", "mrw1/f-1", {"confirmed": True})], lazy=True)
+    await asyncio.sleep(0)  # a turn in which an eager entry would have started its write
+    urgent = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
+    assert list(await asyncio.wait_for(asyncio.gather(lazy, urgent), 10)) == [1, 2]
+    assert [(first, last) for first, last, _ in writer.batches] == [(1, 2)]  # one message
+
+    alone = writer.append([("decided", "mrw1/f-2", {"confirmed": True})], lazy=True)
+    assert await asyncio.wait_for(alone, LAZY_WRITE_DELAY + 5) == 3
+    assert [(first, last) for first, last, _ in writer.batches] == [(1, 2), (3, 3)]
+    # Counted offsets name the messages the broker holds.
+    for seq, offset in ((2, 1), (3, 2)):
+        assert writer.offset_of(seq) == offset
+        held = await entries_at(await connection.channel(), offset)
+        assert held.first <= seq <= held.last
 
 
 async def test_a_failed_write_is_told_once_and_fails_every_later_entry_at_once(
-    amqp_url: str,
+    connection: AbstractConnection,
 ) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        await declare_journal(channel)
-        writer = JournalWriter(channel, last_seq=0)
-        told: list[BaseException] = []
-        writer.on_failure = told.append  # the service ends its session here
-        await writer.marker()
-        await channel.close()  # the broker closed the journal's channel, say
+    writer = await started_writer(connection)
+    told: list[BaseException] = []
+    writer.on_failure = told.append  # the service ends its session here
+    await writer.channel.close()  # the broker closed the journal's channel, say
 
-        first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])
-        with pytest.raises(JournalFailed):
-            await asyncio.wait_for(first, 10)
-        assert len(told) == 1 and writer.failed is told[0]
-        later = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
-        assert later.done() and isinstance(later.exception(), JournalFailed)
-        assert len(told) == 1  # told once: the session ends once
+    first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])
+    with pytest.raises(JournalFailed):
+        await asyncio.wait_for(first, 10)
+    assert len(told) == 1 and writer.failed is told[0]
+    later = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
+    assert later.done() and isinstance(later.exception(), JournalFailed)
+    assert len(told) == 1  # told once: the session ends once
 
 
 async def test_a_note_left_behind_by_a_write_still_goes_within_the_lazy_delay(
-    amqp_url: str,
+    connection: AbstractConnection,
 ) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        await declare_journal(channel)
-        writer = JournalWriter(channel, last_seq=0)
-        await writer.marker()
-        first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])  # in flight
-        second = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])  # waits
-        # Noted after the second entry: the write that takes the second cannot take it.
-        writer.note({"k": "fault", "fault": {"id": "f-3"}})
-        assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [1, 2]
-        written = writer.history.written
-        await asyncio.sleep(LAZY_WRITE_DELAY + 1)
-        assert writer.history.written == written + 1  # the note, on its own
+    writer = await started_writer(connection)
+    first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])  # in flight
+    second = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])  # waits
+    # Noted after the second entry: the write that takes the second cannot take it.
+    writer.note({"k": "fault", "fault": {"id": "f-3"}})
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 10)) == [1, 2]
+    written = writer.history.written
+    await asyncio.sleep(LAZY_WRITE_DELAY + 1)
+    assert writer.history.written == written + 1  # the note, on its own
