@@ -119,7 +119,8 @@ async def show(faults: int) -> None:
                     for record in fault_records(number, at)
                 ]
                 written += len(encode(records))
-                confirmation = out.publish(batch, records)
+                out.copy(batch, first, records)  # as the journal hands them over
+                confirmation = out.flush()
                 assert confirmation is not None
                 window.append(confirmation)
                 if len(window) >= 50:

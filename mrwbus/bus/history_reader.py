@@ -19,7 +19,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from mrwbus.bus.history_stream import FORMAT_VERSION, HistoryRecord, decode, holds
+from mrwbus.bus.history_stream import (
+    FORMAT_VERSION,
+    HistoryRecord,
+    copied_through,
+    decode,
+    holds,
+)
 from mrwbus.bus.topology import HISTORY, HISTORY_INDEX
 
 Offset = int | str | datetime
@@ -38,25 +44,43 @@ END_WAIT = 2.0
 
 async def stream_end(connection: AbstractConnection, name: str) -> int | None:
     """The offset of the stream's newest message; None when it holds none."""
-    seen: list[int] = []
+    channel = await connection.channel()
+    try:
+        newest = await _newest_chunk(channel, name)
+    finally:
+        await channel.close()
+    return max(offset for offset, _ in newest) if newest else None
+
+
+async def history_complete_through(channel: AbstractChannel) -> int:
+    """The journal entry through which the history holds every record, as its newest message
+    says (`j`); 0 when it holds none (or only messages that do not say)."""
+    return max(
+        (copied_through(body) for _, body in await _newest_chunk(channel, HISTORY)), default=0
+    )
+
+
+async def _newest_chunk(channel: AbstractChannel, name: str) -> list[tuple[int, bytes]]:
+    """(offset, body) of the messages in the stream's newest chunk: [] when it holds none."""
+    seen: list[tuple[int, bytes]] = []
     arrived = asyncio.Event()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        seen.append(_offset(message))
+        seen.append((_offset(message), message.body))
         arrived.set()
 
-    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=PREFETCH)
+    queue = await channel.get_queue(name, ensure=False)
+    tag = await queue.consume(on_message, arguments={"x-stream-offset": "last"})
     try:
-        await channel.set_qos(prefetch_count=PREFETCH)
-        queue = await channel.get_queue(name, ensure=False)
-        await queue.consume(on_message, arguments={"x-stream-offset": "last"})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(arrived.wait(), END_WAIT)
         if seen:  # the rest of the newest chunk arrives with its first message
             await asyncio.sleep(0.05)
     finally:
-        await channel.close()
-    return max(seen) if seen else None
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+    return seen
 
 
 def _offset(message: AbstractIncomingMessage) -> int:

@@ -1,7 +1,8 @@
 """The service's state in RabbitMQ: an append-only journal on a stream, a snapshot, a leader lock.
 
 - `mrwbus.journal` (a stream) holds entries: lists of records (`core.records`), each with a
-  sequence number, written by `bus.journal_writer` and read back here.
+  sequence number, and the history records of what they decided (copied to the history stream
+  after), written by `bus.journal_writer` and read back here.
 - `mrwbus.snapshot` (a quorum queue of length one) holds the newest snapshot: every record as
   of sequence number N, and the stream offset of the entry that holds N. Start-up reads it and
   replays only the entries after it, so start-up time does not grow with the journal.
@@ -85,6 +86,8 @@ class Batch:
     last: int
     entries: list[tuple[int, list[Record]]]
     marker: str | None
+    history: list[dict[str, Any]]
+    """The history records of these entries (`bus.history_stream`)."""
 
 
 def _decode(message: AbstractIncomingMessage) -> Batch:
@@ -93,7 +96,9 @@ def _decode(message: AbstractIncomingMessage) -> Batch:
     assert isinstance(offset, int)
     data = orjson.loads(message.body)
     entries = [(seq, [tuple(record) for record in records]) for seq, records in data["entries"]]
-    return Batch(offset, data["first"], data["last"], entries, data.get("marker"))
+    return Batch(
+        offset, data["first"], data["last"], entries, data.get("marker"), data.get("history") or []
+    )
 
 
 async def replay(

@@ -1,9 +1,10 @@
 """The journal's writer: entries appended in order, group-committed to `mrwbus.journal`.
 
 Whatever was appended while the previous write waited for its confirm goes out as one message,
-in order, with the history records of its entries in the same `PublishBatch` write (`bus.
-history_stream`). One write is in flight at a time; the first of a quiet spell is published in
-the turn its entry was appended. Each entry's future resolves once both confirms arrived.
+in order, carrying the history records of its entries; once confirmed, they are copied to the
+history stream (`bus.history_stream`). One write is in flight at a time; the first of a quiet
+spell is published in the turn its entry was appended. Each entry's future resolves once the
+broker confirmed its message.
 """
 
 from __future__ import annotations
@@ -36,25 +37,25 @@ _ENTRY_PROPERTIES = json_properties(None, "", None)
 
 @dataclass
 class _Write:
-    """One journal message (and its history message) published, awaiting its confirms."""
+    """One journal message published, awaiting its confirm."""
 
     first: int
     last: int
-    index: int | None
-    """The journal message's index among this writer's messages; None: history alone."""
+    index: int
+    """The message's index among this writer's messages."""
     done: list[tuple[int, asyncio.Future[int]]]
-    """The entries it holds: each resolves with its seq once both confirms arrived."""
-    confirmations: list[Confirmation]
-
-    async def confirmed(self) -> None:
-        for confirmation in self.confirmations:
-            await confirmation
+    """The entries it holds: each resolves with its seq once the message is confirmed."""
+    history: Sequence[HistoryRecord]
+    """The history records it carries, copied to the history stream once it is confirmed."""
+    confirmation: Confirmation
 
 
 class JournalWriter:
     """Appends entries in order; each append's future resolves once the broker confirmed it."""
 
-    def __init__(self, channel: AbstractChannel, last_seq: int) -> None:
+    def __init__(
+        self, channel: AbstractChannel, last_seq: int, history: HistoryOut | None = None
+    ) -> None:
         self.channel = channel
         self.seq = last_seq
         self._pending: list[tuple[int, list[Record], asyncio.Future[int], list[HistoryRecord]]] = []
@@ -62,8 +63,9 @@ class JournalWriter:
         """History records with no journal entry of their own, for the next write."""
         self._notes_due = False
         """The lazy delay ran out: the notes go even with no entry to ride with."""
-        self.history = HistoryOut()
-        """The history stream, written in the same write as each journal message."""
+        self.history = history or HistoryOut()
+        """Where the history records go once their journal message is confirmed."""
+        self.history.on_failure = self.fail
         self._last: asyncio.Future[int] | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._lazy_write: asyncio.TimerHandle | None = None
@@ -93,8 +95,8 @@ class JournalWriter:
         A `lazy` entry (a record that messages are out: nobody waits for it) rides with the
         next entry, or goes within `LAZY_WRITE_DELAY`: a write of its own would hold the next
         decision's entry back by a whole stream confirm, since one batch is in flight at a
-        time. `history`: the records of what this entry decided, written to the history
-        stream with it; the future resolves once both are confirmed."""
+        time. `history`: the records of what this entry decided, carried in its message (and
+        copied to the history stream once it is confirmed)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.failed is not None:
             future.set_exception(JournalFailed(f"the journal is unavailable: {self.failed}"))
@@ -113,7 +115,7 @@ class JournalWriter:
 
     def note(self, record: HistoryRecord) -> None:
         """A history record with no state change (a fault received, one no monitor matched):
-        it rides with the next entry, or is written on its own within `LAZY_WRITE_DELAY`."""
+        it rides with the next entry, or within `LAZY_WRITE_DELAY` in an entry of its own."""
         if self.failed is not None:
             return
         self._notes.append(record)
@@ -150,7 +152,7 @@ class JournalWriter:
         if self._flushing is not None:
             await asyncio.shield(self._flushing)
         batch = await self._open()
-        await self._emit(batch, self.seq, self.seq, [], [], marker=marker).confirmed()
+        await self._emit(batch, self.seq, self.seq, [], [], marker=marker).confirmation
         return marker
 
     def located(self, first_offset: int) -> None:
@@ -193,18 +195,29 @@ class JournalWriter:
                     write = self._emit_waiting(await self._open())
                     if write is None:
                         break
-                await write.confirmed()
-                if write.index is not None and write.done:
+                await write.confirmation
+                if write.done:
                     self.batches.append((write.first, write.last, write.index))
                 for seq, future in write.done:
                     if not future.done():
                         future.set_result(seq)
+                assert self._batch is not None  # the write was published through it
+                self.history.copy(self._batch, write.last, write.history)
                 write = None
         except BaseException as exc:
             self._abandon(exc, write)
             return
         if self._notes and not self._notes_due:
             self._write_lazily()  # noted while the last write was in flight
+
+    async def release_history(self, missing: Sequence[HistoryRecord], through: int) -> None:
+        """Copy `missing` to the history (what it lacked of the entries through `through` when
+        this writer began), then the records of this writer's entries as they are confirmed."""
+        self.history.release(await self._open(), missing, through)
+
+    def fail(self, exc: BaseException) -> None:
+        """Give up: this writer (or its history copy) can no longer be trusted."""
+        self._abandon(exc, None)
 
     def _abandon(self, exc: BaseException, write: _Write | None) -> None:
         """Nothing after a lost entry may be written: the session ends and state is rebuilt."""
@@ -236,9 +249,13 @@ class JournalWriter:
                 [(seq, future) for seq, _, future, _ in taken],
                 history=[record for *_, history in taken for record in history],
             )
-        if self._notes and self._notes_due:  # history alone: no journal message
+        if self._notes and self._notes_due:  # an entry of their own, changing nothing
             notes, self._notes, self._notes_due = self._notes, [], False
-            return self._emit(batch, self.seq, self.seq, [], [], history=notes)
+            self.seq += 1
+            alone: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            alone.add_done_callback(_retrieved)  # nobody waits for it
+            return self._emit(batch, self.seq, self.seq, [(self.seq, [])], [(self.seq, alone)],
+                              history=notes)  # fmt: skip
         return None
 
     def _emit(
@@ -252,30 +269,20 @@ class JournalWriter:
         *,
         history: Sequence[HistoryRecord] = (),
     ) -> _Write:
-        """Publish one journal message (and the history it carries) in this turn's write."""
+        """Publish one journal message (with the history records it carries) in this turn."""
         # orjson: a group commit of a burst is thousands of records, and the stdlib encoder was
         # a twentieth of the service's time; datetimes pass to `str` as `json.dumps` gave them.
-        confirmations = []
-        index = None
-        if entries or marker is not None or not history:
-            body = orjson.dumps(
-                {"first": first, "last": last, "entries": entries, "marker": marker},
-                default=str,
-                option=orjson.OPT_PASSTHROUGH_DATETIME,
-            )
-            index = self._written
-            self._written += 1
-            confirmations.append(
-                batch.publish(
-                    "", JOURNAL, body, _ENTRY_PROPERTIES, message_id=None, mandatory=False
-                )
-            )
-        # The history rides the same write, right after the journal message; both are
-        # awaited, so nothing is published that the history lacks.
-        recorded = self.history.publish(batch, history)
-        if recorded is not None:
-            confirmations.append(recorded)
-        return _Write(first, last, index, done, confirmations)
+        message: dict[str, Any] = {"first": first, "last": last, "entries": entries}
+        message["marker"] = marker
+        if history:
+            message["history"] = history
+        body = orjson.dumps(message, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        index = self._written
+        self._written += 1
+        confirmation = batch.publish(
+            "", JOURNAL, body, _ENTRY_PROPERTIES, message_id=None, mandatory=False
+        )
+        return _Write(first, last, index, done, history, confirmation)
 
     def _fail(self, exc: BaseException) -> None:
         if self.failed is None:
@@ -291,7 +298,16 @@ class JournalWriter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._flushing), PUBLISH_TIMEOUT)
         if self._batch is not None and self.failed is None:
+            self.history.flush()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.history.settled(), PUBLISH_TIMEOUT)
             indexed = self.history.close_index(self._batch)
             if indexed is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(indexed), PUBLISH_TIMEOUT)
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    """An entry nobody awaits: its failure is the writer's (`on_failure`), not a stray one."""
+    if not future.cancelled():
+        future.exception()

@@ -61,9 +61,9 @@ class Outbox:
         *,
         history: Sequence[HistoryRecord] = (),
     ) -> None:
-        """Journal a fault's decision (and its `history`, in the same write); call it right
-        after `handle_fault`, with no await in between, so the entry takes its place in the
-        same step."""
+        """Journal a fault's decision (its `history` carried in the same journal message); call
+        it right after `handle_fault`, with no await in between, so the entry takes its place
+        in the same step."""
         await self.journal.decision(
             cluster,
             monitor,
@@ -95,7 +95,7 @@ class Outbox:
         """Journal what the state already changed, then publish the decision's messages.
 
         Call it right after the change, with no await in between: the journal entry takes its
-        place in the same step; `history` goes to the history stream in the same write."""
+        place in the same step; `history` rides in its journal message."""
         if not decision.has_messages:
             # State only (an agent's report, a tick): journaled before the caller acks, but
             # lazily, riding with the next entry. An agent sends its report right after its

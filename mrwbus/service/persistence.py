@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel
 
-from mrwbus.bus.history_stream import HistoryRecord
+from mrwbus.bus.history_reader import history_complete_through
+from mrwbus.bus.history_stream import HistoryOut, HistoryRecord
 from mrwbus.bus.journal_stream import (
     Batch,
     Snapshot,
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 10_000
 """Journal entries between snapshots: the most a start-up replays."""
+HISTORY_WAIT = 30.0
+"""Seconds a snapshot waits for the history to hold every record it covers; then it is skipped."""
+Carried = list[tuple[int, list[HistoryRecord]]]
+"""History records the replayed journal messages carry: (the message's last entry, records)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class StateJournal:
         self.last_snapshot_seq = last_snapshot_seq
         self.snapshot_every = snapshot_every
         self._snapshotting: asyncio.Task[None] | None = None
+        self._completing: asyncio.Task[None] | None = None
 
     @classmethod
     async def recover(
@@ -86,9 +92,12 @@ class StateJournal:
         when the snapshot's offset turns out not to follow it)."""
         started = time.monotonic()
         snapshot = await load_snapshot(channel)
-        writer = JournalWriter(channel, snapshot.seq if snapshot else 0)
+        # Held: what the history lacks is copied first (`_complete_history`).
+        writer = JournalWriter(channel, snapshot.seq if snapshot else 0, HistoryOut(held=True))
         marker = await writer.marker()
-        records, applied, replayed, marker_offset = await _replay(replay_channel, marker, snapshot)
+        records, applied, replayed, marker_offset, carried = await _replay(
+            replay_channel, marker, snapshot
+        )
         if marker_offset is None:
             log.warning(
                 "the snapshot at entry %d names an offset past entries it does not hold: "
@@ -96,7 +105,9 @@ class StateJournal:
                 snapshot.seq if snapshot else 0,
             )
             snapshot = None
-            records, applied, replayed, marker_offset = await _replay(replay_channel, marker, None)
+            records, applied, replayed, marker_offset, carried = await _replay(
+                replay_channel, marker, None
+            )
             assert marker_offset is not None  # from the start, nothing can be skipped
         writer.seq = applied
         writer.located(marker_offset)
@@ -109,6 +120,10 @@ class StateJournal:
             check_channel,
             snapshot.seq if snapshot else 0,
             snapshot_every,
+        )
+        # Not awaited: the first decision need not wait for the history's newest message.
+        journal._completing = asyncio.create_task(
+            journal._complete_history(carried, snapshot.seq if snapshot else 0, applied)
         )
         recovery = Recovery(snapshot.seq if snapshot else 0, replayed, time.monotonic() - started)
         log.info(
@@ -179,6 +194,22 @@ class StateJournal:
     def reaction_done(self, reaction_id: str) -> asyncio.Future[int]:
         return self.append(list(outbox_records(reaction_id, None)), lazy=True)
 
+    async def _complete_history(self, carried: Carried, snapshot_seq: int, applied: int) -> None:
+        """Copy to the history what the journal replayed (through entry `applied`) carries and
+        it lacks (the last replica's copies not yet made when it stopped), ahead of anything
+        new. What a snapshot covers is in the history already: it was saved only once it was."""
+        missing: list[HistoryRecord] = []
+        try:
+            if carried:
+                complete = max(await history_complete_through(self.check_channel), snapshot_seq)
+                missing = [record for last, found in carried if last > complete for record in found]
+            await self.writer.release_history(missing, applied)
+        except Exception as exc:  # the next session tries again: the journal keeps them
+            self.writer.fail(exc)
+            return
+        if missing:
+            log.info("history completed from the journal: %d records", len(missing))
+
     # --- snapshots ------------------------------------------------------------------------
 
     def _start_snapshot(self) -> None:
@@ -200,6 +231,13 @@ class StateJournal:
                 await asyncio.shield(written)
             except Exception:  # the session ends with the journal; the next one snapshots
                 return
+        try:
+            # A start-up from this snapshot replays nothing before it: the history must hold
+            # everything the entries before it carried (the copy follows within `COPY_DELAY`).
+            await asyncio.wait_for(self.writer.history.complete(seq), HISTORY_WAIT)
+        except TimeoutError:
+            log.warning("snapshot at entry %d skipped: the history is not complete to it", seq)
+            return
         offset = self.writer.offset_of(seq)
         try:
             # Counted, then checked: the message there must hold the entry before a start-up
@@ -228,23 +266,28 @@ class StateJournal:
 
     async def close(self) -> None:
         await self.writer.drain()
-        if self._snapshotting is not None:
-            self._snapshotting.cancel()
-            await asyncio.gather(self._snapshotting, return_exceptions=True)
+        for task in (self._snapshotting, self._completing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 async def _replay(
     channel: AbstractChannel, marker: str, snapshot: Snapshot | None
-) -> tuple[RecordSet, int, int, int | None]:
+) -> tuple[RecordSet, int, int, int | None, Carried]:
     """The records after the journal up to `marker`, from `snapshot` on; the last entry applied,
-    the entries replayed and the marker's offset (None: the snapshot's offset skips entries)."""
+    the entries replayed, the marker's offset (None: the snapshot's offset skips entries) and
+    the history records the messages after the snapshot carry."""
     records = RecordSet(snapshot.records if snapshot else None)
     applied = snapshot.seq if snapshot else 0
     replayed = 0
     gap = False
+    carried: Carried = []
 
     def apply(batch: Batch) -> None:
         nonlocal applied, replayed, gap
+        if batch.history and batch.last > applied:
+            carried.append((batch.last, batch.history))
         for seq, entry in batch.entries:
             if seq <= applied:  # the snapshot's batch may hold entries it already has
                 continue
@@ -256,4 +299,4 @@ async def _replay(
                 replayed += 1
 
     offset = await replay(channel, snapshot.offset if snapshot else "first", marker, apply)
-    return records, applied, replayed, None if gap else offset
+    return records, applied, replayed, None if gap else offset, carried

@@ -378,7 +378,7 @@ class Service:
         await asyncio.gather(*sending)
 
     async def _react(self, decision: Decision, recorded: Sequence[HistoryRecord] = ()) -> None:
-        """Journal (and write `recorded` to the history), publish, then the caller acks: call
+        """Journal (with `recorded`, the history of it), publish, then the caller acks: call
         it right after the change it reports."""
         await self._current_outbox().send(self.cluster, decision, recorded)
 

@@ -1,5 +1,6 @@
 """The journal writer on the real broker: a lazy entry (a record that messages are out) rides
-with the next entry, or goes on its own within `LAZY_WRITE_DELAY`; entries stay in order."""
+with the next entry, or goes on its own within `LAZY_WRITE_DELAY`; entries stay in order; a
+history note with no entry to ride with goes in an entry of its own."""
 
 from __future__ import annotations
 
@@ -76,11 +77,14 @@ async def test_a_note_left_behind_by_a_write_still_goes_within_the_lazy_delay(
     connection: AbstractConnection,
 ) -> None:
     writer = await started_writer(connection)
+    writer.located(0)  # a fresh journal: the marker is its first message
     first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])  # in flight
     second = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])  # waits
     # Noted after the second entry: the write that takes the second cannot take it.
     writer.note({"k": "fault", "fault": {"id": "f-3"}})
     assert list(await asyncio.wait_for(asyncio.gather(first, second), 10)) == [1, 2]
-    written = writer.history.written
     await asyncio.sleep(LAZY_WRITE_DELAY + 1)
-    assert writer.history.written == written + 1  # the note, on its own
+    assert writer.seq == 3  # the note, in an entry of its own
+    held = await entries_at(await connection.channel(), writer.offset_of(3) or 0)
+    assert held.entries == [(3, [])] and held.history == [{"k": "fault", "fault": {"id": "f-3"}}]
+    assert writer.history.written == 1  # and copied to the history

@@ -216,7 +216,10 @@ async def test_start_up_with_a_long_journal_is_bounded_by_snapshots(
         f"in {without[1]:.2f} s"
     )
     # Snapshots are taken every 9,000 entries (one at a time): fewer than that are ever replayed.
-    assert with_snapshots[0] < 9_000 and without[0] == JOURNAL_ENTRIES
+    # Without, the whole journal: the entries written and the first start's own few (its
+    # "became active" history note is an entry).
+    assert with_snapshots[0] < 9_000
+    assert JOURNAL_ENTRIES < without[0] <= JOURNAL_ENTRIES + 10
     restored_faults = with_snapshots[2]
     assert restored_faults == JOURNAL_ENTRIES
 
