@@ -59,7 +59,12 @@ async def journal_with_history(journal: StateJournal, names: list[str]) -> None:
 
 async def history_of(connection: AbstractConnection) -> list[str]:
     names: list[str] = []
-    await read_history(connection, lambda record: bool(names.append(record["name"])))
+
+    def take(record: dict[str, Any]) -> bool:
+        names.append(record["name"])
+        return False  # read on to the end
+
+    await read_history(connection, take)
     return names
 
 
