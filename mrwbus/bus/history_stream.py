@@ -136,6 +136,8 @@ class HistoryOut:
         """The newest journal entry confirmed and handed to `copy`."""
         self._confirmed = 0
         """`j` of the newest copy the broker confirmed."""
+        self._said = 0
+        """`j` of the newest copy published."""
         self._in_flight: set[Confirmation] = set()
         self._lost = False
         """A copy was not confirmed: the history is complete no further in this session."""
@@ -161,30 +163,40 @@ class HistoryOut:
             self._timer = asyncio.get_running_loop().call_later(COPY_DELAY, self.flush)
         self._wake()
 
-    def release(self, batch: PublishBatch, missing: Sequence[HistoryRecord], through: int) -> None:
+    def release(
+        self, batch: PublishBatch, missing: Sequence[HistoryRecord], through: int, said: int = 0
+    ) -> None:
         """Copy `missing` (what the history lacked of the journal's entries through `through`
-        when this session began), then go on."""
+        when this session began; it was complete through `said`), then go on."""
         self._batch = batch
         self._held = False
+        self._said = said
         self._journaled = max(self._journaled, through)
         self._queued[:0] = missing
         self.flush()
 
     def flush(self) -> Confirmation | None:
-        """Copy what is queued now, as one message; None when nothing is (or may be) copied."""
+        """Copy what is queued now, in as few messages as `COPY_RECORDS` allows; the last one's
+        confirmation, None when nothing is (or may be) copied."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._held or self._batch is None:
             return None
-        through = self._journaled
         if not self._queued:
             self._wake()
             return None
-        records, self._queued = self._queued, []
-        confirmation = self._publish(self._batch, records, through)
-        self._in_flight.add(confirmation)
-        confirmation.add_done_callback(partial(self._copied, through))
+        queued, self._queued = self._queued, []
+        confirmation = None
+        for start in range(0, len(queued), COPY_RECORDS):
+            # A long backlog (a new session's) goes in several messages; only the last says the
+            # history is complete through the newest entry, the others what it was before.
+            last = start + COPY_RECORDS >= len(queued)
+            through = self._journaled if last else self._said
+            confirmation = self._publish(self._batch, queued[start : start + COPY_RECORDS], through)
+            self._said = through
+            self._in_flight.add(confirmation)
+            confirmation.add_done_callback(partial(self._copied, through))
         return confirmation
 
     async def complete(self, seq: int) -> None:

@@ -210,10 +210,13 @@ class JournalWriter:
         if self._notes and not self._notes_due:
             self._write_lazily()  # noted while the last write was in flight
 
-    async def release_history(self, missing: Sequence[HistoryRecord], through: int) -> None:
+    async def release_history(
+        self, missing: Sequence[HistoryRecord], through: int, said: int
+    ) -> None:
         """Copy `missing` to the history (what it lacked of the entries through `through` when
-        this writer began), then the records of this writer's entries as they are confirmed."""
-        self.history.release(await self._open(), missing, through)
+        this writer began; it said it was complete through `said`), then the records of this
+        writer's entries as they are confirmed."""
+        self.history.release(await self._open(), missing, through, said)
 
     def fail(self, exc: BaseException) -> None:
         """Give up: this writer (or its history copy) can no longer be trusted."""

@@ -199,11 +199,12 @@ class StateJournal:
         it lacks (the last replica's copies not yet made when it stopped), ahead of anything
         new. What a snapshot covers is in the history already: it was saved only once it was."""
         missing: list[HistoryRecord] = []
+        complete = snapshot_seq
         try:
             if carried:
                 complete = max(await history_complete_through(self.check_channel), snapshot_seq)
                 missing = [record for last, found in carried if last > complete for record in found]
-            await self.writer.release_history(missing, applied)
+            await self.writer.release_history(missing, applied, complete)
         except Exception as exc:  # the next session tries again: the journal keeps them
             self.writer.fail(exc)
             return

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from mrwbus.bus.history_stream import (
     COPY_DELAY,
+    COPY_RECORDS,
     HistoryOut,
     HistoryRecord,
     RecentHistory,
@@ -125,3 +126,15 @@ async def test_a_copy_not_confirmed_is_told() -> None:
     batch.published[0][2].set_exception(ConnectionError("channel closed"))
     await asyncio.sleep(0)
     assert len(told) == 1 and out.complete_through == 0
+
+
+async def test_a_long_backlog_goes_in_several_messages_and_only_the_last_says_it_is_complete() -> (
+    None
+):
+    out, batch = copier(held=True)
+    backlog = _records(0, COPY_RECORDS * 2 + 1)
+    out.release(cast(PublishBatch, batch), backlog, through=90, said=40)
+    copied = batch.history()
+    assert [len(records) for _, records in copied] == [COPY_RECORDS, COPY_RECORDS, 1]
+    assert [j for j, _ in copied] == [40, 40, 90]  # a crash in between: copied again from 40
+    assert [record for _, records in copied for record in records] == backlog
