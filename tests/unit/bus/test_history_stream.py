@@ -128,9 +128,7 @@ async def test_a_copy_not_confirmed_is_told() -> None:
     assert len(told) == 1 and out.complete_through == 0
 
 
-async def test_a_long_backlog_goes_in_several_messages_and_only_the_last_says_it_is_complete() -> (
-    None
-):
+async def test_a_long_backlog_goes_in_several_messages_the_last_saying_complete() -> None:
     out, batch = copier(held=True)
     backlog = _records(0, COPY_RECORDS * 2 + 1)
     out.release(cast(PublishBatch, batch), backlog, through=90, said=40)
