@@ -255,10 +255,10 @@ class JournalWriter:
         if self._notes and self._notes_due:  # an entry of their own, changing nothing
             notes, self._notes, self._notes_due = self._notes, [], False
             self.seq += 1
+            seq = self.seq
             alone: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             alone.add_done_callback(_retrieved)  # nobody waits for it
-            return self._emit(batch, self.seq, self.seq, [(self.seq, [])], [(self.seq, alone)],
-                              history=notes)  # fmt: skip
+            return self._emit(batch, seq, seq, [(seq, [])], [(seq, alone)], history=notes)
         return None
 
     def _emit(
@@ -275,8 +275,12 @@ class JournalWriter:
         """Publish one journal message (with the history records it carries) in this turn."""
         # orjson: a group commit of a burst is thousands of records, and the stdlib encoder was
         # a twentieth of the service's time; datetimes pass to `str` as `json.dumps` gave them.
-        message: dict[str, Any] = {"first": first, "last": last, "entries": entries}
-        message["marker"] = marker
+        message: dict[str, Any] = {
+            "first": first,
+            "last": last,
+            "entries": entries,
+            "marker": marker,
+        }
         if history:
             message["history"] = history
         body = orjson.dumps(message, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
