@@ -61,8 +61,11 @@ class JournalWriter:
         self._pending: list[tuple[int, list[Record], asyncio.Future[int], list[HistoryRecord]]] = []
         self._notes: list[HistoryRecord] = []
         """History records with no journal entry of their own, for the next write."""
-        self._notes_due = False
-        """The lazy delay ran out: the notes go even with no entry to ride with."""
+        self._eager = False
+        """An entry someone awaits is pending: the next write goes as soon as it can."""
+        self._lazy_due = False
+        """The lazy delay ran out (or a marker or stop needs everything): lazy entries and notes
+        go even with no entry to ride with."""
         self.history = history or HistoryOut()
         """Where the history records go once their journal message is confirmed."""
         self.history.on_failure = self.fail
@@ -104,12 +107,13 @@ class JournalWriter:
         self.seq += 1
         if self._notes:  # noted before this entry: written before its own records
             history = [*self._notes, *history]
-            self._notes, self._notes_due = [], False
+            self._notes = []
         self._pending.append((self.seq, records, future, list(history)))
         self._last = future
         if lazy:
             self._write_lazily()
         else:
+            self._eager = True
             self._start_flush()
         return future
 
@@ -129,7 +133,7 @@ class JournalWriter:
 
     def _lazy_delay_over(self) -> None:
         self._lazy_write = None
-        self._notes_due = True
+        self._lazy_due = True
         self._start_flush()
 
     def _start_flush(self) -> None:
@@ -147,7 +151,8 @@ class JournalWriter:
         """Append an entry that says only "this point"; replay stops there. The first marker a
         writer publishes is its start-up marker: `located` gives its offset."""
         marker = new_id()
-        if self._pending:  # everything before "this point" is written before it
+        if self._pending:  # everything before "this point" is written before it, lazy or not
+            self._lazy_due = True
             self._start_flush()
         if self._flushing is not None:
             await asyncio.shield(self._flushing)
@@ -207,8 +212,8 @@ class JournalWriter:
         except BaseException as exc:
             self._abandon(exc, write)
             return
-        if self._notes and not self._notes_due:
-            self._write_lazily()  # noted while the last write was in flight
+        if (self._notes or self._pending) and not self._lazy_due:
+            self._write_lazily()  # lazy, and appended or noted while the last write was in flight
 
     async def release_history(
         self, missing: Sequence[HistoryRecord], through: int, said: int
@@ -233,17 +238,23 @@ class JournalWriter:
         self._pending = []
 
     def _emit_waiting(self, batch: PublishBatch | None = None) -> _Write | None:
-        """Publish the pending entries (or, once due, the notes alone), now; None if nothing."""
+        """Publish the pending entries (or, once due, the notes alone), now; None if nothing is
+        due. Lazy entries alone wait for an entry to ride with, or for their delay: written
+        after each confirm, they made a stream message of their own that the next decision's
+        entry, one write in flight at a time, had to wait behind."""
         batch = batch or self._batch
         assert batch is not None
-        if self._lazy_write is not None and self._pending:
-            self._lazy_write.cancel()  # the lazy entries ride with this write
-            self._lazy_write = None
-        if self._pending:
+        if self._pending and (self._eager or self._lazy_due):
+            if self._lazy_write is not None:
+                self._lazy_write.cancel()  # the lazy entries ride with this write
+                self._lazy_write = None
             taken, self._pending = (
                 self._pending[:MAX_ENTRIES_PER_MESSAGE],
                 self._pending[MAX_ENTRIES_PER_MESSAGE:],
             )
+            if not self._pending:
+                self._eager = False
+                self._lazy_due = bool(self._notes) and self._lazy_due
             return self._emit(
                 batch,
                 taken[0][0],
@@ -252,8 +263,8 @@ class JournalWriter:
                 [(seq, future) for seq, _, future, _ in taken],
                 history=[record for *_, history in taken for record in history],
             )
-        if self._notes and self._notes_due:  # an entry of their own, changing nothing
-            notes, self._notes, self._notes_due = self._notes, [], False
+        if self._notes and self._lazy_due:  # an entry of their own, changing nothing
+            notes, self._notes, self._lazy_due = self._notes, [], False
             self.seq += 1
             seq = self.seq
             alone: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -299,7 +310,7 @@ class JournalWriter:
 
     async def drain(self) -> None:
         if self._pending or self._notes:
-            self._notes_due = True  # lazy entries and notes too
+            self._lazy_due = True  # lazy entries and notes too
             self._start_flush()
         if self._flushing is not None:
             with contextlib.suppress(Exception):

@@ -56,6 +56,26 @@ async def test_a_lazy_entry_rides_with_the_next_or_goes_alone_soon(
         assert held.first <= seq <= held.last
 
 
+async def test_a_lazy_entry_appended_during_a_write_waits_for_the_next_entry(
+    connection: AbstractConnection,
+) -> None:
+    """Not written alone right after the write in flight: that message would hold the next
+    decision's entry back by a stream confirm of its own."""
+    writer = await started_writer(connection)
+    first = writer.append([("decided", "mrw1/f-1", {"confirmed": False})])  # in flight
+    lazy = writer.append([("decided", "mrw1/f-1", {"confirmed": True})], lazy=True)
+    assert await asyncio.wait_for(first, 10) == 1
+    await asyncio.sleep(LAZY_WRITE_DELAY / 4)  # well within its delay: still waiting
+    assert not lazy.done()
+    urgent = writer.append([("decided", "mrw1/f-2", {"confirmed": False})])
+    assert list(await asyncio.wait_for(asyncio.gather(lazy, urgent), 10)) == [2, 3]
+    assert [(first, last) for first, last, _ in writer.batches] == [(1, 1), (2, 3)]
+
+    left = writer.append([("decided", "mrw1/f-2", {"confirmed": True})], lazy=True)
+    assert await asyncio.wait_for(left, LAZY_WRITE_DELAY + 5) == 4  # alone, within its delay
+    assert [(first, last) for first, last, _ in writer.batches][-1] == (4, 4)
+
+
 async def test_a_failed_write_is_told_once_and_fails_every_later_entry_at_once(
     connection: AbstractConnection,
 ) -> None:
