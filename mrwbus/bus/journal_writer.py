@@ -254,7 +254,8 @@ class JournalWriter:
             )
             if not self._pending:
                 self._eager = False
-                self._lazy_due = bool(self._notes) and self._lazy_due
+                if not self._notes:
+                    self._lazy_due = False  # nothing lazy is left
             return self._emit(
                 batch,
                 taken[0][0],
