@@ -301,6 +301,7 @@ class JournalWriter:
         confirmation = batch.publish(
             "", JOURNAL, body, _ENTRY_PROPERTIES, message_id=None, mandatory=False
         )
+        batch.flush()  # someone waits on it: not behind the rest of the turn
         return _Write(first, last, index, done, history, confirmation)
 
     def _fail(self, exc: BaseException) -> None:

@@ -88,9 +88,9 @@ class Publisher:
         mandatory message or a missing confirm raises), with the AMQP `properties` given (a
         request's `reply_to`, say).
 
-        Without extra properties (commands and events: the service's hot path) it joins this
-        turn's `PublishBatch`: encoded by `bus.frames` and written with every other publish
-        of the turn, each still confirmed on its own."""
+        Without extra properties (an agent's result, a command) it goes through this turn's
+        `PublishBatch`, encoded by `bus.frames`, and is written at once (`PublishBatch.flush`)
+        with whatever the turn queued before it: the caller waits on nothing else."""
         if properties:
             await self.exchanges[exchange].publish(
                 json_message(model, **self._signed(properties)),
@@ -99,7 +99,10 @@ class Publisher:
                 timeout=self.timeout,
             )
             return
-        await self._queue(await self._current_batch(), exchange, routing_key, model, mandatory)
+        batch = await self._current_batch()
+        confirmation = self._queue(batch, exchange, routing_key, model, mandatory)
+        batch.flush()
+        await confirmation
 
     async def _current_batch(self) -> PublishBatch:
         channel = await self.channel.get_underlay_channel()

@@ -67,6 +67,41 @@ async def test_a_publish_on_a_closed_channel_fails(amqp_url: str) -> None:
             await asyncio.wait_for(queued, 5)
 
 
+async def test_a_flush_writes_at_once_and_only_the_turns_first(amqp_url: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(f"batch-{uuid.uuid4().hex}", exclusive=True)
+        underlay = await channel.get_underlay_channel()
+        batch = PublishBatch(underlay, timeout=10)
+        written: asyncio.Queue = underlay.write_queue  # type: ignore[attr-defined]
+
+        def send(n: int) -> asyncio.Future:
+            body, properties = f'{{"n": {n}}}'.encode(), json_properties(f"m-{n}", "T", None)
+            return batch.publish(
+                "", queue.name, body, properties, message_id=f"m-{n}", mandatory=True
+            )
+
+        await asyncio.sleep(0)
+        before = written.qsize()
+        confirms = [send(0), send(1)]
+        assert written.qsize() == before  # queued for the turn's end
+        batch.flush()
+        assert written.qsize() == before + 1  # both, in one write, before the turn ends
+        confirms.append(send(2))
+        batch.flush()  # the turn wrote at once already: this one waits for its end
+        assert written.qsize() == before + 1
+        await asyncio.gather(*confirms)
+        bodies = [(await queue.get(timeout=5)).body for _ in range(3)]
+        assert bodies == [f'{{"n": {n}}}'.encode() for n in range(3)]
+
+        before = written.qsize()
+        confirm = send(3)  # a later turn: its first flush writes at once again
+        batch.flush()
+        assert written.qsize() == before + 1
+        await asyncio.wait_for(confirm, 5)
+
+
 PRIVATE_SURFACE = (
     "_Channel__lock",
     "lock",
