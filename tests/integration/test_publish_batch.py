@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 
 import aio_pika
 import pytest
@@ -67,6 +68,12 @@ async def test_a_publish_on_a_closed_channel_fails(amqp_url: str) -> None:
             await asyncio.wait_for(queued, 5)
 
 
+def _send_numbered(batch: PublishBatch, queue: str, n: int) -> asyncio.Future:
+    """Message `n` ({"n": n}, id `m-<n>`), mandatory, to `queue` through `batch`."""
+    body, properties = f'{{"n": {n}}}'.encode(), json_properties(f"m-{n}", "T", None)
+    return batch.publish("", queue, body, properties, message_id=f"m-{n}", mandatory=True)
+
+
 async def test_a_flush_writes_at_once_and_only_the_turns_first(amqp_url: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -76,11 +83,7 @@ async def test_a_flush_writes_at_once_and_only_the_turns_first(amqp_url: str) ->
         batch = PublishBatch(underlay, timeout=10)
         written: asyncio.Queue = underlay.write_queue  # type: ignore[attr-defined]
 
-        def send(n: int) -> asyncio.Future:
-            body, properties = f'{{"n": {n}}}'.encode(), json_properties(f"m-{n}", "T", None)
-            return batch.publish(
-                "", queue.name, body, properties, message_id=f"m-{n}", mandatory=True
-            )
+        send = partial(_send_numbered, batch, queue.name)
 
         await asyncio.sleep(0)
         before = written.qsize()
@@ -139,11 +142,7 @@ async def test_a_batch_written_while_aiormq_holds_its_lock_waits_its_turn(amqp_u
         underlay = await channel.get_underlay_channel()
         batch = PublishBatch(underlay, timeout=10)
 
-        def send(n: int) -> asyncio.Future:
-            body, properties = f'{{"n": {n}}}'.encode(), json_properties(f"m-{n}", "T", None)
-            return batch.publish(
-                "", queue.name, body, properties, message_id=f"m-{n}", mandatory=True
-            )
+        send = partial(_send_numbered, batch, queue.name)
 
         lock: asyncio.Lock = underlay._Channel__lock  # type: ignore[attr-defined]
         async with lock:  # as aiormq holds it mid-publish
